@@ -1,0 +1,74 @@
+"""mashroom-jobs: cron background jobs for Jupyter kernels.
+
+The scheduling core (:mod:`mashroom_jobs.core`) has no Jupyter imports; the
+panel, the magics, the plugin loader and the IPython extension load lazily.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .context import PluginContext, PluginContextHolder
+from .core.cron import CronSchedule
+from .core.errors import (
+    InvalidCronExpressionError,
+    InvalidTimezoneError,
+    JobNotScheduledError,
+    MashroomJobsError,
+    ServiceShutdownError,
+)
+from .job import BackgroundJob, JobInvocation
+from .service import BackgroundJobService
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackgroundJob",
+    "BackgroundJobService",
+    "CronSchedule",
+    "InvalidCronExpressionError",
+    "InvalidTimezoneError",
+    "JobInvocation",
+    "JobNotScheduledError",
+    "MashroomJobsError",
+    "PluginContext",
+    "PluginContextHolder",
+    "ServiceShutdownError",
+    "__version__",
+]
+
+
+def load_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%load_ext mashroom_jobs``."""
+    from ._extension import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: InteractiveShell) -> None:
+    """``%unload_ext mashroom_jobs``."""
+    from ._extension import unload_ipython_extension as unload
+
+    unload(ipython)
+
+
+_LAZY = {
+    # name -> module that defines it; imported on first access (PEP 562)
+    "JobsPanel": ".panel",
+    "get_service": "._extension",
+    "background_job_plugin": ".plugins",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mashroom_jobs' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

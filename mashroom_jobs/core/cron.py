@@ -1,0 +1,488 @@
+"""Cron expressions: parsing with precise errors, next fire times, DST rules.
+
+The dialect is the one of the Mashroom background-jobs plugin (node-schedule):
+five fields ``minute hour day-of-month month day-of-week``, or six with the
+*seconds first*.  Parsing and validation are ours, so that an error names the
+field and the value; croniter computes the next *wall-clock* (naive) time; this
+module maps wall-clock times to instants with Debian cron's (cronie's)
+daylight-saving rules:
+
+* spring forward: every fire time inside the gap becomes one fire at the first
+  instant after the gap;
+* fall back: a job fires again in the repeated hour only if its seconds (six
+  fields), minute or hour field is an interval (``*``, ``*/n`` or ``a/n``);
+  fixed-time jobs fire once, in the first pass.
+"""
+
+from __future__ import annotations
+
+import calendar
+import functools
+import os
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
+
+from .errors import InvalidCronExpressionError, InvalidTimezoneError
+
+__all__ = ["CronSchedule", "local_zone", "resolve_zone", "zone_name"]
+
+UTC = timezone.utc
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+
+_MONTHS = {m.lower(): i for i, m in enumerate(calendar.month_abbr) if m}
+_DAYS = {"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    low: int
+    high: int
+    names: dict[str, int] | None = None
+
+
+_SECOND = _Field("second", 0, 59)
+_MINUTE = _Field("minute", 0, 59)
+_HOUR = _Field("hour", 0, 23)
+_DOM = _Field("day-of-month", 1, 31)
+_MONTH = _Field("month", 1, 12, _MONTHS)
+_DOW = _Field("day-of-week", 0, 7, _DAYS)
+_FIVE = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW)
+_SIX = (_SECOND, *_FIVE)
+
+_ITEM = re.compile(r"^(?P<base>\*|[^-/]+(?:-[^-/]+)?)(?:/(?P<step>.*))?$")
+_OPEN_STEP = re.compile(r"^[0-9]+/[0-9]+$")
+
+
+def _value(text: str, field: _Field, expression: str) -> int:
+    if text.isdigit():
+        value = int(text)
+    elif field.names is not None and text.lower() in field.names:
+        value = field.names[text.lower()]
+    else:
+        hint = ""
+        if field.names is not None:
+            hint = f" (use {field.low}-{field.high} or names like {next(iter(field.names))!r})"
+        raise InvalidCronExpressionError(
+            expression, f"{field.name} value {text!r} is not a number{hint}"
+        )
+    if not field.low <= value <= field.high:
+        raise InvalidCronExpressionError(
+            expression, f"{field.name} {value} is out of range {field.low}-{field.high}"
+        )
+    return value
+
+
+def _parse_field(text: str, field: _Field, expression: str) -> frozenset[int]:
+    """Expand one field into the set of values it matches, or raise."""
+    if field in (_DOM, _DOW) and text == "?":
+        text = "*"
+    values: set[int] = set()
+    for item in text.split(","):
+        match = _ITEM.match(item)
+        if not item or match is None:
+            raise InvalidCronExpressionError(
+                expression, f"{field.name} field {text!r} has an empty or malformed item {item!r}"
+            )
+        base, step_text = match.group("base"), match.group("step")
+        step = 1
+        if step_text is not None:
+            if not step_text.isdigit() or int(step_text) == 0:
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"{field.name} step {step_text!r} in {item!r} must be a positive whole number",
+                )
+            step = int(step_text)
+        if base == "*":
+            low, high = field.low, field.high
+        elif "-" in base:
+            first, last = base.split("-", 1)
+            low, high = _value(first, field, expression), _value(last, field, expression)
+            if low > high:
+                raise InvalidCronExpressionError(
+                    expression, f"{field.name} range {base!r} runs backwards ({low} > {high})"
+                )
+        else:
+            low = _value(base, field, expression)
+            # 'a/n' (node-schedule, Quartz) means from a to the end in steps of n
+            high = field.high if step_text is not None else low
+        values.update(range(low, high + 1, step))
+    if field is _DOW and 7 in values:
+        values.discard(7)
+        values.add(0)
+    return frozenset(values)
+
+
+def _is_interval(text: str) -> bool:
+    """True for fields that repeat at a regular interval: ``*``, ``*/n``, ``a/n``."""
+    return text.startswith("*") or bool(_OPEN_STEP.match(text))
+
+
+def _render(values: frozenset[int], field: _Field) -> str:
+    if len(values) == field.high - field.low + 1 or (
+        field is _DOW and values == frozenset(range(7))
+    ):
+        return "*"
+    return ",".join(str(v) for v in sorted(values))
+
+
+# --- time zones ---------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def local_zone() -> tzinfo:
+    """The machine's local time zone, as an IANA zone when it can be found.
+
+    Looks at ``TZ``, ``/etc/timezone`` and the ``/etc/localtime`` link; falls
+    back to ``/etc/localtime`` itself, then to the current fixed UTC offset.
+    """
+    candidates: list[str] = []
+    if os.environ.get("TZ"):
+        candidates.append(os.environ["TZ"].lstrip(":"))
+    try:
+        candidates.append(Path("/etc/timezone").read_text().strip())
+    except OSError:
+        pass
+    try:
+        target = os.path.realpath("/etc/localtime")
+        if "zoneinfo/" in target:
+            candidates.append(target.split("zoneinfo/", 1)[1])
+    except OSError:
+        pass
+    for key in candidates:
+        try:
+            return ZoneInfo(key)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            continue
+    try:
+        with open("/etc/localtime", "rb") as f:
+            return ZoneInfo.from_file(f, key="localtime")
+    except OSError:
+        pass
+    return datetime.now().astimezone().tzinfo or UTC
+
+
+def resolve_zone(zone: str | tzinfo | None) -> tzinfo:
+    """Turn an IANA name, a tzinfo or None (the local zone) into a tzinfo."""
+    if zone is None or zone == "":
+        return local_zone()
+    if isinstance(zone, tzinfo):
+        return zone
+    if not isinstance(zone, str):
+        raise InvalidTimezoneError(
+            zone, f"expected an IANA name or tzinfo, got {type(zone).__name__}"
+        )
+    if zone.upper() == "UTC":
+        return ZoneInfo("UTC")
+    try:
+        return ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise InvalidTimezoneError(zone) from None
+
+
+def zone_name(zone: tzinfo) -> str:
+    """A readable name of a zone: its IANA key when it has one."""
+    key = getattr(zone, "key", None)
+    if isinstance(key, str):
+        return key
+    return str(zone)
+
+
+# --- DST helpers ----------------------------------------------------------------
+
+
+def _exists(naive: datetime, zone: tzinfo) -> bool:
+    back = naive.replace(tzinfo=zone).astimezone(UTC).astimezone(zone)
+    return back.replace(tzinfo=None) == naive
+
+
+def _ambiguous(naive: datetime, zone: tzinfo) -> bool:
+    return naive.replace(tzinfo=zone, fold=0).utcoffset() != naive.replace(
+        tzinfo=zone, fold=1
+    ).utcoffset() and _exists(naive, zone)
+
+
+def _transition(naive: datetime, zone: tzinfo) -> tuple[datetime, timedelta, timedelta]:
+    """The offset transition around a wall time that is in a gap or repeated.
+
+    Returns the transition instant (UTC) and the offsets before and after it.
+    """
+    a = naive.replace(tzinfo=zone, fold=0).astimezone(UTC)
+    b = naive.replace(tzinfo=zone, fold=1).astimezone(UTC)
+    lo_dt, hi_dt = min(a, b), max(a, b)
+    before = lo_dt.astimezone(zone).utcoffset()
+    after = hi_dt.astimezone(zone).utcoffset()
+    assert before is not None and after is not None
+    lo, hi = int(lo_dt.timestamp()), int(hi_dt.timestamp()) + 1
+    while hi - lo > 1:  # smallest second whose offset is no longer `before`
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, UTC).astimezone(zone).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, UTC), before, after
+
+
+# --- the schedule -----------------------------------------------------------------
+
+
+class CronSchedule:
+    """One cron expression in one time zone: validation, fire times, description.
+
+    Parameters
+    ----------
+    expression : str
+        Five fields (``minute hour day-of-month month day-of-week``), six with
+        the seconds first, or a macro (``@hourly``, ``@daily``...).
+    timezone : str or tzinfo, optional
+        IANA name or tzinfo in which the expression is evaluated; None is the
+        machine's local zone.
+
+    Raises
+    ------
+    InvalidCronExpressionError
+        When the expression is malformed, out of range, or can never fire.
+    InvalidTimezoneError
+        When the zone is unknown.
+
+    Examples
+    --------
+    >>> s = CronSchedule("30 3 * * *", "Europe/Riga")
+    >>> s.next_fire_time(datetime(2021, 3, 28, 0, 0, tzinfo=UTC)).isoformat()
+    '2021-03-28T04:00:00+03:00'
+    """
+
+    __slots__ = (
+        "_day_or",
+        "_iter",
+        "_lock",
+        "_memo",
+        "_repeats_on_fall_back",
+        "expression",
+        "fields",
+        "has_seconds",
+        "normalized",
+        "zone",
+    )
+
+    def __init__(self, expression: str, timezone: str | tzinfo | None = None) -> None:
+        if not isinstance(expression, str):
+            raise InvalidCronExpressionError(
+                expression, f"expected a string, got {type(expression).__name__}"
+            )
+        self.expression = expression.strip()
+        self.zone = resolve_zone(timezone)
+        text = self.expression
+        if text.startswith("@"):
+            if text.lower() not in MACROS:
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"unknown macro {text!r}; known: {', '.join(MACROS)}"
+                    + (" (to run once at start, schedule with cron_schedule=None)"
+                       if text.lower() == "@reboot" else ""),
+                )
+            text = MACROS[text.lower()]
+        parts = text.split()
+        if len(parts) not in (5, 6):
+            raise InvalidCronExpressionError(
+                expression,
+                f"expected 5 fields (minute hour day-of-month month day-of-week) "
+                f"or 6 with seconds first, got {len(parts)}",
+            )
+        self.has_seconds = len(parts) == 6
+        specs = _SIX if self.has_seconds else _FIVE
+        values = [_parse_field(p, f, expression) for p, f in zip(parts, specs)]
+        self.fields = dict(zip((f.name for f in specs), values))
+        dom_text, dow_text = parts[-3], parts[-1]
+        # Vixie cron: the day fields are OR-ed unless one of them starts with '*'
+        self._day_or = not (dom_text.startswith(("*", "?")) or dow_text.startswith(("*", "?")))
+        self._check_can_fire(expression)
+        time_fields = parts[:3] if self.has_seconds else parts[:2]
+        self._repeats_on_fall_back = any(_is_interval(p) for p in time_fields)
+        self.normalized = " ".join(_render(v, f) for v, f in zip(values, specs))
+        try:
+            self._iter = croniter(
+                self.normalized,
+                datetime(2000, 1, 1),
+                day_or=self._day_or,
+                second_at_beginning=self.has_seconds,
+            )
+        except Exception as exc:  # our parser should have caught it; never leak croniter's types
+            raise InvalidCronExpressionError(expression, str(exc)) from None
+        self._lock = threading.Lock()
+        self._memo: dict[float, datetime | None] = {}
+
+    def _check_can_fire(self, expression: str) -> None:
+        days, months = self.fields["day-of-month"], self.fields["month"]
+        dow_restricted = self.fields["day-of-week"] != frozenset(range(7))
+        if self._day_or and dow_restricted:
+            return  # any matching weekday fires
+        longest = max(29 if m == 2 else calendar.monthrange(2001, m)[1] for m in months)
+        if min(days) > longest:
+            names = ", ".join(calendar.month_abbr[m] for m in sorted(months))
+            raise InvalidCronExpressionError(
+                expression,
+                f"it can never fire: day-of-month {min(days)} does not exist in {names}",
+            )
+
+    # -- wall-clock arithmetic (croniter) --
+
+    def _next_naive(self, naive: datetime) -> datetime | None:
+        with self._lock:
+            self._iter.set_current(naive, force=True)
+            try:
+                result: datetime = self._iter.get_next(datetime)
+            except CroniterBadDateError:
+                return None
+        return result
+
+    def _instant(self, naive: datetime | None) -> datetime | None:
+        """The instant a wall-clock fire time stands for (first pass, or after a gap)."""
+        if naive is None:
+            return None
+        zone = self.zone
+        if not _exists(naive, zone):
+            instant, _, _ = _transition(naive, zone)
+            return instant.astimezone(zone)
+        return naive.replace(tzinfo=zone, fold=0)
+
+    # -- public --
+
+    @property
+    def timezone(self) -> str:
+        """The name of the zone the expression is evaluated in."""
+        return zone_name(self.zone)
+
+    def next_fire_time(self, after: datetime) -> datetime | None:
+        """The first fire time strictly after ``after`` (an aware datetime).
+
+        Returns an aware datetime in the schedule's zone, or None when the
+        expression has no further fire time.
+        """
+        if after.tzinfo is None or after.utcoffset() is None:
+            raise ValueError(f"after must be timezone-aware, got {after!r}")
+        key = after.timestamp()
+        memo = self._memo
+        try:
+            return memo[key]
+        except KeyError:
+            pass
+        result = self._compute_next(after)
+        if len(memo) > 512:
+            memo.clear()
+        memo[key] = result
+        return result
+
+    def _compute_next(self, after: datetime) -> datetime | None:
+        zone = self.zone
+        local = after.astimezone(zone)
+        naive = local.replace(tzinfo=None, fold=0)
+        if not _ambiguous(naive, zone):
+            return self._instant(self._next_naive(naive))
+        # inside a repeated (fall-back) hour
+        transition, before, after_offset = _transition(naive, zone)
+        start = (transition + after_offset).replace(tzinfo=None)
+        end = (transition + before).replace(tzinfo=None)
+        tick = timedelta(microseconds=1)
+        if local.fold == 0:  # first pass
+            candidate = self._next_naive(naive)
+            if candidate is not None and candidate < end:
+                return candidate.replace(tzinfo=zone, fold=0)
+            if self._repeats_on_fall_back:
+                again = self._next_naive(start - tick)
+                if again is not None and again < end:
+                    return again.replace(tzinfo=zone, fold=1)
+            return self._instant(candidate)
+        # second pass: only interval jobs fire again before the hour ends
+        start_from = naive if self._repeats_on_fall_back else max(naive, end - tick)
+        candidate = self._next_naive(start_from)
+        if candidate is not None and candidate < end:
+            return candidate.replace(tzinfo=zone, fold=1)
+        return self._instant(candidate)
+
+    def fire_times(self, start: datetime, n: int) -> list[datetime]:
+        """The next ``n`` fire times strictly after ``start`` (fewer if it stops)."""
+        return list(self._iter_fire_times(start, n))
+
+    def _iter_fire_times(self, start: datetime, n: int) -> Iterator[datetime]:
+        current: datetime | None = start
+        for _ in range(n):
+            assert current is not None
+            current = self.next_fire_time(current)
+            if current is None:
+                return
+            yield current
+
+    def describe(self) -> str:
+        """Plain English, e.g. ``Every 5 minutes`` (cron-descriptor)."""
+        return describe(self.expression)
+
+    def __repr__(self) -> str:
+        return f"CronSchedule({self.expression!r}, timezone={self.timezone!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CronSchedule):
+            return NotImplemented
+        return (self.normalized, self._day_or, self.zone) == (
+            other.normalized,
+            other._day_or,
+            other.zone,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.normalized, self._day_or, zone_name(self.zone)))
+
+
+@functools.lru_cache(maxsize=1024)
+def describe(expression: str) -> str:
+    """Plain-English description of a valid expression."""
+    from cron_descriptor import Options, get_description
+
+    text = MACROS.get(expression.lower(), expression).replace("?", "*")
+    parts = text.split()
+    try:
+        options = Options()
+        options.use_24hour_time_format = True
+        options.verbose = False
+        description: str = get_description(text, options)
+    except Exception:  # cron-descriptor rejects some valid forms; the expression still speaks
+        return expression
+    dom, dow = parts[-3], parts[-1]
+    if dom != "*" and dow != "*" and (dom.startswith("*") or dow.startswith("*")):
+        # cron-descriptor does not know the Vixie rule: here both day fields must match
+        description += " (only on days matching both the day-of-month and the day-of-week)"
+    return description
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(expression: str, zone: tzinfo) -> CronSchedule:
+    return CronSchedule(expression, zone)
+
+
+def shared_schedule(expression: str, zone: str | tzinfo | None = None) -> CronSchedule:
+    """A CronSchedule shared by every caller with the same expression and zone.
+
+    Jobs on the same schedule then share the parse and the memo of next fire
+    times, so 10,000 jobs on ``* * * * * *`` compute one next time per second.
+    """
+    resolved = resolve_zone(zone)
+    try:
+        return _shared(expression.strip() if isinstance(expression, str) else expression, resolved)
+    except TypeError:  # an unhashable tzinfo: no sharing
+        return CronSchedule(expression, resolved)

@@ -1,0 +1,374 @@
+"""BackgroundJobService: the Mashroom background-jobs service, as a traitlets Configurable.
+
+Threads: ``jobs`` is set by the thread that schedules or unschedules, and its
+observers run there, under the service's lock (so they see changes in order).
+Observers must be quick and must not wait for other threads.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime, tzinfo
+from typing import Any, Literal
+
+from traitlets import Any as AnyTrait
+from traitlets import Bool, Instance, Int, Tuple, Unicode, Union, default, validate
+from traitlets.config import LoggingConfigurable
+
+from .context import PluginContext, PluginServices
+from .core import capture
+from .core.clock import Clock, SystemClock
+from .core.cron import resolve_zone, shared_schedule, zone_name
+from .core.errors import InvalidCronExpressionError, ServiceShutdownError
+from .core.executors import DaemonThreadPool, LoopThread
+from .core.scheduler import Timer
+from .job import BackgroundJob
+
+__all__ = ["BackgroundJobService"]
+
+_OVERLAP = ("skip", "allow")
+
+
+class BackgroundJobService(LoggingConfigurable):
+    """Schedules cron jobs in this process and runs them off the main thread.
+
+    The Python face of Mashroom's ``BackgroundJobService``::
+
+        service = BackgroundJobService()
+        job = service.schedule_job("Test Job", "0/5 * * * *", callback)
+        service.unschedule_job("Test Job")
+
+    Configure it like any traitlets Configurable, e.g. in
+    ``ipython_kernel_config.py``: ``c.BackgroundJobService.timezone = "Europe/Vienna"``.
+    """
+
+    timezone = Union(
+        [Unicode(), Instance(tzinfo)],
+        default_value="",
+        help="Default time zone of jobs: an IANA name or tzinfo; empty means the local zone.",
+    ).tag(config=True)
+    max_workers = Int(
+        8, help="Threads running plain (non-async) job callbacks; read when the pool starts."
+    ).tag(config=True)
+    history_size = Int(20, help="Runs kept in each job's history.").tag(config=True)
+    capture_output = Bool(
+        True, help="Record what jobs print in their invocations instead of the current cell."
+    ).tag(config=True)
+
+    jobs = Tuple(read_only=True, help="The scheduled jobs (BackgroundJob), in scheduling order.")
+    shell = AnyTrait(None, allow_none=True, help="The IPython shell, when there is one.")
+    clock = AnyTrait(help="The Clock the service reads time from (tests inject a ManualClock).")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lock = threading.RLock()
+        self._by_name: dict[str, BackgroundJob] = {}
+        self._shut_down = False
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._timer = Timer(self._clock)
+        self.__pool: DaemonThreadPool | None = None
+        self.__loop: LoopThread | None = None
+        self._context: PluginContext | None = None
+        capture.install()
+        _live_services.add(self)
+
+    @default("clock")
+    def _default_clock(self) -> Clock:
+        return SystemClock()
+
+    @validate("timezone")
+    def _validate_timezone(self, proposal: Any) -> str | tzinfo:
+        resolve_zone(proposal.value)  # raises InvalidTimezoneError naming the zone
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("history_size", "max_workers")
+    def _validate_positive(self, proposal: Any) -> int:
+        if proposal.value < 1:
+            raise ValueError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
+    # -- the API --
+
+    def schedule_job(
+        self,
+        name: str,
+        cron_schedule: str | None,
+        callback: Callable[..., Any],
+        *,
+        timezone: str | tzinfo | None = None,
+        invoke_immediately: bool = False,
+        overlap: Literal["skip", "allow"] = "skip",
+        executor: Executor | None = None,
+    ) -> BackgroundJob:
+        """Schedule ``callback`` under ``name``; an existing job of that name is replaced.
+
+        Parameters
+        ----------
+        name : str
+            Unique, non-empty name of the job.
+        cron_schedule : str or None
+            Cron expression (5 fields, or 6 with seconds first, or a macro such
+            as ``@hourly``). None or empty: run once, right away.
+        callback : callable
+            Takes the :class:`PluginContext` or no argument; may be ``async``.
+        timezone : str or tzinfo, optional
+            Zone the expression is evaluated in; default: the service's ``timezone``.
+        invoke_immediately : bool
+            Also run once right away, then on schedule.
+        overlap : {"skip", "allow"}
+            A fire while the previous run is still going is skipped (and counted
+            in ``skip_count``), or runs in parallel.
+        executor : concurrent.futures.Executor, optional
+            Run this job's callback there instead of the service's thread pool.
+
+        Returns
+        -------
+        BackgroundJob
+
+        Raises
+        ------
+        TypeError, ValueError
+            For a bad ``name``, ``callback``, ``overlap`` or ``executor``.
+        InvalidCronExpressionError
+            For an invalid or never-firing expression. Nothing is replaced.
+        InvalidTimezoneError
+            For an unknown zone. Nothing is replaced.
+        ServiceShutdownError
+            After :meth:`shutdown`.
+        """
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a string, got {type(name).__name__}")
+        if not name.strip():
+            raise ValueError("name must be a non-empty string")
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+        if overlap not in _OVERLAP:
+            raise ValueError(f"overlap must be one of {_OVERLAP}, got {overlap!r}")
+        if executor is not None and not isinstance(executor, Executor):
+            raise TypeError(
+                f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+            )
+        zone = resolve_zone(self.timezone if timezone is None else timezone)
+        if cron_schedule is None or (isinstance(cron_schedule, str) and not cron_schedule.strip()):
+            schedule = None
+        elif isinstance(cron_schedule, str):
+            schedule = shared_schedule(cron_schedule, zone)
+        else:
+            raise InvalidCronExpressionError(
+                cron_schedule, f"expected a string or None, got {type(cron_schedule).__name__}"
+            )
+        job = BackgroundJob(
+            self, name, schedule, callback,
+            zone=zone, zone_name=zone_name(zone), overlap=overlap, executor=executor,
+        )
+        with self._lock:
+            if self._shut_down:
+                raise ServiceShutdownError(f"cannot schedule {name!r}: the service was shut down")
+            old = self._by_name.get(name)
+            self._by_name[name] = job
+            if old is None:
+                self._set_jobs((*self.jobs, job))
+            else:  # the replacement takes the old job's place
+                jobs = self.jobs
+                index = jobs.index(old)
+                self._set_jobs((*jobs[:index], job, *jobs[index + 1 :]))
+        # Outside the service lock: the job's lock, then the timer's (never the reverse).
+        if old is not None:
+            old._deactivate()
+        job._start_timer()
+        if schedule is None or invoke_immediately:
+            job._dispatch("immediate", None)
+        return job
+
+    def unschedule_job(self, name: str) -> None:
+        """Remove the job ``name``: it fires no more. An unknown name does nothing.
+
+        A run in progress finishes and is recorded on the (now inactive) job.
+        """
+        with self._lock:
+            job = self._by_name.pop(name, None)
+            if job is None:
+                return
+            jobs = self.jobs
+            index = jobs.index(job)
+            self._set_jobs(jobs[:index] + jobs[index + 1 :])
+        job._deactivate()
+
+    def unschedule_all(self) -> None:
+        """Remove every job."""
+        with self._lock:
+            removed = self.jobs
+            self._by_name.clear()
+            self._set_jobs(())
+        for job in removed:
+            job._deactivate()
+
+    def get_job(self, name: str) -> BackgroundJob | None:
+        """The job called ``name``, or None."""
+        return self._by_name.get(name)
+
+    def wait_until_idle(self, timeout: float | None = None) -> bool:
+        """Block until no run is queued or running; False if ``timeout`` passed first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+
+    def shutdown(self, wait: bool = True, timeout: float = 5.0) -> None:
+        """Stop the timer and run nothing new; with ``wait``, wait for running
+        jobs up to ``timeout`` seconds.
+
+        Jobs stay in :attr:`jobs` (inactive) for inspection. Threads left by a
+        job that does not end are daemon threads: interpreter exit never hangs.
+        Calling it twice is harmless.
+        """
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            jobs = self.jobs
+        self._timer.stop(timeout)
+        for job in jobs:
+            job._deactivate()
+        if wait:
+            self.wait_until_idle(timeout)
+        if self.__pool is not None:
+            self.__pool.shutdown(wait=wait, cancel_futures=True, timeout=timeout if wait else 0)
+        if self.__loop is not None:
+            self.__loop.shutdown(timeout if wait else 0)
+        capture.uninstall()
+        _live_services.discard(self)
+
+    @property
+    def is_shut_down(self) -> bool:
+        """True after :meth:`shutdown`."""
+        return self._shut_down
+
+    @property
+    def context(self) -> PluginContext:
+        """The PluginContext handed to jobs (and to plugins' bootstrap)."""
+        context = self._context
+        if context is None or context.shell is not self.shell:
+            context = self._context = PluginContext(
+                services=PluginServices(background_jobs=self), shell=self.shell
+            )
+        return context
+
+    @property
+    def zone(self) -> tzinfo:
+        """The resolved default zone of jobs."""
+        return resolve_zone(self.timezone)
+
+    # -- internals used by BackgroundJob --
+
+    @property
+    def _clock(self) -> Clock:
+        return self.clock  # type: ignore[no-any-return]
+
+    @property
+    def _pool(self) -> DaemonThreadPool:
+        pool = self.__pool
+        if pool is None:
+            with self._lock:
+                if self.__pool is None:
+                    self.__pool = DaemonThreadPool(self.max_workers)
+                pool = self.__pool
+        return pool
+
+    @property
+    def _loop_thread(self) -> LoopThread:
+        loop = self.__loop
+        if loop is None:
+            with self._lock:
+                if self.__loop is None:
+                    self.__loop = LoopThread()
+                loop = self.__loop
+        return loop
+
+    def _threads(self) -> list[threading.Thread]:
+        """Every thread this service started (for tests and the extension's unload)."""
+        threads = [self._timer.thread]
+        if self.__pool is not None:
+            threads.extend(self.__pool.threads)
+        if self.__loop is not None:
+            threads.append(self.__loop.thread)
+        return [t for t in threads if t is not None]
+
+    def _run_dispatched(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def _run_finished(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.notify_all()
+
+    def _set_jobs(self, jobs: tuple[BackgroundJob, ...]) -> None:
+        try:
+            self.set_trait("jobs", jobs)
+        except Exception:  # an observer raised: the change itself is done
+            self.log.exception("an observer of BackgroundJobService.jobs raised")
+
+    # -- display --
+
+    def __repr__(self) -> str:
+        return format_jobs_table(self.jobs, self._clock.now())
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(repr(self) if not cycle else "BackgroundJobService(...)")
+
+
+def format_jobs_table(jobs: tuple[BackgroundJob, ...], now: datetime) -> str:
+    """A plain-text table of jobs, for terminals and ``repr``."""
+    header = ("", "name", "schedule", "next run", "last run", "runs", "failed")
+    rows = [header]
+    for job in jobs:
+        last = job.last_invocation
+        if last is None:
+            last_text = "never"
+        else:
+            outcome = "ok" if last.success else f"FAILED {last.error_message}"
+            last_text = f"{last.timestamp:%Y-%m-%d %H:%M:%S} {outcome}"
+        nxt = job.next_invocation
+        rows.append((
+            status_mark(job),
+            job.name,
+            job.cron_schedule if job.cron_schedule is not None else "(once)",
+            f"{nxt:%Y-%m-%d %H:%M:%S %Z}" if nxt is not None else "-",
+            last_text[:60],
+            str(job.run_count),
+            str(job.failure_count),
+        ))
+    if len(rows) == 1:
+        return "BackgroundJobService: no jobs"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+    title = f"BackgroundJobService: {len(jobs)} job{'s' if len(jobs) != 1 else ''}"
+    return "\n".join([title, *lines])
+
+
+def status_mark(job: BackgroundJob) -> str:
+    """One character for a job's state: running, paused, failed, never run, scheduled."""
+    if job.running:
+        return "▶"
+    if job.paused:
+        return "⏸"
+    last = job.last_invocation
+    if last is not None and not last.success:
+        return "✗"
+    if last is None:
+        return "○"
+    return "✓"
+
+
+_live_services: weakref.WeakSet[BackgroundJobService] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_all() -> None:
+    for service in list(_live_services):
+        service.shutdown(wait=False)
