@@ -1,0 +1,313 @@
+"""The cron dialect, its errors, and the daylight-saving rules (cronie's)."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mashroom_jobs import CronSchedule, InvalidCronExpressionError, InvalidTimezoneError
+
+UTC = timezone.utc
+
+
+def fires(expression: str, zone: str, start: str, n: int) -> list[str]:
+    schedule = CronSchedule(expression, zone)
+    return [t.isoformat() for t in schedule.fire_times(datetime.fromisoformat(start), n)]
+
+
+# --- dialect -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("*/20 * * * *", ["00:20", "00:40", "01:00"]),
+        ("0/20 * * * *", ["00:20", "00:40", "01:00"]),
+        ("5,35 * * * *", ["00:05", "00:35", "01:05"]),
+        ("0 9-10 * * *", ["09:00", "10:00", "09:00"]),
+        ("0 0-12/6 * * *", ["06:00", "12:00", "00:00"]),
+        ("@hourly", ["01:00", "02:00", "03:00"]),
+        ("@daily", ["00:00", "00:00", "00:00"]),
+        ("@midnight", ["00:00", "00:00", "00:00"]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_five_field_expressions_fire_at_the_expected_times(
+    expression: str, expected: list[str]
+) -> None:
+    times = fires(expression, "UTC", "2026-01-01T00:00:00+00:00", 3)
+    assert [t[11:16] for t in times] == expected
+
+
+def test_six_fields_put_the_seconds_first() -> None:
+    assert fires("*/20 * * * * *", "UTC", "2026-01-01T00:00:00+00:00", 4) == [
+        "2026-01-01T00:00:20+00:00",
+        "2026-01-01T00:00:40+00:00",
+        "2026-01-01T00:01:00+00:00",
+        "2026-01-01T00:01:20+00:00",
+    ]
+
+
+def test_every_second_in_node_schedule_notation() -> None:
+    times = fires("0/1 * * * * *", "UTC", "2026-01-01T00:00:00.500000+00:00", 2)
+    assert times == ["2026-01-01T00:00:01+00:00", "2026-01-01T00:00:02+00:00"]
+
+
+def test_month_and_weekday_names_are_case_insensitive() -> None:
+    # 2026-01-01 is a Thursday
+    assert fires("0 12 * JAN,feb Mon-Wed", "UTC", "2026-01-01T00:00:00+00:00", 3) == [
+        "2026-01-05T12:00:00+00:00",
+        "2026-01-06T12:00:00+00:00",
+        "2026-01-07T12:00:00+00:00",
+    ]
+
+
+def test_weekday_seven_is_sunday() -> None:
+    assert fires("0 0 * * 7", "UTC", "2026-01-01T00:00:00+00:00", 1) == [
+        "2026-01-04T00:00:00+00:00"
+    ]
+
+
+def test_restricted_day_fields_are_ored_as_in_vixie_cron() -> None:
+    # day 15 OR Monday
+    times = fires("0 0 15 * 1", "UTC", "2026-01-01T00:00:00+00:00", 4)
+    assert [t[:10] for t in times] == ["2026-01-05", "2026-01-12", "2026-01-15", "2026-01-19"]
+
+
+def test_a_star_day_field_makes_both_day_fields_required() -> None:
+    # '*/7' in day-of-week starts with '*': the first Sunday of each month
+    times = fires("0 9 1-7 * */7", "UTC", "2026-01-01T00:00:00+00:00", 3)
+    assert [t[:10] for t in times] == ["2026-01-04", "2026-02-01", "2026-03-01"]
+
+
+def test_february_29_fires_in_leap_years_only() -> None:
+    times = fires("0 0 29 2 *", "UTC", "2026-01-01T00:00:00+00:00", 2)
+    assert [t[:10] for t in times] == ["2028-02-29", "2032-02-29"]
+
+
+def test_next_fire_time_is_strictly_after_the_given_time() -> None:
+    schedule = CronSchedule("0 * * * *", "UTC")
+    at = datetime(2026, 1, 1, 5, 0, tzinfo=UTC)
+    assert schedule.next_fire_time(at) == datetime(2026, 1, 1, 6, 0, tzinfo=UTC)
+
+
+def test_next_fire_time_requires_an_aware_datetime() -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        CronSchedule("* * * * *", "UTC").next_fire_time(datetime(2026, 1, 1))
+
+
+def test_fire_times_are_returned_in_the_schedules_zone() -> None:
+    schedule = CronSchedule("0 9 * * *", "America/New_York")
+    first = schedule.next_fire_time(datetime(2026, 1, 1, tzinfo=UTC))
+    assert first is not None
+    assert first.isoformat() == "2026-01-01T09:00:00-05:00"
+    assert schedule.timezone == "America/New_York"
+
+
+def test_a_tzinfo_is_accepted_as_the_zone() -> None:
+    schedule = CronSchedule("0 9 * * *", timezone(timedelta(hours=2)))
+    first = schedule.next_fire_time(datetime(2026, 1, 1, tzinfo=UTC))
+    assert first is not None and first.isoformat() == "2026-01-01T09:00:00+02:00"
+
+
+# --- errors --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("61 * * * *", "minute 61 is out of range 0-59"),
+        ("* 24 * * *", "hour 24 is out of range 0-23"),
+        ("* * 0 * *", "day-of-month 0 is out of range 1-31"),
+        ("* * * 13 *", "month 13 is out of range 1-12"),
+        ("* * * * 8", "day-of-week 8 is out of range 0-7"),
+        ("60 * * * * *", "second 60 is out of range 0-59"),
+        ("* * *", "expected 5 fields"),
+        ("* * * * * * *", "got 7"),
+        ("", "got 0"),
+        ("x * * * *", "minute value 'x' is not a number"),
+        ("* * * foo *", "month value 'foo' is not a number"),
+        ("5-1 * * * *", "range '5-1' runs backwards"),
+        ("*/0 * * * *", "step '0'"),
+        ("*/x * * * *", "step 'x'"),
+        ("1,,2 * * * *", "empty or malformed item"),
+        ("@reboot", "cron_schedule=None"),
+        ("@often", "unknown macro"),
+        ("0 0 30 2 *", "can never fire: day-of-month 30 does not exist in Feb"),
+        ("0 0 31 4,6 *", "can never fire"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_invalid_expressions_say_what_is_wrong(expression: str, message: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert message in str(info.value)
+    assert repr(expression) in str(info.value)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_non_string_expression_is_an_invalid_expression() -> None:
+    with pytest.raises(InvalidCronExpressionError, match="expected a string"):
+        CronSchedule(5, "UTC")  # type: ignore[arg-type]
+
+
+def test_an_impossible_date_is_rejected_quickly() -> None:
+    started = time.perf_counter()
+    for _ in range(100):
+        with pytest.raises(InvalidCronExpressionError):
+            CronSchedule("0 0 30 2 *", "UTC")
+    assert time.perf_counter() - started < 2.0  # generous: about 1 ms each here
+
+
+def test_an_impossible_day_of_month_with_a_weekday_still_fires_on_that_weekday() -> None:
+    # Vixie OR: day 30 never exists in February, but Mondays of February do
+    times = fires("0 0 30 2 1", "UTC", "2026-01-01T00:00:00+00:00", 1)
+    assert times == ["2026-02-02T00:00:00+00:00"]
+
+
+def test_an_unknown_zone_is_rejected_with_its_name() -> None:
+    with pytest.raises(InvalidTimezoneError, match="'Mars/Olympus'"):
+        CronSchedule("* * * * *", "Mars/Olympus")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=40))
+def test_random_strings_only_ever_raise_invalid_cron_expression_error(text: str) -> None:
+    try:
+        schedule = CronSchedule(text, "UTC")
+    except InvalidCronExpressionError:
+        return
+    schedule.next_fire_time(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+_FIELD = st.one_of(
+    st.just("*"),
+    st.integers(0, 70).map(str),
+    st.tuples(st.integers(0, 70), st.integers(0, 70)).map(lambda t: f"{t[0]}-{t[1]}"),
+    st.tuples(st.sampled_from(["*", "1", "0-30", "7"]), st.integers(0, 70)).map(
+        lambda t: f"{t[0]}/{t[1]}"
+    ),
+    st.sampled_from(["jan", "MON", "?", ",", "L", "1#2", "-", "/", "*/", "sun-sat"]),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_FIELD, min_size=4, max_size=7).map(" ".join))
+def test_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(text: str) -> None:
+    try:
+        schedule = CronSchedule(text, "Europe/Berlin")
+    except InvalidCronExpressionError:
+        return
+    nxt = schedule.next_fire_time(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
+    assert nxt is None or nxt > datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+# --- daylight saving (cronie's rules) ----------------------------------------------------
+
+
+def test_a_fire_time_in_the_spring_gap_fires_once_right_after_it() -> None:
+    assert fires("30 3 * * *", "Europe/Riga", "2021-03-27T12:00:00+00:00", 2) == [
+        "2021-03-28T04:00:00+03:00",
+        "2021-03-29T03:30:00+03:00",
+    ]
+
+
+def test_an_every_minute_job_jumps_the_spring_gap_with_one_fire() -> None:
+    assert fires("* * * * *", "Europe/Riga", "2021-03-28T00:58:00+00:00", 3) == [
+        "2021-03-28T02:59:00+02:00",
+        "2021-03-28T04:00:00+03:00",
+        "2021-03-28T04:01:00+03:00",
+    ]
+
+
+def test_several_fire_times_in_the_gap_become_one_fire() -> None:
+    assert fires("0,30 3,4 * * *", "Europe/Riga", "2021-03-28T00:00:00+00:00", 3) == [
+        "2021-03-28T04:00:00+03:00",
+        "2021-03-28T04:30:00+03:00",
+        "2021-03-29T03:00:00+03:00",
+    ]
+
+
+def test_a_fixed_time_job_fires_once_on_the_fall_back_day() -> None:
+    # croniter alone fires this twice on 2026-10-25 in Berlin
+    assert fires("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00+00:00", 2) == [
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
+    ]
+
+
+def test_a_fixed_hour_range_fires_once_per_hour_on_the_fall_back_day() -> None:
+    assert fires("0 1-3 * * *", "Europe/Berlin", "2026-10-24T22:00:00+00:00", 3) == [
+        "2026-10-25T01:00:00+02:00",
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T03:00:00+01:00",
+    ]
+
+
+def test_an_hourly_job_fires_in_both_copies_of_the_repeated_hour() -> None:
+    assert fires("0 * * * *", "Europe/Berlin", "2026-10-24T23:00:00+00:00", 3) == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:00:00+01:00",
+        "2026-10-25T03:00:00+01:00",
+    ]
+
+
+def test_an_interval_job_keeps_its_real_interval_through_the_repeated_hour() -> None:
+    times = fires("*/15 * * * *", "Europe/Berlin", "2026-10-25T00:40:00+00:00", 6)
+    instants = [datetime.fromisoformat(t) for t in times]
+    assert times[0] == "2026-10-25T02:45:00+02:00"
+    assert times[1] == "2026-10-25T02:00:00+01:00"
+    assert all(b - a == timedelta(minutes=15) for a, b in itertools.pairwise(instants))
+
+
+def test_a_seconds_interval_job_fires_in_both_copies_of_the_hour() -> None:
+    # '*/30' seconds at a fixed minute and hour: the seconds field is an interval
+    times = fires("*/30 30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00+00:00", 4)
+    assert times == [
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:30:30+02:00",
+        "2026-10-25T02:30:00+01:00",
+        "2026-10-25T02:30:30+01:00",
+    ]
+
+
+def test_a_fixed_time_job_started_in_the_second_pass_waits_for_the_next_day() -> None:
+    # the 02:30 of the first pass already happened
+    assert fires("30 2 * * *", "Europe/Berlin", "2026-10-25T01:10:00+00:00", 1) == [
+        "2026-10-26T02:30:00+01:00"
+    ]
+
+
+def test_southern_hemisphere_gap_is_handled_too() -> None:
+    # Australia/Sydney springs forward 2026-10-04 02:00 -> 03:00
+    assert fires("30 2 * * *", "Australia/Sydney", "2026-10-03T00:00:00+00:00", 2) == [
+        "2026-10-04T03:00:00+11:00",
+        "2026-10-05T02:30:00+11:00",
+    ]
+
+
+# --- description -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("expression", "text"),
+    [
+        ("*/5 * * * *", "Every 5 minutes"),
+        ("*/15 * * * * *", "Every 15 seconds"),
+        ("@hourly", "Every hour"),
+        ("0 9 1-7 * */7", "only on days matching both"),
+    ],
+)
+def test_describe_says_it_in_plain_english(expression: str, text: str) -> None:
+    assert text in CronSchedule(expression, "UTC").describe()
+
+
+def test_schedules_with_the_same_expression_and_zone_are_equal() -> None:
+    assert CronSchedule("*/5 * * * *", "UTC") == CronSchedule("0/5 * * * *", "UTC")
+    assert CronSchedule("*/5 * * * *", "UTC") != CronSchedule("*/5 * * * *", "Europe/Berlin")
+    assert repr(CronSchedule("@daily", "UTC")) == "CronSchedule('@daily', timezone='UTC')"

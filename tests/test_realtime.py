@@ -1,0 +1,53 @@
+"""A few short tests on the real clock: the path that ManualClock replaces elsewhere."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from mashroom_jobs import BackgroundJobService
+
+pytestmark = pytest.mark.realtime
+
+
+def test_an_every_second_job_fires_about_once_per_second() -> None:
+    service = BackgroundJobService()
+    third_run = threading.Event()
+    starts: list[float] = []
+
+    def tick() -> None:
+        starts.append(time.time())
+        if len(starts) == 3:
+            third_run.set()
+
+    try:
+        begin = time.time()
+        job = service.schedule_job("every second", "* * * * * *", tick)
+        assert third_run.wait(5)
+        elapsed = time.time() - begin
+        assert 2.0 < elapsed < 4.0
+        lateness = [
+            (inv.timestamp - inv.scheduled_for).total_seconds()
+            for inv in job.history
+            if inv.scheduled_for is not None
+        ]
+        assert len(lateness) >= 2
+        assert all(0 <= late < 0.25 for late in lateness), lateness  # generous on a busy CI
+        assert job.misfire_count == 0
+    finally:
+        service.shutdown()
+
+
+def test_a_blocked_main_thread_does_not_stop_jobs() -> None:
+    service = BackgroundJobService()
+    runs = threading.Semaphore(0)
+    try:
+        service.schedule_job("every second", "* * * * * *", lambda: runs.release())
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:  # hold the GIL in pure Python, like a busy cell
+            sum(range(1000))
+        assert runs.acquire(timeout=1) and runs.acquire(timeout=1)
+    finally:
+        service.shutdown()
