@@ -51,3 +51,26 @@ def test_a_blocked_main_thread_does_not_stop_jobs() -> None:
         assert runs.acquire(timeout=1) and runs.acquire(timeout=1)
     finally:
         service.shutdown()
+
+
+def test_interpreter_exit_does_not_hang_on_a_stuck_job() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import threading, time\n"
+        "from mashroom_jobs import BackgroundJobService\n"
+        "s = BackgroundJobService()\n"
+        "started = threading.Event()\n"
+        "def stuck():\n"
+        "    started.set(); time.sleep(600)\n"
+        "s.schedule_job('stuck', None, stuck)\n"
+        "assert started.wait(10)\n"
+        "print('exiting')\n"
+    )
+    began = time.monotonic()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "exiting\n"
+    assert time.monotonic() - began < 30  # the stuck job would hold it for 600 s
