@@ -26,8 +26,9 @@ echo "== installing into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics]' ./plugins_examples/mashroom-jobs-example
 
-echo "== ruff"
+echo "== ruff, mypy --strict on the core"
 .venv/bin/ruff check .
+.venv/bin/mypy --strict mashroom_jobs/core mashroom_jobs/testing.py
 
 echo "== unit tests"
 .venv/bin/python -m pytest tests -m "not browser" -q --timeout 120
