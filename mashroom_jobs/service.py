@@ -8,6 +8,7 @@ Observers must be quick and must not wait for other threads.
 from __future__ import annotations
 
 import atexit
+import sys
 import threading
 import weakref
 from collections.abc import Callable
@@ -320,6 +321,29 @@ class BackgroundJobService(LoggingConfigurable):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if not cycle else "BackgroundJobService(...)")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        """A live JobsPanel in a kernel (widgets can render); the text table elsewhere."""
+        text = repr(self)
+        if _widget_frontend(self.shell):
+            try:
+                from .panel import display_panel  # ipywidgets only when a panel is shown
+
+                bundle = dict(display_panel(self)._repr_mimebundle_())
+            except Exception:
+                self.log.warning("could not show the jobs panel; showing text", exc_info=True)
+            else:
+                bundle["text/plain"] = text  # what nbval and text-only frontends see
+                return bundle
+        return {"text/plain": text}
+
+
+def _widget_frontend(shell: Any) -> bool:
+    """True in an ipykernel (a frontend that may render widgets), False in terminal IPython."""
+    if shell is None:
+        ipython = sys.modules.get("IPython")
+        shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
 
 
 def format_jobs_table(jobs: tuple[BackgroundJob, ...], now: datetime) -> str:
