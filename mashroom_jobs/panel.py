@@ -56,7 +56,7 @@ _ROW_TRAITS = [
 _COUNT_TRAITS = frozenset({"running", "paused", "active", "last_invocation"})
 _MAX_PAGE_SIZE = 30
 _STATE_WORDS = {
-    "▶": "running", "⏸": "paused", "✗": "failed last time", "○": "never run", "✓": "scheduled",
+    "▶": "running", "‖": "paused", "✗": "failed last time", "○": "never run", "✓": "scheduled",
 }
 
 # service -> its open panels (strong refs: an open panel holds comms and a thread anyway)

@@ -380,7 +380,7 @@ def status_mark(job: BackgroundJob) -> str:
     if job.running:
         return "▶"
     if job.paused:
-        return "⏸"
+        return "‖"  # U+2016: in DejaVu, unlike U+23F8, so every browser draws it
     last = job.last_invocation
     if last is not None and not last.success:
         return "✗"

@@ -206,7 +206,7 @@ def test_clicking_pause_toggles_to_resume_and_back(
     panel.button("Pause p").click()
     assert job.paused
     row = row_of(panel, "p")
-    assert row.pause.tooltip == "Resume p" and row.mark.value == "⏸"
+    assert row.pause.tooltip == "Resume p" and row.mark.value == "‖"
     assert row.next.value == "paused"
     assert "1 paused" in panel._counts.value
 
