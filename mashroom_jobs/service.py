@@ -17,7 +17,19 @@ from datetime import datetime, tzinfo
 from typing import Any, Literal
 
 from traitlets import Any as AnyTrait
-from traitlets import Bool, Instance, Int, Tuple, Unicode, Union, default, validate
+from traitlets import (
+    Bool,
+    Dict,  # Dict, List and observe: the plugins and metrics block
+    Instance,
+    Int,
+    List,
+    Tuple,
+    Unicode,
+    Union,
+    default,
+    observe,
+    validate,
+)
 from traitlets.config import LoggingConfigurable
 
 from .context import PluginContext, PluginServices
@@ -313,6 +325,131 @@ class BackgroundJobService(LoggingConfigurable):
             self.set_trait("jobs", jobs)
         except Exception:  # an observer raised: the change itself is done
             self.log.exception("an observer of BackgroundJobService.jobs raised")
+
+    # -- plugins and metrics (issue 4) ------------------------------------------------
+    # Config of background-job plugins (mashroom_jobs.plugins) and the metrics figures.
+
+    plugin_config = Dict(
+        help=(
+            "Config of background-job plugins, by plugin name; each entry is merged over "
+            "the plugin's default config, e.g. "
+            "{'My background job': {'cron_schedule': '*/10 * * * *'}}. "
+            "'cron_schedule' (None: run once at load), 'invoke_immediately' and 'timezone' "
+            "mean something to mashroom-jobs, the other keys are the plugin's own. "
+            "A change reloads the plugins it concerns."
+        ),
+    ).tag(config=True)
+    disabled_plugins = List(
+        Unicode(),
+        help=(
+            "Names of background-job plugins not to load. "
+            "A change reloads the plugins it concerns."
+        ),
+    ).tag(config=True)
+    plugins = Tuple(
+        read_only=True,
+        help="The background-job plugins of the last load (PluginRecord), sorted by name.",
+    )
+
+    @validate("plugin_config")
+    def _validate_plugin_config(self, proposal: Any) -> dict[str, Any]:
+        for name, config in proposal.value.items():
+            if not isinstance(config, dict):
+                raise TypeError(
+                    f"plugin_config[{name!r}] must be a dict of config keys, "
+                    f"got {type(config).__name__}"
+                )
+        return proposal.value  # type: ignore[no-any-return]
+
+    def load_plugins(self, entry_points: Any = None) -> tuple[Any, ...]:
+        """Bootstrap every background-job plugin and schedule its job.
+
+        Plugins loaded before are unloaded first, so each is bootstrapped once.
+
+        Parameters
+        ----------
+        entry_points : iterable of importlib.metadata.EntryPoint, optional
+            The plugins; by default the installed ones (entry-point group
+            ``mashroom_jobs.plugins``).
+
+        Returns
+        -------
+        tuple of PluginRecord
+            Also in :attr:`plugins`. A failing plugin is a ``failed`` record; this never raises
+            because of a plugin.
+        """
+        from . import plugins as _plugins
+
+        self.unload_plugins()
+        eps = list(_plugins.discover() if entry_points is None else entry_points)
+        self._plugin_entry_points = eps
+        records = _plugins.load_plugins(self, eps)
+        self.set_trait("plugins", records)
+        return records
+
+    def unload_plugins(self) -> None:
+        """Unschedule the jobs of the loaded plugins and forget them."""
+        for record in self.plugins:
+            job = record.job
+            if job is not None and self.get_job(record.name) is job:
+                self.unschedule_job(record.name)
+        self._plugin_entry_points = []
+        self.set_trait("plugins", ())
+
+    @observe("plugin_config", "disabled_plugins")
+    def _observe_plugin_settings(self, change: Any) -> None:
+        # %config after load: reload exactly the plugins whose settings changed
+        if not self.plugins or self._shut_down:
+            return
+        if change.name == "plugin_config":
+            old, new = change.old or {}, change.new or {}
+            changed = {n for n in set(old) | set(new) if old.get(n) != new.get(n)}
+        else:
+            changed = set(change.old or ()) ^ set(change.new or ())
+        from . import plugins as _plugins
+
+        records = list(self.plugins)
+        entry_points = getattr(self, "_plugin_entry_points", ())
+        for index, record in enumerate(records):
+            if record.name not in changed:
+                continue
+            entry_point = next((ep for ep in entry_points if ep.name == record.name), None)
+            if entry_point is None:
+                continue
+            if record.job is not None and self.get_job(record.name) is record.job:
+                self.unschedule_job(record.name)
+            records[index] = _plugins.load_plugin(self, entry_point)
+        self.set_trait("plugins", tuple(records))
+
+    @observe("jobs")
+    def _observe_jobs_for_metrics(self, change: Any) -> None:
+        self._metrics_recorder.track(change.old, change.new)
+
+    @property
+    def _metrics_recorder(self) -> Any:
+        recorder = self.__dict__.get("_metrics_recorder_")
+        if recorder is None:
+            from .metrics import MetricsRecorder
+
+            recorder = self.__dict__.setdefault("_metrics_recorder_", MetricsRecorder())
+        return recorder
+
+    def metrics(self) -> dict[str, Any]:
+        """The figures Mashroom exports for background jobs, as a dict.
+
+        Returns
+        -------
+        dict
+            ``mashroom_background_jobs_total`` (scheduled jobs),
+            ``mashroom_background_jobs_failed`` (scheduled jobs whose last run failed),
+            ``mashroom_background_jobs_invocations_total`` (``{job: {"success": n,
+            "failure": n}}``, every run since the service started) and
+            ``mashroom_background_jobs_duration_seconds`` (``{"buckets": [upper bounds],
+            "jobs": {job: {"bucket_counts": [cumulative], "sum": s, "count": n}}}``).
+        """
+        return self._metrics_recorder.snapshot(self.jobs)  # type: ignore[no-any-return]
+
+    # -- end of plugins and metrics ------------------------------------------------------
 
     # -- display --
 

@@ -34,3 +34,73 @@ def panel(service: BackgroundJobService) -> Iterator[Any]:
     yield jobs_panel
     jobs_panel.close()
     Widget.close_all()
+
+
+# --- background-job plugins and the IPython shell (issue 4) -----------------------------
+
+
+class PluginDistributions:
+    """The example and broken plugin distributions, pip-installed into their own folders."""
+
+    def __init__(self, example: Any, broken: Any) -> None:
+        self.example = example
+        self.broken = broken
+
+    def env(self, *folders: Any) -> dict[str, str]:
+        """os.environ with PYTHONPATH set to ``folders`` only (for subprocesses)."""
+        import os
+
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(str(f) for f in folders)
+        env.pop("IPYTHONDIR", None)
+        return env
+
+
+@pytest.fixture(scope="session")
+def plugin_dists(tmp_path_factory: pytest.TempPathFactory) -> PluginDistributions:
+    """``pip install`` plugins_examples/mashroom-jobs-{example,broken} (real wheels, real
+    entry points), each into a temporary ``--target`` folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parent.parent / "plugins_examples"
+    root = tmp_path_factory.mktemp("plugin-dists")
+    targets = {}
+    for key in ("example", "broken"):
+        targets[key] = root / key
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+             "--no-build-isolation", "--no-index", "--disable-pip-version-check",
+             "--target", str(targets[key]), str(examples / f"mashroom-jobs-{key}")],
+            check=True, capture_output=True, timeout=120,
+        )
+    return PluginDistributions(targets["example"], targets["broken"])
+
+
+@pytest.fixture(scope="session")
+def installed_plugins(plugin_dists: PluginDistributions) -> Iterator[PluginDistributions]:
+    """Both plugin distributions importable (and discoverable) in this process."""
+    import sys
+
+    paths = [str(plugin_dists.example), str(plugin_dists.broken)]
+    sys.path[:0] = paths
+    yield plugin_dists
+    for path in paths:
+        sys.path.remove(path)
+    for name in [m for m in sys.modules if m.startswith(("mashroom_jobs_example",
+                                                         "mashroom_jobs_broken"))]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def ip() -> Iterator[Any]:
+    """A real IPython InteractiveShell; the extension is unloaded and the shell cleared after."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mashroom_jobs import _extension
+
+    shell = InteractiveShell.instance()
+    yield shell
+    _extension.unload_ipython_extension(shell)
+    InteractiveShell.clear_instance()

@@ -1,0 +1,150 @@
+"""``%load_ext mashroom_jobs``: the wiring, each step undone in reverse on unload.
+
+Loading creates the kernel's one :class:`BackgroundJobService` (configured from
+the shell's config, so ``c.BackgroundJobService...`` in ``ipython_kernel_config.py``
+applies), appends it to ``shell.configurables`` (so ``%config BackgroundJobService``
+works), registers the magics and loads the background-job plugins.  Unloading
+closes the service's panels, unloads the plugins, unschedules every job, shuts
+the service down (its threads end) and removes the magics and the configurable.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from typing import TYPE_CHECKING, Any
+
+from .core.errors import MashroomJobsError
+from .service import BackgroundJobService
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from .magics import JobMagics
+
+__all__ = ["get_service", "load_ipython_extension", "unload_ipython_extension"]
+
+#: how long unload waits for running jobs before leaving them to their daemon threads
+SHUTDOWN_TIMEOUT = 5.0
+
+
+class _Extension:
+    """What one load registered, so unload removes exactly those objects."""
+
+    def __init__(self, shell: InteractiveShell) -> None:
+        self.shell = shell
+        self.service: BackgroundJobService | None = None
+        self.magics: JobMagics | None = None
+        self.configurable_added = False
+
+    def load(self) -> None:
+        from .magics import JobMagics
+
+        shell = self.shell
+        # parent=shell: the service reads c.BackgroundJobService from the shell's config
+        service = self.service = BackgroundJobService(parent=shell, shell=shell)
+        shell.configurables.append(service)
+        self.configurable_added = True
+        self.magics = JobMagics(shell, service=service)
+        shell.register_magics(self.magics)
+        service.load_plugins()  # never raises because of a plugin
+
+    def unload(self) -> None:
+        service, shell = self.service, self.shell
+        if service is not None:
+            _close_panels(service)
+            service.unload_plugins()
+            service.unschedule_all()
+            service.shutdown(wait=True, timeout=SHUTDOWN_TIMEOUT)
+        if self.magics is not None:
+            _unregister_magics(shell, self.magics)
+            self.magics = None
+        if self.configurable_added:
+            shell.configurables[:] = [c for c in shell.configurables if c is not service]
+            self.configurable_added = False
+        self.service = None
+
+
+_lock = threading.Lock()
+_loaded: _Extension | None = None
+
+
+def load_ipython_extension(shell: InteractiveShell) -> None:
+    """Create the kernel's BackgroundJobService, register the magics, load the plugins.
+
+    Loading again while loaded does nothing.
+    """
+    global _loaded
+    with _lock:
+        if _loaded is not None:
+            if _loaded.shell is shell:
+                return
+            # another shell (tests create several): the process has one service
+            _loaded.unload()
+            _loaded = None
+        extension = _Extension(shell)
+        try:
+            extension.load()
+        except BaseException:
+            extension.unload()  # leave nothing half-registered behind
+            raise
+        _loaded = extension
+
+
+def unload_ipython_extension(shell: InteractiveShell) -> None:
+    """Close the panels, unschedule every job, shut the service down, remove the magics.
+
+    Unloading when not loaded does nothing.
+    """
+    global _loaded
+    with _lock:
+        if _loaded is None or _loaded.shell is not shell:
+            return
+        extension, _loaded = _loaded, None
+        extension.unload()
+
+
+def get_service() -> BackgroundJobService:
+    """The BackgroundJobService of this kernel (created by ``%load_ext mashroom_jobs``).
+
+    Returns
+    -------
+    BackgroundJobService
+
+    Raises
+    ------
+    MashroomJobsError
+        When the extension is not loaded.
+    """
+    extension = _loaded
+    if extension is None or extension.service is None:
+        raise MashroomJobsError(
+            "the mashroom_jobs extension is not loaded: run %load_ext mashroom_jobs first, "
+            "or create a BackgroundJobService() yourself"
+        )
+    return extension.service
+
+
+def _close_panels(service: BackgroundJobService) -> None:
+    # only if the panel module was ever imported: importing it now would load ipywidgets
+    panel = sys.modules.get("mashroom_jobs.panel")
+    close = getattr(panel, "close_panels", None)
+    if callable(close):
+        try:
+            close(service)
+        except Exception:  # a panel must not keep the service (and its threads) alive
+            service.log.exception("closing the jobs panels failed")
+
+
+def _unregister_magics(shell: Any, magics: Any) -> None:
+    """Remove exactly the magics this object registered (IPython has no unregister)."""
+    manager = shell.magics_manager
+    for kind in ("line", "cell"):
+        table = manager.magics[kind]
+        for name, function in list(table.items()):
+            if getattr(function, "__self__", None) is magics:
+                del table[name]
+    registry = manager.registry
+    for key, value in list(registry.items()):
+        if value is magics:
+            del registry[key]

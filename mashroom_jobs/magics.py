@@ -1,0 +1,156 @@
+"""JobMagics: ``%jobs``, ``%%schedule``, ``%unschedule``: thin adapters to the service.
+
+A bad argument, an unknown job or an invalid expression raises
+:class:`~IPython.core.error.UsageError`, which IPython prints as one line.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import inspect
+import shlex
+from typing import TYPE_CHECKING, Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from .core.errors import MashroomJobsError
+from .plugins import format_plugins_table
+
+if TYPE_CHECKING:
+    from .service import BackgroundJobService
+
+__all__ = ["JobMagics"]
+
+
+def _parse(magic: Any, line: str) -> Any:
+    """Parse a magic's arguments; quotes group words and are removed, as in a shell."""
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:  # e.g. "No closing quotation"
+        raise UsageError(f"%{magic.__name__}: {exc} in: {line}") from None
+    return magic.parser.parse_args(argv)  # its errors are UsageErrors
+
+
+@magics_class
+class JobMagics(Magics):
+    """The magics of ``%load_ext mashroom_jobs``, bound to one service.
+
+    Parameters
+    ----------
+    shell : InteractiveShell
+        The shell to register with.
+    service : BackgroundJobService
+        The service the magics act on.
+    """
+
+    def __init__(self, shell: Any, *, service: BackgroundJobService) -> None:
+        super().__init__(shell)
+        self.service = service
+
+    @magic_arguments()
+    @argument(
+        "--plugins", action="store_true",
+        help="List the background-job plugins: state, schedule and error.",
+    )
+    @line_magic
+    def jobs(self, line: str) -> Any:
+        """Show the jobs panel, or with ``--plugins`` the background-job plugins.
+
+        Without the panel (ipywidgets missing), prints the jobs as a text table.
+        The panel is returned, so it is displayed as the cell's output; running
+        ``%jobs`` again shows the same panel.
+        """
+        args = _parse(self.jobs, line)
+        service = self.service
+        if args.plugins:
+            print(format_plugins_table(service.plugins))
+            return None
+        try:
+            panel = importlib.import_module(".panel", __package__)
+        except ImportError:  # the panel or ipywidgets is not available: text will do
+            print(repr(service))
+            return None
+        # one panel per service: %jobs run again shows it again instead of piling up panels
+        show = getattr(panel, "display_panel", None) or panel.JobsPanel
+        return show(service)
+
+    @magic_arguments()
+    @argument("name", help="The job's name; quote it when it has spaces.")
+    @argument(
+        "cron",
+        help='The cron expression, quoted: "*/5 * * * *" (5 fields, 6 with seconds first, '
+             "or a macro such as @hourly).",
+    )
+    @argument("--tz", metavar="ZONE", default=None,
+              help="IANA time zone of the expression (default: the service's).")
+    @argument("--now", action="store_true", help="Also run once right away.")
+    @cell_magic
+    def schedule(self, line: str, cell: str) -> None:
+        """Schedule the cell's body as a job that runs in the notebook's namespace.
+
+        ``%%schedule "Refresh data" "*/5 * * * *" --tz Europe/Vienna --now``
+
+        The body runs on a worker thread, not in the cell: what it prints goes
+        to the job's runs (see the panel), and the names it assigns land in the
+        notebook's namespace.  Scheduling a name again replaces that job.
+        """
+        args = _parse(self.schedule, line)
+        name = args.name.strip()
+        if not name:
+            raise UsageError("%%schedule: the job name is empty")
+        if not cell.strip():
+            raise UsageError(f"%%schedule {name!r}: the cell is empty, there is nothing to run")
+        callback = self._compile_cell(name, cell)
+        try:
+            job = self.service.schedule_job(
+                name, args.cron, callback, timezone=args.tz, invoke_immediately=args.now
+            )
+        except (MashroomJobsError, ValueError, TypeError) as exc:
+            raise UsageError(f"%%schedule {name!r}: {exc}") from None
+        nxt = job.next_invocation
+        when = f", next run {nxt:%Y-%m-%d %H:%M:%S %Z}" if nxt is not None else ""
+        print(f"Scheduled {name!r}: {job.description}{when}")
+
+    def _compile_cell(self, name: str, cell: str) -> Any:
+        shell = self.shell
+        source = shell.transform_cell(cell) if shell is not None else cell
+        filename = f"<schedule {name}>"
+        try:
+            code = compile(source, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        except SyntaxError as exc:
+            raise UsageError(
+                f"%%schedule {name!r}: syntax error in the cell, line {exc.lineno}: {exc.msg}"
+            ) from None
+        # a body with a top-level await compiles to a coroutine: the job awaits it
+        is_coroutine = bool(code.co_flags & inspect.CO_COROUTINE)
+
+        def run_cell() -> Any:
+            namespace = shell.user_ns if shell is not None else {}
+            if is_coroutine:
+                return eval(code, namespace)
+            exec(code, namespace)
+            return None
+
+        run_cell.__qualname__ = run_cell.__name__ = f"schedule[{name}]"
+        return run_cell
+
+    @line_magic
+    def unschedule(self, line: str) -> None:
+        """Unschedule the job NAME (quotes optional): it fires no more.
+
+        ``%unschedule Refresh data``
+        """
+        name = line.strip()
+        if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
+            name = name[1:-1]
+        if not name:
+            raise UsageError("%unschedule: give the name of the job to unschedule")
+        service = self.service
+        if service.get_job(name) is None:
+            names = ", ".join(repr(job.name) for job in service.jobs) or "none"
+            raise UsageError(f"%unschedule: no job named {name!r}; scheduled jobs: {names}")
+        service.unschedule_job(name)
+        print(f"Unscheduled {name!r}")

@@ -1,0 +1,312 @@
+"""The mashroom-jobs command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+COMMAND = [sys.executable, "-m", "mashroom_jobs"]
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+class _Process:
+    """A running ``mashroom-jobs run``; collects its stderr lines from a thread."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            [*COMMAND, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+
+    def wait_for_line(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines:
+                    match = re.search(pattern, line)
+                    if match:
+                        return match
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    raise AssertionError(f"no line matching {pattern!r} in:\n" + self.text)
+                self._changed.wait(min(remaining, 0.1))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    def stop(self, sig: int, timeout: float = 20.0) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def _config(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "mashroom_jobs_config.py"
+    path.write_text(text)
+    return str(path)
+
+
+# --- cron ------------------------------------------------------------------------------------
+
+
+def test_cron_describes_an_expression_and_lists_its_next_fire_times_after_from() -> None:
+    result = _run("cron", "30 2 * * *", "--tz", "Europe/Vienna", "-n", "3",
+                  "--from", "2026-03-28T12:00")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "30 2 * * *: At 02:30",
+        "Next 3 fire times after 2026-03-28T12:00:00+01:00 (Europe/Vienna):",
+        "  2026-03-29T03:00:00+02:00  Sun",  # 02:30 does not exist that night (spring forward)
+        "  2026-03-30T02:30:00+02:00  Mon",
+        "  2026-03-31T02:30:00+02:00  Tue",
+    ]
+
+
+def test_cron_without_from_lists_times_after_now() -> None:
+    result = _run("cron", "@hourly", "--tz", "UTC")
+    assert result.returncode == 0, result.stderr
+    times = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+    assert len(times) == 5 and all(t.endswith(":00:00+00:00") for t in times)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["61 * * * *"], "Invalid cron expression '61 * * * *': minute 61 is out of range 0-59"),
+        (["* * * *"], "expected 5 fields"),
+        (["* * * * *", "--tz", "Mars/Base"], "Invalid time zone 'Mars/Base'"),
+        (["* * * * *", "--from", "yesterday"], "invalid --from 'yesterday'"),
+        (["* * * * *", "-n", "0"], "-n must be at least 1, got 0"),
+    ],
+    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times"],
+)
+def test_cron_with_bad_input_prints_the_error_on_stderr_and_exits_2(
+    args: list[str], message: str
+) -> None:
+    result = _run("cron", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("mashroom-jobs cron: ") and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_console_script_is_installed() -> None:
+    script = Path(sys.executable).parent / "mashroom-jobs"
+    if not script.exists():
+        pytest.skip("the package is not installed with its console script")
+    result = subprocess.run([str(script), "cron", "0 0 1 1 *", "-n", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "January" in result.stdout
+
+
+# --- plugins ---------------------------------------------------------------------------------
+
+
+def test_plugins_lists_schedules_descriptions_next_fire_times_and_errors(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    env = plugin_dists.env(plugin_dists.example, plugin_dists.broken)
+    config = _config(tmp_path, "c.BackgroundJobService.timezone = 'UTC'\n")
+    result = _run("plugins", "--config", config, env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Example heartbeat  found     */5 * * * *\n      Every 5 minutes\n" in out
+    assert len(re.findall(r"next: \d{4}-\d\d-\d\d \d\d:\d[05]:00 UTC", out)) == 3
+    assert "Broken import      error" in out
+    assert "No module named 'mashroom_jobs_missing_dependency'" in out
+    assert "minute 61 is out of range 0-59" in out
+    assert "from: mashroom-jobs-example 0.1.0 (mashroom_jobs_example:bootstrap)" in out
+
+
+def test_plugins_applies_the_config_file(plugin_dists: Any, tmp_path: Path) -> None:
+    config = _config(tmp_path, (
+        "c.BackgroundJobService.plugin_config = "
+        "{'Example heartbeat': {'cron_schedule': '0 9 * * 1-5', 'timezone': 'Asia/Tokyo'}}\n"
+    ))
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 0, result.stderr
+    assert "0 9 * * 1-5" in result.stdout and "At 09:00, Monday through Friday" in result.stdout
+    assert result.stdout.count(" JST") == 3
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_run_runs_plugins_logs_each_run_and_stops_cleanly_on_a_signal(
+    plugin_dists: Any, tmp_path: Path, sig: int
+) -> None:
+    config = _config(tmp_path, (
+        "c.BackgroundJobService.plugin_config = "
+        "{'Example heartbeat': {'invoke_immediately': True, 'message': 'from the test'}}\n"
+    ))
+    env = plugin_dists.env(plugin_dists.example, plugin_dists.broken)
+    process = _Process("run", "--config", config, "--shutdown-timeout", "5", env=env)
+    try:
+        process.wait_for_line(r"running 1 background job: 'Example heartbeat'")
+        process.wait_for_line(r"job 'Example heartbeat' ran in [\d.]+ ms \(immediate\)")
+        process.wait_for_line(r"job 'Example heartbeat' output: Example heartbeat: from the test")
+        code = process.stop(sig)
+    finally:
+        process.kill()
+    assert code == 0, process.text
+    text = process.text
+    assert f"received {signal.Signals(sig).name}: stopping" in text
+    assert text.rstrip().endswith("stopped")
+    assert "Background job plugin 'Broken bootstrap' failed: bootstrap raised RuntimeError" in text
+    assert "Traceback" not in text
+
+
+def test_run_serves_prometheus_metrics_while_running(plugin_dists: Any, tmp_path: Path) -> None:
+    pytest.importorskip("prometheus_client")
+    config = _config(tmp_path, (
+        "c.BackgroundJobService.plugin_config = "
+        "{'Example heartbeat': {'invoke_immediately': True}}\n"
+    ))
+    env = plugin_dists.env(plugin_dists.example)
+    process = _Process("run", "--config", config, "--metrics-port", "0", env=env)
+    try:
+        url = process.wait_for_line(r"serving metrics on (http://127\.0\.0\.1:\d+/metrics)")[1]
+        process.wait_for_line(r"job 'Example heartbeat' ran")
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body = response.read().decode()
+        code = process.stop(signal.SIGTERM)
+    finally:
+        process.kill()
+    assert code == 0, process.text
+    assert "mashroom_background_jobs_total 1.0" in body
+    assert "mashroom_background_jobs_failed 0.0" in body
+    assert ('mashroom_background_jobs_invocations_total{job="Example heartbeat",'
+            'outcome="success"} 1.0') in body
+    assert 'mashroom_background_jobs_duration_seconds_count{job="Example heartbeat"} 1.0' in body
+
+
+def test_run_exits_non_zero_when_no_plugin_can_be_loaded(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    # disable the example too, in case it is also installed in the environment itself
+    config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
+    result = subprocess.run(
+        [*COMMAND, "run", "--config", config], capture_output=True, text=True, timeout=60,
+        env=plugin_dists.env(plugin_dists.broken),
+    )
+    assert result.returncode == 1
+    assert "no background-job plugin could be loaded" in result.stderr
+    assert "Background job plugin 'Broken import' failed" in result.stderr
+
+
+def test_run_with_metrics_port_but_without_prometheus_client_is_a_clear_error(
+    plugin_dists: Any,
+) -> None:
+    code = (
+        "import sys; sys.modules['prometheus_client'] = None;"
+        "from mashroom_jobs.cli import main; sys.exit(main(['run', '--metrics-port', '9999']))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 2
+    assert ("mashroom-jobs run: --metrics-port needs prometheus-client: "
+            "pip install 'mashroom-jobs[metrics]'") in result.stderr
+    assert "Example heartbeat" not in result.stderr  # nothing was loaded
+
+
+# --- autoload --------------------------------------------------------------------------------
+
+
+def _ipython_env(ipython_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["IPYTHONDIR"] = str(ipython_dir)
+    return env
+
+
+def _extensions(config_file: Path) -> list[str]:
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
+    value = config.InteractiveShellApp.extensions
+    return list(value.get_value([]) if hasattr(value, "get_value") else value)
+
+
+def test_autoload_enable_and_disable_are_idempotent_and_keep_other_settings(
+    tmp_path: Path,
+) -> None:
+    env = _ipython_env(tmp_path / "ipython")
+    config_file = tmp_path / "ipython" / "profile_default" / "ipython_kernel_config.py"
+    config_file.parent.mkdir(parents=True)
+    original = (
+        "c = get_config()  # noqa\n"
+        "c.InteractiveShellApp.extensions = ['autoreload']\n"
+        "c.IPKernelApp.matplotlib = 'inline'"  # no final newline
+    )
+    config_file.write_text(original)
+
+    first = _run("autoload", "enable", env=env)
+    assert first.returncode == 0 and str(config_file) in first.stdout
+    after_enable = config_file.read_text()
+    second = _run("autoload", "enable", env=env)
+    assert second.returncode == 0 and "already" in second.stdout
+    assert config_file.read_text() == after_enable
+    assert after_enable.startswith(original)
+    assert _extensions(config_file) == ["autoreload", "mashroom_jobs"]
+
+    assert _run("autoload", "disable", env=env).returncode == 0
+    assert config_file.read_text() == original + "\n"
+    again = _run("autoload", "disable", env=env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert _extensions(config_file) == ["autoreload"]
+
+
+def test_autoload_creates_the_profile_config_of_a_named_profile(tmp_path: Path) -> None:
+    env = _ipython_env(tmp_path / "ipython")
+    result = _run("autoload", "enable", "--profile", "jobs", env=env)
+    assert result.returncode == 0, result.stderr
+    config_file = tmp_path / "ipython" / "profile_jobs" / "ipython_kernel_config.py"
+    assert _extensions(config_file) == ["mashroom_jobs"]
+    assert not (tmp_path / "ipython" / "profile_default" / "ipython_kernel_config.py").exists()
+
+
+def test_a_kernel_app_with_the_autoload_config_loads_the_extension(tmp_path: Path) -> None:
+    env = _ipython_env(tmp_path / "ipython")
+    assert _run("autoload", "enable", env=env).returncode == 0
+    # the real IPKernelApp reads the profile's config; stop before it binds any socket
+    code = (
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp()\n"
+        "app.init_profile_dir()\n"
+        "app.load_config_file()\n"
+        "print(app.extensions)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "mashroom_jobs" in result.stdout
