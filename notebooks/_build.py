@@ -1,0 +1,860 @@
+"""Write the tour notebooks from the sources in this file, and optionally run them.
+
+    python notebooks/_build.py             # write the .ipynb files (unexecuted)
+    python notebooks/_build.py --execute   # write, then run each in place to store its outputs
+
+The notebooks are tests as well as a tour: ``pytest notebooks --nbval`` re-runs each
+cell and compares its output with the stored one (after ``notebooks/sanitize.cfg``),
+so they must be saved *executed*.  Edit the cells here, never in the .ipynb alone,
+then rebuild with ``--execute`` and check the diff of the outputs.
+
+Conventions (see docs/readme-notebooks.md):
+
+* cells that prove something end in plain ``assert`` statements;
+* jobs record into lists or their invocation records instead of printing into cells
+  (a job's ``print`` goes to its invocation's ``output``);
+* runs are awaited with ``job.invoke_now().result()`` or ``service.wait_until_idle()``;
+  where a real schedule must be seen firing, a seconds-level job sets an Event that
+  the cell waits on with a short timeout;
+* only output that changes from run to run is sanitized (sanitize.cfg) or marked
+  ``# NBVAL_IGNORE_OUTPUT`` (cells that display the panel widget itself, whose text
+  form lists every widget with relative times, and ``%load_ext``, which prints a
+  note where the kernel already loads the extension at start, as on Binder);
+* each notebook ends by unloading the extension, which unschedules its jobs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat as nbf
+
+HERE = Path(__file__).resolve().parent
+
+
+def md(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_markdown_cell(text.strip("\n"))
+
+
+def code(text: str) -> nbf.NotebookNode:
+    return nbf.v4.new_code_cell(text.strip("\n"))
+
+
+LOAD = code("""
+# NBVAL_IGNORE_OUTPUT
+# (where the kernel already loads the extension at start, as on Binder, this prints a note)
+%load_ext mashroom_jobs
+""")
+
+# --------------------------------------------------------------------------------------------
+# 01 getting started
+# --------------------------------------------------------------------------------------------
+
+GETTING_STARTED = [
+    md("""
+# Getting started with mashroom-jobs
+
+mashroom-jobs is a cron scheduler that lives in your kernel: you schedule *jobs* (Python
+functions, coroutines or cell bodies) on cron expressions, they run on background threads
+while you keep working, and a live panel shows each job's next run, last run, output and
+errors.
+
+This notebook walks through the basics: load the extension, schedule a job from Python and
+with `%%schedule`, watch it in the panel, run it now, pause it, unschedule it, and read what
+it did. It is also a test: every cell that shows a behaviour ends with `assert`s, and the
+project's test suite re-runs this notebook with
+[nbval](https://github.com/computationalmodelling/nbval) and compares each output with the
+one stored here.
+"""),
+    md("""
+## Load the extension
+
+`%load_ext mashroom_jobs` creates the kernel's one `BackgroundJobService`, adds the magics
+`%jobs`, `%%schedule` and `%unschedule`, and loads the background-job *plugins* installed
+in this environment (notebook 02 is about those). `mashroom-jobs autoload enable` makes
+every kernel load it at start.
+"""),
+    LOAD,
+    md("""
+The service is a traitlets `Configurable`, so `%config` (or `c.BackgroundJobService...` in
+`ipython_kernel_config.py`) configures it. We evaluate cron expressions in UTC here, so the
+notebook shows the same times wherever it runs, and switch off the installed example
+plugin, so the panel shows only the jobs we make.
+"""),
+    code("""
+import threading
+from datetime import datetime, timedelta, timezone
+from itertools import pairwise
+
+import mashroom_jobs
+
+service = mashroom_jobs.get_service()
+%config BackgroundJobService.timezone = "UTC"
+%config BackgroundJobService.disabled_plugins = ["Example heartbeat"]
+
+assert "mashroom_jobs" in get_ipython().extension_manager.loaded
+assert service.zone.key == "UTC"
+assert service.jobs == ()
+service
+"""),
+    md("""
+## Schedule a job from Python
+
+`service.schedule_job(name, cron_expression, callback)` returns a `BackgroundJob`. The
+callback takes the job's `PluginContext` (or no argument) and runs on a worker thread of
+the service, never on the kernel's main thread.
+"""),
+    code("""
+reports = []
+
+def nightly_report(context):
+    reports.append(threading.current_thread().name)
+    print(f"report {len(reports)} written")
+
+job = service.schedule_job("Nightly report", "0 6 * * *", nightly_report)
+job
+"""),
+    md("""
+The job knows its schedule in words, its zone, and its next fire time (an aware
+`datetime`). It has not run yet.
+"""),
+    code("""
+print(job.description)
+print(job.timezone)
+print(f"next run at {job.next_invocation:%H:%M %Z}")
+
+now = datetime.now(timezone.utc)
+assert (job.next_invocation.hour, job.next_invocation.minute) == (6, 0)
+assert timedelta(0) < job.next_invocation - now <= timedelta(days=1)
+assert job.last_invocation is None and job.run_count == 0 and reports == []
+"""),
+    md("""
+## Schedule a cell with `%%schedule`
+
+`%%schedule NAME CRON [--tz ZONE] [--now]` turns the body of a cell into a job. The body
+runs in the notebook's namespace, so it can read your variables and the names it assigns
+land there. Scheduling a cell does not run it.
+"""),
+    code("""
+rows = ["alpha", "beta", "gamma"]
+"""),
+    code("""
+%%schedule "Count rows" "0 7 * * Mon-Fri"
+row_count = len(rows)
+print(f"{row_count} rows")
+"""),
+    code("""
+count_job = service.get_job("Count rows")
+print(count_job)
+
+assert count_job.cron_schedule == "0 7 * * Mon-Fri"
+assert count_job.next_invocation.hour == 7 and count_job.next_invocation.weekday() < 5
+assert "row_count" not in globals()  # scheduled, not run
+"""),
+    md("""
+## Watch the jobs in the panel
+
+Displaying the service shows a live panel: one row per job with its state, schedule, next
+and last run, and buttons to run, pause and unschedule it. (Where widgets cannot render,
+and in this notebook's stored text output, you see the same jobs as a table.)
+"""),
+    code("""
+service
+"""),
+    md("""
+`%jobs` shows the same panel and returns it; keep it in a variable to drive its buttons
+from code. Each button is found by its tooltip, `Run <name> now`, `Pause <name>` and
+`Unschedule <name>`, and `.click()` runs exactly what a click in the browser runs.
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+# (the panel's text form lists every widget, with relative times such as "in 5 h")
+panel = %jobs
+panel
+"""),
+    code("""
+panel.flush()  # the panel pushes changes a few times a second; flush() pushes them now
+print([j.name for j in panel.visible_jobs])
+
+assert panel.visible_jobs == (job, count_job)
+"""),
+    md("""
+## Run it now
+
+`job.invoke_now()` starts a run whatever the schedule and returns a
+`concurrent.futures.Future` that resolves with the run's `JobInvocation`: when it started,
+what started it, how long it took, whether it failed, and what it printed. The print in
+`nightly_report` did not appear in this cell: it went into the invocation.
+"""),
+    code("""
+invocation = job.invoke_now().result(timeout=10)
+invocation
+"""),
+    code("""
+print(repr(invocation.output))
+
+assert invocation.success and invocation.trigger == "manual"
+assert invocation.output == "report 1 written\\n"
+assert invocation.scheduled_for is None  # a manual run serves no fire time
+assert job.last_invocation is invocation and job.run_count == 1
+assert reports[0] != threading.main_thread().name  # it ran on a worker thread
+"""),
+    md("""
+The same from the panel: click the job's run button, then wait until the service is idle.
+"""),
+    code("""
+panel.button("Run Nightly report now").click()
+service.wait_until_idle(timeout=10)
+"""),
+    code("""
+print(job.last_invocation.trigger, repr(job.last_invocation.output))
+print([(inv.trigger, inv.output) for inv in job.history])
+
+assert job.run_count == 2 and len(reports) == 2
+assert job.last_invocation.output == "report 2 written\\n"
+assert [inv.output for inv in job.history] == ["report 1 written\\n", "report 2 written\\n"]
+"""),
+    md("""
+The `%%schedule` job runs in the notebook's namespace: running it assigns `row_count` here.
+"""),
+    code("""
+count_run = count_job.invoke_now().result(timeout=10)
+print(repr(count_run.output))
+
+assert count_run.success and count_run.output == "3 rows\\n"
+assert globals()["row_count"] == 3  # assigned by the job, in this namespace
+"""),
+    md("""
+## Pause and resume
+
+A paused job keeps its place in the service but does not fire on schedule: its
+`next_invocation` is `None`, and the panel's pause button turns into a resume button.
+Resuming fires again from the next fire time after now (runs missed while paused are not
+made up).
+"""),
+    code("""
+panel.button("Pause Nightly report").click()
+print(job)
+
+assert job.paused and job.next_invocation is None
+assert panel.button("Resume Nightly report") is not None
+"""),
+    code("""
+job.resume()
+panel.flush()
+print(job)
+
+assert not job.paused and job.next_invocation.hour == 6
+assert panel.button("Pause Nightly report") is not None
+"""),
+    md("""
+## See a schedule fire
+
+A six-field expression has seconds first: `*/1 * * * * *` fires every second. This job
+appends to a list and, on its third run, sets an event that the next cell waits for (with
+a timeout, so a broken scheduler fails the cell instead of hanging it).
+"""),
+    code("""
+ticks = []
+three_ticks = threading.Event()
+"""),
+    code("""
+%%schedule "Tick" "*/1 * * * * *"
+ticks.append(datetime.now(timezone.utc))
+if len(ticks) == 3:
+    three_ticks.set()
+"""),
+    code("""
+assert three_ticks.wait(timeout=10), f"only {len(ticks)} ticks in 10 s"
+tick_job = service.get_job("Tick")
+%unschedule Tick
+
+fired_for = [inv.scheduled_for for inv in tick_job.history]
+assert all(inv.trigger == "schedule" and inv.success for inv in tick_job.history)
+assert all(t.microsecond == 0 for t in fired_for)  # on whole seconds
+assert all(b - a >= timedelta(seconds=1) for a, b in pairwise(fired_for))
+assert not tick_job.active and service.get_job("Tick") is None
+"""),
+    md("""
+## Unschedule
+
+Unscheduling removes a job from the service: it fires no more (a run in progress would
+finish and still be recorded). The panel's trash button does it, and so does
+`%unschedule NAME` or `service.unschedule_job(name)`.
+"""),
+    code("""
+panel.button("Unschedule Nightly report").click()
+print([j.name for j in panel.visible_jobs])
+
+assert service.get_job("Nightly report") is None and not job.active
+assert job.next_invocation is None and job.run_count == 2  # its record stays readable
+"""),
+    code("""
+%unschedule "Count rows"
+service
+"""),
+    md("""
+## Clean up
+
+Unloading the extension closes its panels, unschedules every job and shuts the service
+down (its threads end).
+"""),
+    code("""
+%unload_ext mashroom_jobs
+
+assert service.is_shut_down and panel.closed
+assert "mashroom_jobs" not in get_ipython().extension_manager.loaded
+"""),
+    md("""
+Next: [02-plugins.ipynb](02-plugins.ipynb) (jobs that installed packages bring along) and
+[03-async-errors-timezones.ipynb](03-async-errors-timezones.ipynb) (coroutines, failures,
+time zones and daylight saving time).
+"""),
+]
+
+# --------------------------------------------------------------------------------------------
+# 02 plugins
+# --------------------------------------------------------------------------------------------
+
+PLUGINS = [
+    md("""
+# Background-job plugins
+
+A *background-job plugin* is a job that an installed package brings along: install the
+package, and every kernel that loads mashroom-jobs (and the `mashroom-jobs run` command)
+schedules its job. It is the Python form of the
+[Mashroom Server](https://www.mashroom-server.com) plugin type `background-job`.
+
+A plugin is two things:
+
+1. an **entry point** in the group `mashroom_jobs.plugins`, in the package's
+   `pyproject.toml`; its name is the plugin's (and its job's) name:
+
+   ```toml
+   [project.entry-points."mashroom_jobs.plugins"]
+   "Example heartbeat" = "mashroom_jobs_example:bootstrap"
+   ```
+
+2. a **bootstrap** function, `bootstrap(plugin_name, plugin_config, context_holder)`, which
+   returns the job's callback. `@background_job_plugin(default_config=...)` declares its
+   default config: `cron_schedule`, `invoke_immediately` and `timezone` mean something to
+   mashroom-jobs, every other key is the plugin's own.
+
+   ```python
+   @background_job_plugin(default_config={"cron_schedule": "*/5 * * * *",
+                                          "message": "still alive"})
+   def bootstrap(plugin_name, plugin_config, context_holder):
+       def heartbeat(context):
+           print(f"{plugin_name}: {plugin_config['message']}")
+       return heartbeat
+   ```
+
+This repository ships that example plugin in `plugins_examples/mashroom-jobs-example`
+(the test setup and Binder install it) and a package of broken plugins in
+`plugins_examples/mashroom-jobs-broken`.
+"""),
+    LOAD,
+    md("""
+## The installed plugins
+
+`%jobs --plugins` lists the plugins the extension loaded, with their state, schedule and
+the package they come from.
+"""),
+    code("""
+import threading
+from importlib.metadata import entry_points
+
+import mashroom_jobs_example
+
+import mashroom_jobs
+
+service = mashroom_jobs.get_service()
+%jobs --plugins
+"""),
+    md("""
+The example plugin's entry point, found with nothing but `importlib.metadata`, and the
+default config its bootstrap declares:
+"""),
+    code("""
+from mashroom_jobs.plugins import inspect_plugin
+
+(example_ep,) = [ep for ep in entry_points(group="mashroom_jobs.plugins")
+                 if ep.name == "Example heartbeat"]
+print(f"{example_ep.name!r} = {example_ep.value!r}")
+print(f"declared by {example_ep.dist.name} {example_ep.dist.version}")
+
+spec = inspect_plugin(example_ep)  # imports the bootstrap, does not call it
+print(dict(spec.config))
+
+assert spec.bootstrap is mashroom_jobs_example.bootstrap and spec.error is None
+assert spec.cron_schedule == "*/5 * * * *"
+"""),
+    md("""
+Loading the extension bootstrapped the plugin under its entry point's name and scheduled
+the callback it returned as a job of the same name. `service.plugins` keeps one record per
+plugin.
+"""),
+    code("""
+(record,) = [r for r in service.plugins if r.name == "Example heartbeat"]
+print(record)
+print(record.job.cron_schedule, "-", record.job.description)
+
+assert record.state == "loaded" and record.error is None
+assert record.job is service.get_job("Example heartbeat") and record.job.active
+assert mashroom_jobs_example.BOOTSTRAPPED[-1] == "Example heartbeat"
+"""),
+    md("""
+A bootstrap is a plain function, so it is easy to try by hand (and to test): give it a
+name, a config and a `PluginContextHolder`, and call the callback it returns. Called
+directly like this, on the main thread, the callback prints into the cell.
+"""),
+    code("""
+from mashroom_jobs import PluginContextHolder
+
+holder = PluginContextHolder(service)
+config = {"message": "called by hand"}
+callback = mashroom_jobs_example.bootstrap("Hand-made heartbeat", config, holder)
+callback(holder.get_plugin_context())
+
+assert holder.get_plugin_context().services.background_jobs is service
+assert mashroom_jobs_example.BEATS["Hand-made heartbeat"] == 1
+"""),
+    md("""
+## Override a plugin's config with `%config`
+
+`BackgroundJobService.plugin_config` maps plugin names to config that is merged over the
+plugin's default config. Set in `ipython_kernel_config.py` it applies at kernel start;
+changed with `%config` it reloads the plugins it concerns at once. Here the heartbeat gets
+its own message and fires every second; the next cell waits for two scheduled beats.
+"""),
+    code("""
+old_job = record.job
+fast = {"cron_schedule": "*/1 * * * * *", "message": "hello from the tour"}
+%config BackgroundJobService.plugin_config = {"Example heartbeat": fast}
+
+(record,) = [r for r in service.plugins if r.name == "Example heartbeat"]
+heartbeat = record.job
+print(dict(record.config))
+
+assert heartbeat is not old_job and not old_job.active  # the plugin was bootstrapped again
+assert heartbeat.cron_schedule == "*/1 * * * * *"
+"""),
+    code("""
+two_beats = threading.Event()
+
+def on_run(change):
+    if change.new >= 2:
+        two_beats.set()
+
+heartbeat.observe(on_run, names="run_count")
+if heartbeat.run_count >= 2:  # it may have beaten twice already
+    two_beats.set()
+assert two_beats.wait(timeout=10), heartbeat.history
+"""),
+    md("""
+Back to the defaults: an empty `plugin_config` reloads the plugin with its own config.
+What the fast heartbeat printed is in its invocations (the beat counter is the example
+plugin's own running total).
+"""),
+    code("""
+%config BackgroundJobService.plugin_config = {}
+service.wait_until_idle(timeout=10)
+
+last = heartbeat.last_invocation
+print(last.trigger, repr(last.output))
+%jobs --plugins
+
+beats = mashroom_jobs_example.BEATS["Example heartbeat"]
+assert last.trigger == "schedule" and last.success
+assert last.output == f"Example heartbeat: hello from the tour (beat {beats})\\n"
+assert not heartbeat.active
+assert service.get_job("Example heartbeat").cron_schedule == "*/5 * * * *"
+"""),
+    md("""
+## What a broken plugin looks like
+
+One broken plugin must not stop the others. `plugins_examples/mashroom-jobs-broken` declares
+four plugins that fail in different ways: its module cannot be imported, its bootstrap
+raises, its bootstrap returns a number instead of a callback, its default `cron_schedule`
+is invalid.
+
+The loader is split like xarray's backend loader: `discover()` reads the installed entry
+points, and `load_plugins(service, entry_points)` is a pure function of the entry points it
+is given. So we can load the broken package without installing it, from entry points built
+by hand (exactly those in its `pyproject.toml`), next to the example plugin, on a separate
+service of our own. Each failure is logged under the plugin's name.
+"""),
+    code("""
+import sys
+from importlib.metadata import EntryPoint
+from pathlib import Path
+
+from mashroom_jobs import BackgroundJobService
+from mashroom_jobs.plugins import format_plugins_table, load_plugins
+
+sys.path.insert(0, str(Path("../plugins_examples/mashroom-jobs-broken").resolve()))
+group = "mashroom_jobs.plugins"
+broken = [
+    EntryPoint("Broken import", "mashroom_jobs_broken.unimportable:bootstrap", group),
+    EntryPoint("Broken bootstrap", "mashroom_jobs_broken:bootstrap_raises", group),
+    EntryPoint("Broken callback", "mashroom_jobs_broken:bootstrap_returns_number", group),
+    EntryPoint("Broken schedule", "mashroom_jobs_broken:bootstrap_with_bad_cron", group),
+]
+
+sandbox = BackgroundJobService(timezone="UTC")
+records = load_plugins(sandbox, [*broken, example_ep])
+"""),
+    code("""
+print(format_plugins_table(records))
+"""),
+    code("""
+state = {r.name: r.state for r in records}
+error = {r.name: r.error for r in records}
+assert state == {
+    "Broken import": "failed", "Broken bootstrap": "failed", "Broken callback": "failed",
+    "Broken schedule": "failed", "Example heartbeat": "loaded",
+}
+assert error["Broken import"] == (
+    "could not import mashroom_jobs_broken.unimportable:bootstrap: "
+    "ModuleNotFoundError: No module named 'mashroom_jobs_missing_dependency'"
+)
+assert error["Broken bootstrap"] == "bootstrap raised RuntimeError: no database configured"
+assert error["Broken callback"].startswith("bootstrap returned int 42, not a job callback")
+assert error["Broken schedule"] == ("invalid config: Invalid cron expression '61 * * * *': "
+                                    "minute 61 is out of range 0-59")
+assert [j.name for j in sandbox.jobs] == ["Example heartbeat"]  # the good one still runs
+"""),
+    md("""
+A failed record keeps the traceback of the failure, for the details:
+"""),
+    code("""
+(failed,) = [r for r in records if r.name == "Broken bootstrap"]
+print(failed.traceback.splitlines()[-1])
+
+assert failed.traceback.startswith("Traceback (most recent call last):")
+assert 'raise RuntimeError("no database configured")' in failed.traceback
+"""),
+    md("""
+## Clean up
+"""),
+    code("""
+sandbox.unschedule_all()
+sandbox.shutdown()
+%unload_ext mashroom_jobs
+
+assert sandbox.is_shut_down and service.is_shut_down
+assert service.plugins == () and service.jobs == ()
+"""),
+]
+
+# --------------------------------------------------------------------------------------------
+# 03 async jobs, errors, time zones
+# --------------------------------------------------------------------------------------------
+
+ASYNC_ERRORS_TIMEZONES = [
+    md("""
+# Async jobs, errors and time zones
+
+This notebook shows a coroutine job, a job that fails (and what its failure records), a job
+that runs in another time zone, and how schedules behave when daylight saving time starts
+and ends.
+"""),
+    LOAD,
+    code("""
+import asyncio
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+
+import mashroom_jobs
+
+service = mashroom_jobs.get_service()
+%config BackgroundJobService.timezone = "UTC"
+%config BackgroundJobService.disabled_plugins = ["Example heartbeat"]
+
+assert service.jobs == ()
+"""),
+    md("""
+## A coroutine job
+
+An `async def` callback runs on the service's own event loop, on its own thread: the
+kernel's loop and main thread stay free, and a job can `await` I/O without blocking the
+worker threads of the plain jobs.
+"""),
+    code("""
+fetched = []
+
+async def fetch_prices(context):
+    await asyncio.sleep(0.05)  # stands for an HTTP request
+    fetched.append(threading.current_thread().name)
+    print("prices fetched")
+
+prices = service.schedule_job("Fetch prices", "0 6 * * *", fetch_prices)
+run = prices.invoke_now().result(timeout=10)
+print(run.success, repr(run.output))
+
+assert run.success and run.output == "prices fetched\\n"
+assert run.execution_time_ms >= 45  # it really awaited
+assert fetched and fetched[0] != threading.main_thread().name
+"""),
+    md("""
+A `%%schedule` cell with a top-level `await` becomes a coroutine job too:
+"""),
+    code("""
+polled = []
+"""),
+    code("""
+%%schedule "Poll feed" "0 6 * * *"
+await asyncio.sleep(0.01)
+polled.append(len(polled) + 1)
+"""),
+    code("""
+poll_run = service.get_job("Poll feed").invoke_now().result(timeout=10)
+
+assert poll_run.success and polled == [1]
+"""),
+    md("""
+## A failing job
+
+An exception in a job is not an error of the service: the run is recorded with
+`success=False`, the error message and the traceback, the failure is logged, and the job
+keeps its schedule.
+"""),
+    code("""
+def sync_inventory():
+    raise ConnectionError("inventory service unavailable")
+
+inventory = service.schedule_job("Sync inventory", "30 6 * * *", sync_inventory)
+failure = inventory.invoke_now().result(timeout=10)
+failure
+"""),
+    code("""
+print(failure.error_message)
+print("\\n".join(failure.traceback.splitlines()[-2:]))
+
+assert not failure.success
+assert failure.error_message == "ConnectionError: inventory service unavailable"
+assert failure.traceback.startswith("Traceback (most recent call last):")
+assert 'raise ConnectionError("inventory service unavailable")' in failure.traceback
+assert inventory.failure_count == 1 and inventory.run_count == 1
+assert inventory.active and inventory.next_invocation is not None  # still scheduled
+"""),
+    md("""
+The jobs table (and the panel) marks the job as failed (✗) and shows the error:
+"""),
+    code("""
+service
+"""),
+    md("""
+## A job in another time zone
+
+Each job evaluates its expression in its own zone (default: the service's `timezone`).
+`--tz` sets it in `%%schedule`, `timezone=` in `schedule_job`. This job fires at 09:00 in
+Tokyo on weekdays, which is midnight UTC.
+"""),
+    code("""
+openings = []
+"""),
+    code("""
+%%schedule "Tokyo open" "0 9 * * Mon-Fri" --tz Asia/Tokyo
+openings.append(datetime.now(timezone.utc))
+"""),
+    code("""
+tokyo = service.get_job("Tokyo open")
+print(tokyo.timezone, f"{tokyo.next_invocation:%H:%M %Z}")
+print(f"{tokyo.next_invocation.astimezone(timezone.utc):%H:%M %Z}")
+
+assert tokyo.timezone == "Asia/Tokyo"
+assert tokyo.next_invocation.utcoffset() == timedelta(hours=9)
+assert (tokyo.next_invocation.hour, tokyo.next_invocation.minute) == (9, 0)
+assert tokyo.next_invocation.weekday() < 5
+"""),
+    md("""
+## Daylight saving time
+
+Fire times follow the rules of Debian's cron (cronie), evaluated in the job's zone:
+
+* **spring forward**: every fire time inside the skipped hour becomes one fire at the
+  first instant after the gap;
+* **fall back**: a job fires again in the repeated hour only if its seconds, minute or hour
+  field is an interval (`*`, `*/n`, `a/n`); a job at a fixed time fires once, in the
+  first pass.
+
+`CronSchedule(expression, zone).fire_times(start, n)` lists fire times without scheduling
+anything. In Europe/Berlin, summer time ends on 25 October 2026 (03:00 CEST becomes 02:00
+CET) and starts on 28 March 2027 (02:00 CET becomes 03:00 CEST).
+"""),
+    code("""
+from mashroom_jobs import CronSchedule
+
+
+def listing(expression, zone, start, n):
+    schedule = CronSchedule(expression, zone)
+    times = schedule.fire_times(start, n)
+    print(f"{expression}  ({schedule.describe()}, {zone})")
+    for when in times:
+        print(f"  {when.isoformat()}  {when:%a %Z}")
+    return [when.isoformat() for when in times]
+
+fall_back = datetime(2026, 10, 24, 12, 0, tzinfo=timezone.utc)
+spring_forward = datetime(2027, 3, 27, 12, 0, tzinfo=timezone.utc)
+"""),
+    md("""
+A daily job at 02:30 fires **once** on the fall-back day, in the first pass through 02:30
+(croniter alone would fire it twice):
+"""),
+    code("""
+assert listing("30 2 * * *", "Europe/Berlin", fall_back, 3) == [
+    "2026-10-25T02:30:00+02:00",
+    "2026-10-26T02:30:00+01:00",
+    "2026-10-27T02:30:00+01:00",
+]
+"""),
+    md("""
+An interval job keeps firing at every real interval, through both copies of the hour:
+"""),
+    code("""
+before_gap = datetime(2026, 10, 24, 23, 15, tzinfo=timezone.utc)  # 01:15 CEST
+assert listing("*/30 * * * *", "Europe/Berlin", before_gap, 5) == [
+    "2026-10-25T01:30:00+02:00",
+    "2026-10-25T02:00:00+02:00",
+    "2026-10-25T02:30:00+02:00",
+    "2026-10-25T02:00:00+01:00",
+    "2026-10-25T02:30:00+01:00",
+]
+"""),
+    md("""
+A range of fixed hours is not an interval: 02:00 fires once, in the first pass.
+"""),
+    code("""
+assert listing("0 1-4 * * *", "Europe/Berlin", fall_back, 5) == [
+    "2026-10-25T01:00:00+02:00",
+    "2026-10-25T02:00:00+02:00",
+    "2026-10-25T03:00:00+01:00",
+    "2026-10-25T04:00:00+01:00",
+    "2026-10-26T01:00:00+01:00",
+]
+"""),
+    md("""
+On the spring-forward day 02:30 does not exist: the job fires once, at 03:00, the first
+instant after the gap. A job every minute goes from 01:59 straight to 03:00.
+"""),
+    code("""
+assert listing("30 2 * * *", "Europe/Berlin", spring_forward, 3) == [
+    "2027-03-28T03:00:00+02:00",
+    "2027-03-29T02:30:00+02:00",
+    "2027-03-30T02:30:00+02:00",
+]
+before_jump = datetime(2027, 3, 28, 0, 58, tzinfo=timezone.utc)  # 01:58 CET
+assert listing("* * * * *", "Europe/Berlin", before_jump, 3) == [
+    "2027-03-28T01:59:00+01:00",
+    "2027-03-28T03:00:00+02:00",
+    "2027-03-28T03:01:00+02:00",
+]
+"""),
+    md("""
+The `mashroom-jobs cron` command prints the same listing in a terminal
+(`mashroom-jobs cron "30 2 * * *" --tz Europe/Berlin --from 2026-10-24T12:00:00+00:00 -n 3`);
+here it runs as `python -m mashroom_jobs` with this kernel's Python:
+"""),
+    code("""
+python, start = sys.executable, fall_back.isoformat()
+cli = !{python} -m mashroom_jobs cron "30 2 * * *" --tz Europe/Berlin --from {start} -n 3
+print(cli.n)
+
+assert cli[2:] == [
+    "  2026-10-25T02:30:00+02:00  Sun",
+    "  2026-10-26T02:30:00+01:00  Mon",
+    "  2026-10-27T02:30:00+01:00  Tue",
+]
+"""),
+    md("""
+## Clean up
+"""),
+    code("""
+%unload_ext mashroom_jobs
+
+assert service.is_shut_down and not inventory.active and not tokyo.active
+"""),
+]
+
+NOTEBOOKS = {
+    "01-getting-started.ipynb": GETTING_STARTED,
+    "02-plugins.ipynb": PLUGINS,
+    "03-async-errors-timezones.ipynb": ASYNC_ERRORS_TIMEZONES,
+}
+
+
+def build(name: str, cells: list[nbf.NotebookNode]) -> Path:
+    nb = nbf.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python",
+    }
+    nb.metadata["language_info"] = {"name": "python"}
+    # stable cell ids: rebuilding does not change every id in the diff
+    prefix = name.split("-", 1)[0]
+    nb.cells = []
+    for index, cell in enumerate(cells):
+        cell = nbf.from_dict(dict(cell))  # LOAD is shared: never alias a cell between notebooks
+        cell["id"] = f"nb{prefix}-{index:02d}"
+        nb.cells.append(cell)
+    nbf.validate(nb)
+    path = HERE / name
+    nbf.write(nb, path)
+    return path
+
+
+def execute(path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+         "--inplace", "--ExecutePreprocessor.timeout=120",
+         "--ExecutePreprocessor.store_widget_state=False", str(path)],
+        check=True, cwd=HERE,
+    )
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def tidy(path: Path) -> None:
+    """Drop widget views from the stored outputs (nbval never compares them).
+
+    A stored view of a closed panel renders as an error in JupyterLab; without it the
+    reader of the stored notebook sees the text form (the jobs table), and running the
+    notebook shows the live panel.  Outputs of ignored cells that only showed a widget
+    go entirely: their text form (the widget's repr) says nothing useful.
+    """
+    nb = nbf.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        ignored = any(line.strip() == "# NBVAL_IGNORE_OUTPUT" for line in cell.source.splitlines())
+        outputs = []
+        for output in cell.outputs:
+            data = output.get("data")
+            if data is not None and WIDGET_VIEW in data:
+                if ignored:
+                    continue
+                del data[WIDGET_VIEW]
+            outputs.append(output)
+        cell.outputs = outputs
+    nbf.write(nb, path)
+
+
+def main(argv: list[str]) -> int:
+    run = "--execute" in argv
+    for name, cells in NOTEBOOKS.items():
+        path = build(name, cells)
+        print(f"wrote {path.relative_to(HERE.parent)}")
+        if run:
+            execute(path)
+            tidy(path)
+            print(f"executed {path.relative_to(HERE.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
