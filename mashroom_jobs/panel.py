@@ -383,6 +383,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._dirty: set[BackgroundJob] = set()
         self._structure_dirty = True
         self._counts_dirty = True
+        self._plugins_dirty = True
         self._wake = threading.Event()
         # state owned by the flush
         self._flush_lock = threading.RLock()
@@ -404,6 +405,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._observed: set[BackgroundJob] = set()
         with service._lock:
             service.observe(self._on_jobs, names="jobs")
+            service.observe(self._on_plugins, names="plugins")
             for job in service.jobs:
                 job.observe(self._on_job, names=_ROW_TRAITS)
                 self._observed.add(job)
@@ -493,13 +495,16 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 dirty, self._dirty = self._dirty, set()
                 structure, self._structure_dirty = self._structure_dirty, False
                 counts, self._counts_dirty = self._counts_dirty, False
+                plugins, self._plugins_dirty = self._plugins_dirty, False
             tick = now_mono - self._last_tick >= 1.0
             page, self._page_dirty = self._page_dirty, False
-            if not (dirty or structure or counts or tick or page):
+            if not (dirty or structure or counts or tick or page or plugins):
                 return False
             if tick:
                 self._last_tick = now_mono
             try:
+                if plugins:
+                    self._update_plugins()
                 self._render(dirty, structure, counts, tick)
             except Exception:  # a flush must never kill the flusher or a click handler
                 log.exception("JobsPanel flush failed")
@@ -521,6 +526,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         service = self._service
         with service._lock:
             service.unobserve(self._on_jobs, names="jobs")
+            service.unobserve(self._on_plugins, names="plugins")
             for job in self._observed:
                 job.unobserve(self._on_job, names=_ROW_TRAITS)
             self._observed.clear()
@@ -571,6 +577,10 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._dirty.add(change["owner"])
             if change["name"] in _COUNT_TRAITS:
                 self._counts_dirty = True
+
+    def _on_plugins(self, _change: Any) -> None:
+        with self._state_lock:
+            self._plugins_dirty = True
 
     def _on_post_run_cell(self, *_args: Any) -> None:
         try:
@@ -635,9 +645,10 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._next.on_click(lambda _b: self.go_to_page(self._page + 1))
         self._page_label = widgets.Label()
         self._message = widgets.HTML()
+        self._plugins = widgets.HTML()
         top = widgets.HBox([self._counts, self._filter, self._prev, self._page_label, self._next],
                            layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
-        self._header = widgets.VBox([top, self._message])
+        self._header = widgets.VBox([top, self._plugins, self._message])
         self._rows_box = widgets.VBox()
 
     def _update_header_counts(self, jobs: tuple[BackgroundJob, ...]) -> None:
@@ -653,6 +664,28 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if self._filter.value.strip():
             text += f" · {len(self._filtered):,} match"
         self._counts.value = text
+
+    def _update_plugins(self) -> None:
+        """One line on the background-job plugins; each failed one with its error."""
+        records = self._service.plugins
+        if not records:
+            _Row._set(self._plugins, value="")
+            return
+        states = [r.state for r in records]
+        parts = [f"{states.count(s)} {s}" for s in ("loaded", "disabled", "failed")
+                 if states.count(s)]
+        text = "Plugins: " + " · ".join(parts)
+        failed = [r for r in records if r.state == "failed"]
+        if failed:
+            items = "".join(
+                f"<li><b>{_esc(r.name)}</b>: {_esc(_short(r.error or 'failed', 160))}</li>"
+                for r in failed
+            )
+            text += (
+                '<ul style="margin:0;color:var(--jp-error-color1, #c62828)">'
+                f"{items}</ul>"
+            )
+        _Row._set(self._plugins, value=text)
 
     def _update_pager(self) -> None:
         pages = self.page_count

@@ -457,7 +457,7 @@ def test_closing_100_panels_leaves_observers_and_widget_models_where_they_were(
     models = len(_instances)
 
     panels = [JobsPanel(service, page_size=3, auto_flush=(i % 10 == 0)) for i in range(100)]
-    assert observer_count(service) == service_observers + 100
+    assert observer_count(service) == service_observers + 200  # jobs and plugins
     assert observer_count(job) > job_observers
     for p in panels:
         p.close()
@@ -607,3 +607,27 @@ def test_jobs_changing_on_worker_threads_while_the_panel_pages_and_flushes(
                 assert row.counts.value == f"runs {job.run_count} · failed 0"
                 assert row.pause.tooltip == f"Pause {job.name}"
     assert not [r for r in caplog.records if r.name.startswith("mashroom_jobs")]
+
+
+def test_failed_plugins_are_listed_with_their_error_in_the_header(
+    service: BackgroundJobService, panel: JobsPanel
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    assert panel._plugins.value == ""  # no plugins: no line
+    group = "mashroom_jobs.plugins"
+    service.load_plugins([
+        EntryPoint(name="Good", value="tests.test_panel:_good_bootstrap", group=group),
+        EntryPoint(name="Gone", value="no_such_module_for_mashroom:bootstrap", group=group),
+    ])
+    panel.flush()
+    text = panel._plugins.value
+    assert "1 loaded" in text and "1 failed" in text
+    assert "<b>Gone</b>" in text and "No module named" in text
+    service.unload_plugins()
+    panel.flush()
+    assert panel._plugins.value == ""
+
+
+def _good_bootstrap(plugin_name: str, plugin_config: dict[str, Any], holder: Any) -> Any:
+    return lambda: None
