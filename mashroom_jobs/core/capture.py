@@ -34,11 +34,13 @@ class OutputBuffer:
     __slots__ = ("_dropped", "_parts", "_size")
 
     def __init__(self) -> None:
-        self._parts: list[str] = []
+        self._parts: list[str] | None = None  # most runs print nothing: no list for them
         self._size = 0
         self._dropped = 0
 
     def write(self, text: str) -> None:
+        if self._parts is None:
+            self._parts = []
         room = MAX_OUTPUT_CHARS - self._size
         if room <= 0:
             self._dropped += len(text)
@@ -50,6 +52,8 @@ class OutputBuffer:
         self._size += len(text)
 
     def getvalue(self) -> str:
+        if self._parts is None:
+            return ""
         text = "".join(self._parts)
         if self._dropped:
             text += f"\n[output truncated: {self._dropped} more characters]\n"

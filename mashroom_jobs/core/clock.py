@@ -53,5 +53,26 @@ class SystemClock:
             if remaining > 0:
                 condition.wait(remaining)
 
+    #: :meth:`wait_precise` polls the last this many seconds instead of sleeping.
+    spin_limit: float = 0.01
+
+    def wait_precise(self, condition: threading.Condition, deadline: float) -> None:
+        """:meth:`wait` for a deadline that is a fire time, to be called shortly before
+        it (the Timer does, see ``Timer.warm_lead``): polls the clock, holding the GIL,
+        until the deadline, so the thread is already running when the time comes.  A
+        timed sleep overshoots by its wake-up latency (0.1-2 ms, more on a virtual
+        machine whose idle CPU must be woken) plus, when another thread is busy in
+        Python, up to a GIL switch interval (5 ms).  Further than :attr:`spin_limit`
+        away, it sleeps until then first.
+        """
+        remaining = deadline - time.monotonic()
+        if remaining > self.spin_limit and condition.wait(remaining - self.spin_limit):
+            return  # notified: the caller looks again
+        # Poll without letting go of the GIL: once given up, it may take a busy thread's
+        # whole switch interval to come back.  The condition stays held.
+        monotonic = time.monotonic
+        while monotonic() < deadline:
+            pass
+
     def __repr__(self) -> str:
         return "SystemClock()"
