@@ -311,3 +311,20 @@ def test_schedules_with_the_same_expression_and_zone_are_equal() -> None:
     assert CronSchedule("*/5 * * * *", "UTC") == CronSchedule("0/5 * * * *", "UTC")
     assert CronSchedule("*/5 * * * *", "UTC") != CronSchedule("*/5 * * * *", "Europe/Berlin")
     assert repr(CronSchedule("@daily", "UTC")) == "CronSchedule('@daily', timezone='UTC')"
+
+
+@pytest.mark.parametrize("expression", ["0 0 15 * 0-6", "0 0 15 * sun-sat", "0 0 1-31 * 1"])
+def test_or_with_a_day_field_matching_every_day_fires_every_day(expression: str) -> None:
+    # Vixie: neither field starts with '*', so a day matching either fires: every day.
+    # Asked from midday or just before midnight, the answer is the same (it once was not).
+    for start in ("2026-01-01T12:00:00+00:00", "2026-01-01T23:59:00+00:00"):
+        assert fires(expression, "UTC", start, 2) == [
+            "2026-01-02T00:00:00+00:00",
+            "2026-01-03T00:00:00+00:00",
+        ]
+
+
+def test_an_impossible_day_of_month_ored_with_every_weekday_is_not_rejected() -> None:
+    assert fires("0 0 31 2 0-6", "UTC", "2026-02-10T12:00:00+00:00", 1) == [
+        "2026-02-11T00:00:00+00:00"
+    ]

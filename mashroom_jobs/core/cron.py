@@ -315,6 +315,14 @@ class CronSchedule:
         dom_text, dow_text = parts[-3], parts[-1]
         # Vixie cron: the day fields are OR-ed unless one of them starts with '*'
         self._day_or = not (dom_text.startswith(("*", "?")) or dow_text.startswith(("*", "?")))
+        if self._day_or and (
+            values[-3] == frozenset(range(1, 32)) or values[-1] == frozenset(range(7))
+        ):
+            # OR with a field that matches every day ('0 0 15 * 0-6') is every day: say so,
+            # so croniter (which reads a full field as '*' and then ANDs) and _matches agree
+            values[-3], values[-1] = frozenset(range(1, 32)), frozenset(range(7))
+            self.fields = dict(zip((f.name for f in specs), values))
+            self._day_or = False
         self._check_can_fire(expression)
         time_fields = parts[:3] if self.has_seconds else parts[:2]
         self._repeats_on_fall_back = any(_is_interval(p) for p in time_fields)
@@ -338,7 +346,7 @@ class CronSchedule:
         self._wall_sets = (
             fields.get("second"), fields["minute"], fields["hour"],
             fields["day-of-month"], fields["month"], fields["day-of-week"],
-            not dom_text.startswith(("*", "?")), not dow_text.startswith(("*", "?")),
+            self._day_or,
         )
 
     def _check_can_fire(self, expression: str) -> None:
@@ -375,13 +383,13 @@ class CronSchedule:
 
     def _matches(self, wall: datetime) -> bool:
         """Whether the expression fires at this wall-clock time (Vixie day rule)."""
-        seconds, minutes, hours, days, months, weekdays, dom_set, dow_set = self._wall_sets
+        seconds, minutes, hours, days, months, weekdays, day_or = self._wall_sets
         if (seconds is not None and wall.second not in seconds) or wall.minute not in minutes \
                 or wall.hour not in hours or wall.month not in months:
             return False
         day_ok = wall.day in days
         weekday_ok = wall.isoweekday() % 7 in weekdays
-        if dom_set and dow_set:  # both restricted: either one (Vixie cron)
+        if day_or:  # both day fields restricted: either one (Vixie cron)
             return day_ok or weekday_ok
         return day_ok and weekday_ok
 

@@ -1,0 +1,679 @@
+"""The performance internals: the pool's deferred bookkeeping, timer groups, the cron
+fast path and the trait fast path.  Scheduled behaviour moves on a ManualClock; the
+pool's own timing is checked with Events and generous timeouts, never with sleeps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
+from traitlets import All
+
+from mashroom_jobs import BackgroundJobService, InvalidCronExpressionError
+from mashroom_jobs.core.cron import CronSchedule
+from mashroom_jobs.core.executors import DaemonThreadPool
+from mashroom_jobs.core.scheduler import Timer
+from mashroom_jobs.testing import ManualClock
+
+UTC = timezone.utc
+WAIT = 5.0  # generous real-time bound for anything that should happen "soon"
+
+
+def step(clock: ManualClock, service: BackgroundJobService, seconds: float, times: int = 1) -> None:
+    """Advance one fire interval at a time, letting each run (and its record) finish."""
+    for _ in range(times):
+        clock.advance(seconds)
+        assert service.wait_until_idle(timeout=WAIT)
+
+
+@pytest.fixture
+def pool() -> Any:
+    executor = DaemonThreadPool(max_workers=2, name="internals-pool")
+    yield executor
+    executor.shutdown(wait=True, cancel_futures=True, timeout=WAIT)
+
+
+def blocker(pool: DaemonThreadPool) -> tuple[threading.Event, threading.Event]:
+    """Occupy one worker until the returned gate is set; the other Event: it started."""
+    gate, started = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        started.set()
+        gate.wait(WAIT * 2)
+
+    pool.dispatch(hold)
+    assert started.wait(WAIT)
+    return gate, started
+
+
+# --- DaemonThreadPool -------------------------------------------------------------------
+
+
+def test_submit_delivers_results_and_exceptions_through_the_future(
+    pool: DaemonThreadPool,
+) -> None:
+    assert pool.submit(lambda a, b=0: a * 10 + b, 4, b=2).result(timeout=WAIT) == 42
+    failing = pool.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        failing.result(timeout=WAIT)
+    assert isinstance(failing.exception(), ZeroDivisionError)
+
+
+def test_dispatch_calls_the_function_with_its_arguments_on_a_worker(
+    pool: DaemonThreadPool,
+) -> None:
+    seen: list[tuple[Any, ...]] = []
+    done = threading.Event()
+
+    def record(*args: Any) -> None:
+        seen.append((*args, threading.current_thread().name))
+        done.set()
+
+    pool.dispatch(record, 1, "two", None)
+    assert done.wait(WAIT)
+    assert seen[0][:3] == (1, "two", None)
+    assert seen[0][3].startswith("internals-pool-")
+
+
+def test_a_worker_survives_a_dispatched_function_that_raises(pool: DaemonThreadPool) -> None:
+    pool.dispatch(lambda: 1 / 0)
+    assert pool.submit(lambda: "still here").result(timeout=WAIT) == "still here"
+
+
+def test_max_workers_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        DaemonThreadPool(max_workers=0)
+
+
+def test_no_more_than_max_workers_threads_run_at_once() -> None:
+    pool = DaemonThreadPool(max_workers=3, name="bounded")
+    gate = threading.Event()
+    started = threading.Semaphore(0)
+    lock = threading.Lock()
+    active = [0, 0]  # now, most
+    names: set[str] = set()
+
+    def task() -> None:
+        with lock:
+            active[0] += 1
+            active[1] = max(active)
+            names.add(threading.current_thread().name)
+        started.release()
+        gate.wait(WAIT * 2)
+        with lock:
+            active[0] -= 1
+
+    try:
+        futures = [pool.submit(task) for _ in range(10)]
+        for _ in range(3):
+            assert started.acquire(timeout=WAIT)
+        # the other seven wait for a worker: no fourth starts while three block
+        assert not started.acquire(timeout=0.2)
+        assert len(pool.threads) == 3
+        gate.set()
+        for future in futures:
+            future.result(timeout=WAIT)
+        assert active[1] == 3
+        assert len(names) == 3
+        assert len([t for t in pool.threads if t.name.startswith("bounded-")]) == 3
+    finally:
+        gate.set()
+        pool.shutdown(wait=True, timeout=WAIT)
+
+
+def test_defer_with_nothing_waiting_runs_at_once_on_the_calling_thread(
+    pool: DaemonThreadPool,
+) -> None:
+    ran_on: list[threading.Thread] = []
+    pool.defer(lambda: ran_on.append(threading.current_thread()))
+    assert ran_on == [threading.current_thread()]
+
+
+def test_deferred_work_all_runs_in_the_order_deferred_while_runs_are_queued() -> None:
+    pool = DaemonThreadPool(max_workers=1, name="ordered")
+    done: list[int] = []
+    finished = threading.Event()
+    total = 300
+
+    def record(i: int) -> None:
+        done.append(i)
+        if len(done) == total:
+            finished.set()
+
+    try:
+        gate, _ = blocker(pool)
+        # each queued run defers its bookkeeping, as BackgroundJob._run_sync does
+        for i in range(total):
+            pool.dispatch(pool.defer, record, i)
+        gate.set()
+        assert finished.wait(WAIT)
+        assert done == list(range(total))
+    finally:
+        pool.shutdown(wait=True, timeout=WAIT)
+
+
+def test_no_deferred_work_is_lost_or_repeated_with_several_workers() -> None:
+    pool = DaemonThreadPool(max_workers=4, name="lossless")
+    lock = threading.Lock()
+    done: list[int] = []
+    finished = threading.Event()
+    total = 2000
+
+    def record(i: int) -> None:
+        with lock:
+            done.append(i)
+            if len(done) == total:
+                finished.set()
+
+    def run(i: int) -> None:
+        pool.defer(record, i)
+
+    try:
+        for i in range(total):
+            pool.dispatch(run, i)
+        assert finished.wait(WAIT)
+        assert sorted(done) == list(range(total))
+    finally:
+        pool.shutdown(wait=True, timeout=WAIT)
+
+
+def test_deferred_work_waits_for_queued_runs_at_most_about_the_defer_limit() -> None:
+    pool = DaemonThreadPool(max_workers=1)
+    queued_started = threading.Event()
+    ran = threading.Event()
+    where: list[str] = []
+    try:
+        gate, _ = blocker(pool)
+        pool.dispatch(queued_started.set)  # waits to start behind the blocked worker
+        t0 = time.monotonic()
+        pool.defer(lambda: (where.append(threading.current_thread().name), ran.set()))
+        assert where == []  # a run is waiting: not at once
+        assert ran.wait(pool.defer_limit + 2.0), "deferred work starved by a waiting run"
+        elapsed = time.monotonic() - t0
+        assert elapsed >= pool.defer_limit * 0.8
+        assert where == ["mashroom-jobs-worker-bookkeeper"]
+        assert not queued_started.is_set()  # the run still waits: the limit, not the queue
+        gate.set()
+        assert queued_started.wait(WAIT)
+    finally:
+        pool.shutdown(wait=True, timeout=WAIT)
+
+
+def test_hold_deferred_keeps_deferred_work_back_until_the_block_exits_then_a_worker_runs_it(
+    pool: DaemonThreadPool,
+) -> None:
+    pool.defer_limit = 30.0  # this test is about the block, not the limit
+    ran = threading.Event()
+    where: list[threading.Thread] = []
+
+    def record() -> None:
+        where.append(threading.current_thread())
+        ran.set()
+
+    pool.submit(lambda: None).result(timeout=WAIT)  # a worker exists, idle
+    with pool.hold_deferred():
+        pool.defer(record)
+        assert not ran.wait(0.2)  # nothing waits to start, yet it is held back
+        assert where == []
+    # handed to a worker, not run on the producer's (the timer's) thread
+    assert ran.wait(WAIT)
+    assert where[0] is not threading.current_thread()
+    assert where[0].name.startswith("internals-pool-")
+    assert not where[0].name.endswith("bookkeeper")
+
+
+def test_work_deferred_inside_a_long_hold_runs_after_the_defer_limit_on_the_bookkeeper(
+    pool: DaemonThreadPool,
+) -> None:
+    ran = threading.Event()
+    where: list[str] = []
+    with pool.hold_deferred():
+        t0 = time.monotonic()
+        pool.defer(lambda: (where.append(threading.current_thread().name), ran.set()))
+        assert ran.wait(pool.defer_limit + 2.0)
+        assert time.monotonic() - t0 >= pool.defer_limit * 0.8
+        assert where == ["internals-pool-bookkeeper"]
+
+
+def test_nested_holds_release_deferred_work_only_when_the_outer_one_exits(
+    pool: DaemonThreadPool,
+) -> None:
+    pool.defer_limit = 30.0
+    ran = threading.Event()
+    with pool.hold_deferred():
+        with pool.hold_deferred():
+            pool.defer(ran.set)
+        assert not ran.wait(0.2)
+    assert ran.wait(WAIT)
+
+
+def test_shutdown_joins_every_thread_including_the_bookkeeper_and_refuses_new_work() -> None:
+    baseline = set(threading.enumerate())
+    pool = DaemonThreadPool(max_workers=3)
+    gate = threading.Event()
+    for _ in range(3):
+        pool.dispatch(gate.wait, WAIT)
+    pool.dispatch(lambda: None)  # waits to start, so defer() wakes the bookkeeper
+    kept = threading.Event()
+    pool.defer(kept.set)
+    assert kept.wait(pool.defer_limit + 2.0)
+    names = {t.name for t in pool.threads}
+    assert "mashroom-jobs-worker-bookkeeper" in names
+    assert len(names) == 4
+    gate.set()
+    pool.shutdown(wait=True, timeout=WAIT)
+    assert not any(t.is_alive() for t in pool.threads)
+    assert set(threading.enumerate()) - baseline == set()
+    with pytest.raises(RuntimeError):
+        pool.dispatch(lambda: None)
+    with pytest.raises(RuntimeError):
+        pool.submit(lambda: None)
+    pool.shutdown()  # twice is harmless
+
+
+def test_shutdown_cancels_queued_runs_but_still_does_deferred_work() -> None:
+    pool = DaemonThreadPool(max_workers=1)
+    gate, _ = blocker(pool)
+    cancelled = threading.Event()
+    pool.dispatch(cancelled.set)
+    recorded: list[str] = []
+    pool.defer(recorded.append, "bookkeeping")
+    assert recorded == []
+    pool.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+    for thread in pool.threads:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert recorded == ["bookkeeping"]
+    assert not cancelled.is_set()
+
+
+# --- Timer groups -------------------------------------------------------------------------
+
+
+def live_groups(service: BackgroundJobService) -> list[Any]:
+    return [group for _, _, group in service._timer._heap if not group.dead]
+
+
+def test_a_hundred_jobs_on_one_expression_share_one_group_and_all_fire(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    counts = [0] * 100
+    lock = threading.Lock()
+
+    def job_body(i: int) -> Any:
+        def run() -> None:
+            with lock:
+                counts[i] += 1
+        return run
+
+    jobs = [service.schedule_job(f"j{i}", "* * * * *", job_body(i)) for i in range(100)]
+    timer = service._timer
+    assert len(timer) == 100
+    assert len(timer._heap) == 1 and len(timer._groups) == 1
+    for minute in (1, 2, 3):
+        step(clock, service, 60)
+        assert counts == [minute] * 100
+        assert len(live_groups(service)) == 1 and len(timer._heap) <= 2
+        assert len(timer._groups) == 1
+    assert {j.next_invocation for j in jobs} == {datetime(2026, 1, 1, 0, 4, tzinfo=UTC)}
+    assert {j.run_count for j in jobs} == {3}
+
+
+def test_unscheduling_one_job_of_a_group_leaves_the_others_firing(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    runs: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def body(name: str) -> Any:
+        def run() -> None:
+            with lock:
+                runs[name] = runs.get(name, 0) + 1
+        return run
+
+    for name in ("a", "b", "c", "d"):
+        service.schedule_job(name, "*/5 * * * *", body(name))
+    step(clock, service, 300)
+    service.unschedule_job("b")
+    assert len(service._timer) == 3
+    step(clock, service, 300, times=2)
+    assert runs == {"a": 3, "b": 1, "c": 3, "d": 3}
+    # the first and the last of the group too
+    service.unschedule_job("a")
+    service.unschedule_job("d")
+    step(clock, service, 300)
+    assert runs == {"a": 3, "b": 1, "c": 4, "d": 3}
+    assert len(live_groups(service)) == 1
+
+
+def test_replacing_and_unscheduling_every_job_leaves_no_entry_and_no_live_group(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    old: list[int] = []
+    new: list[int] = []
+    for i in range(20):
+        service.schedule_job(f"j{i}", "* * * * *", lambda: old.append(1))
+    step(clock, service, 60)
+    assert len(old) == 20
+    for i in range(20):  # the same name on another expression: replaced
+        service.schedule_job(f"j{i}", "*/2 * * * *", lambda: new.append(1))
+    assert len(service._timer) == 20
+    step(clock, service, 60)  # 00:02
+    assert len(old) == 20 and len(new) == 20
+    service.unschedule_all()
+    timer = service._timer
+    assert len(timer) == 0
+    assert live_groups(service) == [] and timer._groups == {}
+    step(clock, service, 120, times=2)
+    assert len(old) == 20 and len(new) == 20
+    assert timer._heap == []  # dead heap items were dropped when they came up
+
+
+def test_one_expression_in_two_zones_makes_two_groups_firing_at_their_own_times(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    berlin = [service.schedule_job(f"b{i}", "0 9 * * *", lambda: None,
+                                   timezone="Europe/Berlin") for i in range(3)]
+    york = [service.schedule_job(f"n{i}", "0 9 * * *", lambda: None,
+                                 timezone="America/New_York") for i in range(3)]
+    assert len(live_groups(service)) == 2 and len(service._timer) == 6
+    clock.advance_to("2026-01-01T08:00:00+00:00")  # 09:00 in Berlin, 03:00 in New York
+    assert service.wait_until_idle(WAIT)
+    assert [j.run_count for j in berlin + york] == [1, 1, 1, 0, 0, 0]
+    clock.advance_to("2026-01-01T14:00:00+00:00")  # 09:00 in New York
+    assert service.wait_until_idle(WAIT)
+    assert [j.run_count for j in berlin + york] == [1, 1, 1, 1, 1, 1]
+    for job in york:
+        assert job.last_invocation is not None and job.last_invocation.scheduled_for == \
+            datetime(2026, 1, 1, 14, tzinfo=UTC)
+    assert {j.next_invocation for j in berlin} == {datetime(2026, 1, 2, 8, tzinfo=UTC)}
+    assert {j.next_invocation for j in york} == {datetime(2026, 1, 2, 14, tzinfo=UTC)}
+    assert len(live_groups(service)) == 2
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.fires: list[datetime] = []
+
+    def fire(self, scheduled_for: datetime, next_fire: datetime | None, coalesced: bool) -> None:
+        self.fires.append(scheduled_for)
+
+    def rescheduled(self, next_fire: datetime | None) -> None:
+        pass
+
+
+def test_a_fired_group_merges_with_the_group_already_waiting_at_its_next_time(
+    clock: ManualClock,
+) -> None:
+    timer = Timer(clock, name="merge-timer")
+    schedule = CronSchedule("* * * * *", "UTC")
+    first, second = Recorder(), Recorder()
+    try:
+        timer.add(schedule, first)  # 00:01
+        timer.add(schedule, second, after=datetime(2026, 1, 1, 0, 1, tzinfo=UTC))  # 00:02
+        assert len(timer._groups) == 2
+        clock.advance(60)
+        assert len(timer._groups) == 1 and len(timer) == 2
+        clock.advance(60)
+        clock.advance(60)
+        minutes = [t.minute for t in first.fires], [t.minute for t in second.fires]
+        assert minutes == ([1, 2, 3], [2, 3])
+        assert len([g for _, _, g in timer._heap if not g.dead]) == 1
+    finally:
+        timer.stop(WAIT)
+
+
+# --- the cron fast path -------------------------------------------------------------------
+
+
+class CroniterOnly(CronSchedule):
+    """The slow path: the fast check never matches, so croniter computes every time."""
+
+    def _matches(self, wall: datetime) -> bool:
+        return False
+
+
+def _item(low: int, high: int) -> st.SearchStrategy[str]:
+    value = st.integers(low, high)
+    return st.one_of(
+        st.just("*"),
+        st.integers(1, max(1, (high - low) // 2)).map(lambda n: f"*/{n}"),
+        value.map(str),
+        st.tuples(value, value).map(lambda p: f"{min(p)}-{max(p)}"),
+        st.tuples(value, st.integers(1, 20)).map(lambda p: f"{p[0]}/{p[1]}"),
+        st.tuples(value, value, st.integers(1, 9)).map(
+            lambda p: f"{min(p[:2])}-{max(p[:2])}/{p[2]}"),
+        st.lists(value, min_size=2, max_size=4).map(lambda v: ",".join(map(str, v))),
+    )
+
+
+@st.composite
+def expressions(draw: st.DrawFn) -> str:
+    fields = [
+        draw(_item(0, 59)), draw(_item(0, 23)),
+        draw(_item(1, 31)), draw(_item(1, 12)), draw(_item(0, 7)),
+    ]
+    if draw(st.booleans()):
+        fields.insert(0, draw(_item(0, 59)))
+    return " ".join(fields)
+
+
+ZONES = ["UTC", "Europe/Berlin", "Australia/Sydney", "America/New_York"]
+# 2026 transitions (UTC): Berlin Mar 29 01:00 / Oct 25 01:00, New York Mar 8 07:00 /
+# Nov 1 06:00, Sydney Apr 4 16:00 (back) / Oct 3 16:00 (forward); and ordinary days
+ANCHORS = [
+    datetime(2026, 3, 29, 1, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC),
+    datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC),
+    datetime(2026, 4, 4, 16, tzinfo=UTC), datetime(2026, 10, 3, 16, tzinfo=UTC),
+    datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC),
+    datetime(2026, 6, 30, 12, 34, 56, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
+]
+
+
+@st.composite
+def instants(draw: st.DrawFn) -> datetime:
+    anchor = draw(st.sampled_from(ANCHORS))
+    offset = draw(st.integers(-3 * 3600, 3 * 3600))
+    micro = draw(st.sampled_from([0, 0, 1, 500_000, 999_999]))
+    return anchor + timedelta(seconds=offset, microseconds=micro)
+
+
+def instant(when: datetime | None) -> tuple[float, Any, Any] | None:
+    """What a fire time means: the instant, its offset and its zone (``==`` between two
+    datetimes of one zone ignores ``fold``, so it cannot tell the two passes apart)."""
+    if when is None:
+        return None
+    return when.timestamp(), when.utcoffset(), when.tzinfo
+
+
+def build(cls: type[CronSchedule], expression: str, zone: str) -> CronSchedule:
+    try:
+        return cls(expression, zone)
+    except InvalidCronExpressionError:
+        assume(False)
+        raise
+
+
+CRON_SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
+                         suppress_health_check=[HealthCheck.too_slow])
+
+
+@CRON_SETTINGS
+@given(expression=expressions(), zone=st.sampled_from(ZONES), after=instants(),
+       in_zone=st.booleans(), lead=st.integers(0, 60_000_000))
+@example(expression="* * * * * *", zone="Europe/Berlin",
+         after=datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), in_zone=True, lead=0)
+@example(expression="*/15 * * * *", zone="America/New_York",
+         after=datetime(2026, 11, 1, 5, 59, 30, tzinfo=UTC), in_zone=True, lead=0)
+@example(expression="30 2 * * *", zone="Europe/Berlin",
+         after=datetime(2026, 3, 29, 0, 29, tzinfo=UTC), in_zone=False, lead=0)
+def test_the_cron_fast_path_agrees_with_croniter(
+    expression: str, zone: str, after: datetime, in_zone: bool, lead: int
+) -> None:
+    fast = build(CronSchedule, expression, zone)
+    slow = build(CroniterOnly, expression, zone)
+    if lead:
+        # just before a fire time (within one second or one minute): the fast path's case
+        fire = CroniterOnly(expression, zone).next_fire_time(after)
+        assume(fire is not None)
+        assert fire is not None
+        unit = 1_000_000 if fast.has_seconds else 60_000_000
+        before = fire.timestamp() - (1 + (lead - 1) % unit) / 1e6
+        after = datetime.fromtimestamp(before, UTC)
+    if in_zone:
+        after = after.astimezone(fast.zone)
+    expected = slow.next_fire_time(after)
+    got = fast.next_fire_time(after)
+    assert instant(got) == instant(expected), f"{expression!r} in {zone} after {after}"
+    if got is not None:
+        assert got.timestamp() > after.timestamp()
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(expression=expressions(), zone=st.sampled_from(ZONES), start=instants())
+def test_a_reused_schedule_lists_the_same_fire_times_as_croniter_step_by_step(
+    expression: str, zone: str, start: datetime
+) -> None:
+    # one instance across calls: its memo and remembered span are in play
+    fast = build(CronSchedule, expression, zone)
+    slow = build(CroniterOnly, expression, zone)
+    times = fast.fire_times(start, 12)
+    expected: list[datetime] = []
+    current: datetime | None = start
+    for _ in range(12):
+        assert current is not None
+        current = CroniterOnly(expression, zone).next_fire_time(current)
+        if current is None:
+            break
+        expected.append(current)
+    assert [instant(t) for t in times] == [instant(t) for t in expected]
+    stamps = [t.timestamp() for t in times]
+    assert stamps == sorted(set(stamps))
+    # asking again from points inside the remembered spans gives the same answers
+    for earlier, later in zip([start, *times], times):
+        middle = datetime.fromtimestamp((earlier.timestamp() + later.timestamp()) / 2, UTC)
+        assert instant(fast.next_fire_time(middle)) == instant(later)
+        assert instant(slow.next_fire_time(middle)) == instant(later)
+
+
+@pytest.mark.parametrize(
+    "expression", ["0 0 15 * 0-6", "0 0 15 * 1-7", "0 0 15 * sun-sat", "0 0 1-31 * 1"]
+)
+def test_next_fire_time_does_not_depend_on_whether_the_next_minute_is_checked_first(
+    expression: str,
+) -> None:
+    """A day field spelled as a full range (not ``*``): croniter and the fast check
+    must read the day rule alike, or the answer depends on the time asked from."""
+    schedule = CronSchedule(expression, "UTC")
+    from_midday = schedule.next_fire_time(datetime(2026, 1, 1, 12, tzinfo=UTC))
+    from_last_minute = CronSchedule(expression, "UTC").next_fire_time(
+        datetime(2026, 1, 1, 23, 59, tzinfo=UTC))
+    # nothing fires between midday and 23:59, so both ask for the same next fire time
+    assert from_midday == from_last_minute
+
+
+# --- the trait fast path ------------------------------------------------------------------
+
+
+def test_an_observer_added_later_sees_every_run_count_with_its_invocation(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "* * * * *", lambda: None)
+    step(clock, service, 60)  # one run before anyone observes
+    seen: list[tuple[int, int, int | None, int]] = []
+
+    def on_count(change: Any) -> None:
+        last = job.last_invocation
+        minute = last.scheduled_for.minute if last and last.scheduled_for else None
+        seen.append((change.old, change.new, minute, len(job.history)))
+
+    job.observe(on_count, names="run_count")
+    step(clock, service, 60, times=3)
+    assert seen == [(1, 2, 2, 2), (2, 3, 3, 3), (3, 4, 4, 4)]
+    job.unobserve(on_count, names="run_count")
+    step(clock, service, 60, times=2)
+    assert len(seen) == 3
+    assert job.run_count == 6
+
+
+def test_an_observer_of_next_invocation_sees_the_timer_move_it(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "*/10 * * * *", lambda: None)
+    moves: list[datetime] = []
+    job.observe(lambda change: moves.append(change.new), names="next_invocation")
+    step(clock, service, 600, times=2)
+    assert moves == [datetime(2026, 1, 1, 0, 20, tzinfo=UTC),
+                     datetime(2026, 1, 1, 0, 30, tzinfo=UTC)]
+
+
+def test_removing_one_of_two_observers_of_a_trait_keeps_the_other_notified(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "* * * * *", lambda: None)
+    first: list[int] = []
+    second: list[int] = []
+
+    def one(change: Any) -> None:
+        first.append(change.new)
+
+    def two(change: Any) -> None:
+        second.append(change.new)
+
+    job.observe(one, names="run_count")
+    job.observe(two, names="run_count")
+    step(clock, service, 60)
+    job.unobserve(one, names="run_count")
+    step(clock, service, 60, times=2)
+    assert first == [1]
+    assert second == [1, 2, 3]
+
+
+def test_an_observer_of_all_traits_sees_each_change_of_a_run_until_removed(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "* * * * *", lambda: None)
+    changes: list[tuple[str, Any]] = []
+
+    def everything(change: Any) -> None:
+        changes.append((change.name, change.new))
+
+    job.observe(everything)  # names=All
+    step(clock, service, 60)
+    names = [name for name, _ in changes]
+    assert ("next_invocation", datetime(2026, 1, 1, 0, 2, tzinfo=UTC)) in changes
+    assert ("running", True) in changes and ("running", False) in changes
+    assert ("run_count", 1) in changes
+    assert "last_invocation" in names and "history" in names
+    job.unobserve(everything, names=All)
+    changes.clear()
+    step(clock, service, 60)
+    assert changes == []
+    assert job.run_count == 2
+
+
+def test_unobserved_traits_read_correctly_after_runs(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "* * * * *", lambda: None)
+    failing = service.schedule_job("f", "* * * * *", lambda: 1 / 0)
+    step(clock, service, 60, times=2)
+    assert job.run_count == 2 and job.failure_count == 0
+    assert job.next_invocation == datetime(2026, 1, 1, 0, 3, tzinfo=UTC)
+    assert job.last_invocation is not None
+    assert job.last_invocation.scheduled_for == datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
+    assert [i.scheduled_for.minute for i in job.history if i.scheduled_for] == [1, 2]
+    assert job.running is False
+    assert failing.run_count == 2 and failing.failure_count == 2
+    assert failing.last_invocation is not None and not failing.last_invocation.success
+    job.pause()
+    assert job.paused and job.next_invocation is None
+    job.resume()
+    assert job.next_invocation == datetime(2026, 1, 1, 0, 3, tzinfo=UTC)
