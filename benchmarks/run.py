@@ -1,0 +1,436 @@
+"""Run every case, each scheduler in its own fresh process, alternating; print and save.
+
+``python -m benchmarks [--quick] [--json PATH]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JSON = ROOT / "benchmarks" / "results" / "latest.json"
+OURS, THEIRS = "mashroom", "apscheduler"
+LABELS = {OURS: "mashroom-jobs", THEIRS: "APScheduler 3.11"}
+
+
+@dataclass
+class Plan:
+    """Sizes of one run: the full run, or the quick smoke check (about a minute)."""
+
+    lateness_n: list[int]
+    window: int
+    busy_n: int
+    setup_n: int
+    idle_n: int
+    idle_window: float
+    memory_n: int
+    invocations: int
+    panel_n: int
+    panel_firing: int
+    panel_window: int
+    panel_baseline: bool = True
+
+
+FULL = Plan(lateness_n=[1, 100, 1000, 10000], window=8, busy_n=100, setup_n=10000,
+            idle_n=1000, idle_window=10.0, memory_n=10000, invocations=100_000,
+            panel_n=10000, panel_firing=100, panel_window=8)
+QUICK = Plan(lateness_n=[1, 1000], window=2, busy_n=100, setup_n=1000, idle_n=1000,
+             idle_window=2.0, memory_n=1000, invocations=2000, panel_n=1000,
+             panel_firing=100, panel_window=2, panel_baseline=False)
+
+
+# -- running one measurement -------------------------------------------------------
+
+
+def measure(case: str, scheduler: str | None, params: dict[str, Any],
+            timeout: float = 900) -> dict[str, Any]:
+    """Run one case in a fresh interpreter; its result dict, or {"error": ...}."""
+    spec = {"case": case, "scheduler": scheduler, "params": params}
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "result.json"
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-m", "benchmarks.worker", json.dumps(spec), str(out)],
+                cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return {"error": f"timed out after {timeout} s"}
+        elapsed = time.perf_counter() - started
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            return {"error": f"exit {proc.returncode}: " + " | ".join(tail)}
+        result: dict[str, Any] = json.loads(out.read_text())
+        result["process_s"] = round(elapsed, 2)
+        return result
+
+
+def pair(case: str, params: dict[str, Any], first: str, log: list[dict[str, Any]],
+         repeat: int = 1) -> dict[str, dict[str, Any]]:
+    """Both schedulers, one after the other, ``first`` first; with ``repeat``, that many
+    rounds with the order flipped each round, and each figure the median of the rounds."""
+    rounds: dict[str, list[dict[str, Any]]] = {OURS: [], THEIRS: []}
+    order = [first, THEIRS if first == OURS else OURS]
+    for _ in range(repeat):
+        for scheduler in order:
+            label = f"{case} {LABELS[scheduler]} {json.dumps(params)}"
+            print(f"  running {label} ...", file=sys.stderr, flush=True)
+            result = measure(case, scheduler, params)
+            rounds[scheduler].append(result)
+            log.append({"case": case, "scheduler": scheduler, "params": params,
+                        "result": result})
+            if "error" in result:
+                print(f"    ERROR: {result['error']}", file=sys.stderr, flush=True)
+        order.reverse()
+    return {scheduler: median_result(results) for scheduler, results in rounds.items()}
+
+
+def median_result(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of every numeric figure over rounds (the first round's other values)."""
+    good = [r for r in results if "error" not in r]
+    if not good:
+        return results[0]
+    merged = dict(good[0])
+    for key, value in good[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in good if isinstance(r.get(key), (int, float))]
+            merged[key] = statistics.median(values)
+    merged["rounds"] = len(good)
+    return merged
+
+
+# -- the table ------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    case: str
+    metric: str
+    ours: Any
+    theirs: Any
+    target: str = ""
+    met: bool | None = None
+    lower_is_better: bool = True
+
+    @property
+    def ratio(self) -> float | None:
+        """APScheduler's figure over ours: how many times better (or worse) we are."""
+        a, b = self.theirs, self.ours
+        if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+            return None
+        if math.isnan(a) or math.isnan(b):
+            return None
+        if not self.lower_is_better:
+            a, b = b, a
+        if b == 0:
+            return None
+        return a / b
+
+
+def _get(result: dict[str, Any], key: str) -> Any:
+    if "error" in result:
+        return "error"
+    return result.get(key, math.nan)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if math.isnan(value):
+        return "-"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _ratio_text(row: Row) -> str:
+    r = row.ratio
+    if r is None:
+        return "-"
+    return f"{r:.1f}×" if r >= 0.095 else f"{r:.2f}×"
+
+
+def render(rows: list[Row], markdown: bool = False) -> str:
+    header = ["case", "metric", LABELS[OURS], LABELS[THEIRS], "APS ÷ ours", "target", "met"]
+    body = [[r.case, r.metric, _fmt(r.ours), _fmt(r.theirs), _ratio_text(r), r.target,
+             "" if r.met is None else ("yes" if r.met else "NO")] for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |",
+                 "|" + "|".join(["---", "---", "---:", "---:", "---:", "---", "---"]) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    widths = [max(len(x) for x in col) for col in zip(header, *body)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
+    return "\n".join(out)
+
+
+def _num(value: Any) -> float:
+    return value if isinstance(value, (int, float)) else math.nan
+
+
+def lateness_rows(n: int, res: dict[str, dict[str, Any]]) -> list[Row]:
+    ours, theirs = res[OURS], res[THEIRS]
+    case = f"1 lateness N={n:,}"
+    p99 = _num(_get(ours, "p99_ms"))
+    targets = {1000: ("≤ 5 ms", p99 <= 5), 10000: ("≤ 50 ms", p99 <= 50)}
+    p99_target, p99_met = targets.get(n, ("", None))
+    missed_target = "0" if n >= 1000 else ""
+    missed = _get(ours, "missed")
+    cpu = _num(_get(ours, "cpu_per_wall"))
+    expected = _get(ours, "expected")
+    return [
+        Row(case, "p50 lateness, ms", _get(ours, "p50_ms"), _get(theirs, "p50_ms")),
+        Row(case, "p99 lateness, ms", _get(ours, "p99_ms"), _get(theirs, "p99_ms"),
+            p99_target, p99_met),
+        Row(case, "max lateness, ms", _get(ours, "max_ms"), _get(theirs, "max_ms")),
+        Row(case, f"missed fires (of {_fmt(expected)})", missed, _get(theirs, "missed"),
+            missed_target, (missed == 0) if missed_target else None),
+        Row(case, "CPU, cores", _get(ours, "cpu_per_wall"), _get(theirs, "cpu_per_wall"),
+            "≤ 0.5" if n == 10000 else "", (cpu <= 0.5) if n == 10000 else None),
+    ]
+
+
+def busy_rows(n: int, res: dict[str, dict[str, Any]], baseline: dict[str, Any]) -> list[Row]:
+    ours, theirs = res[OURS], res[THEIRS]
+    case = f"2 busy main N={n}"
+    p99 = _num(_get(ours, "p99_ms"))
+    base = _num(_get(baseline, "main_rounds_per_s"))
+
+    def share(r: dict[str, Any]) -> float:
+        return 100.0 * _num(_get(r, "main_rounds_per_s")) / base
+
+    return [
+        Row(case, "p50 lateness, ms", _get(ours, "p50_ms"), _get(theirs, "p50_ms")),
+        Row(case, "p99 lateness, ms", _get(ours, "p99_ms"), _get(theirs, "p99_ms"),
+            "≤ 10 ms", p99 <= 10),
+        Row(case, "missed fires", _get(ours, "missed"), _get(theirs, "missed")),
+        Row(case, "main thread's work, % of alone", share(ours), share(theirs),
+            lower_is_better=False),
+    ]
+
+
+def setup_rows(shared: dict[str, dict[str, Any]], distinct: dict[str, dict[str, Any]],
+               n: int) -> list[Row]:
+    case = f"3 set-up N={n:,}"
+    add = _num(_get(shared[OURS], "add_us"))
+    return [
+        Row(case, "µs per schedule, shared expression", _get(shared[OURS], "add_us"),
+            _get(shared[THEIRS], "add_us"), "≤ 20 µs", add <= 20),
+        Row(case, "µs per schedule, distinct expressions", _get(distinct[OURS], "add_us"),
+            _get(distinct[THEIRS], "add_us")),
+        Row(case, "µs per unschedule", _get(shared[OURS], "remove_us"),
+            _get(shared[THEIRS], "remove_us")),
+    ]
+
+
+def idle_rows(res: dict[str, dict[str, Any]], n: int, window: float) -> list[Row]:
+    case = f"4 idle {n:,} hourly, {window:g} s"
+    wake = _get(res[OURS], "wakeups")
+    return [
+        Row(case, "CPU seconds", _get(res[OURS], "cpu_s"), _get(res[THEIRS], "cpu_s"),
+            "≈ 0"),
+        Row(case, "timer wake-ups", wake, _get(res[THEIRS], "wakeups"), "0", wake == 0),
+        Row(case, "voluntary context switches", _get(res[OURS], "voluntary_switches"),
+            _get(res[THEIRS], "voluntary_switches")),
+    ]
+
+
+def memory_rows(res: dict[str, dict[str, Any]], n: int, invocations: int) -> list[Row]:
+    case = "5 memory"
+    growth = _num(_get(res[OURS], "rss_growth_after_warmup_kib"))
+    return [
+        Row(case, f"RSS per scheduled job, bytes (N={n:,})", _get(res[OURS], "rss_per_job_bytes"),
+            _get(res[THEIRS], "rss_per_job_bytes")),
+        Row(case, f"RSS growth over runs 10%-100% of {invocations:,}, KiB",
+            _get(res[OURS], "rss_growth_after_warmup_kib"),
+            _get(res[THEIRS], "rss_growth_after_warmup_kib"), "no growth", growth <= 64),
+        Row(case, "run-now round trip, µs", _get(res[OURS], "run_now_round_trip_us"),
+            _get(res[THEIRS], "run_now_round_trip_us")),
+    ]
+
+
+def panel_rows(result: dict[str, Any], baseline: dict[str, Any] | None) -> list[Row]:
+    if "error" in result or not result.get("available", False):
+        reason = result.get("error") or result.get("reason", "panel not available")
+        return [Row("6 panel", reason, None, None)]
+    n, firing = result["n"], result["firing"]
+    case = f"6 panel {n:,} jobs, {firing} firing"
+    models, flushes = result["widget_models"], result["flushes_per_s"]
+    rows = [
+        Row(case, "widget models created", models, "n/a", "≤ 600", models <= 600),
+        Row(case, "flushes per second", flushes, "n/a", "≤ 4", flushes <= 4),
+        Row(case, "front-end messages per second", result["messages_per_s"], "n/a"),
+        Row(case, "CPU, cores, with the panel", result["cpu_per_wall"], "n/a"),
+        Row(case, "p99 lateness with the panel, ms", result["p99_ms"], "n/a"),
+    ]
+    if baseline is not None and "error" not in baseline:
+        rows.insert(3, Row(case, "CPU, cores, same jobs without a panel",
+                           baseline["cpu_per_wall"], "n/a"))
+        rows.append(Row(case, "p99 lateness without a panel, ms", baseline["p99_ms"], "n/a"))
+    return rows
+
+
+# -- the machine ------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory_gib = round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    versions = {}
+    for name in ("mashroom-jobs", "apscheduler", "croniter", "traitlets", "ipywidgets"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "switch_interval_s": sys.getswitchinterval(),
+        "versions": versions,
+    }
+
+
+def load() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+# -- main -------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="the one-minute smoke check: short windows, small N")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON,
+                        help=f"where to write the results (default {DEFAULT_JSON})")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--only", default="",
+                        help="comma-separated case numbers to run (default: all)")
+    parser.add_argument("--precise-wakeups", action="store_true",
+                        help="run mashroom-jobs with precise_wakeups=True (default: off, "
+                             "as a service starts)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of cases 1 and 2 (order flipped each round); "
+                             "the table shows the median of the rounds")
+    args = parser.parse_args(argv)
+    if args.precise_wakeups:  # read by the workers' MashroomAdapter
+        os.environ["MASHROOM_JOBS_BENCH_PRECISE"] = "1"
+    plan = QUICK if args.quick else FULL
+    only = {c.strip() for c in args.only.split(",") if c.strip()}
+
+    def wanted(case: str) -> bool:
+        return not only or case in only
+
+    started = time.time()
+    meta = {"machine": machine(), "quick": args.quick, "repeat": args.repeat,
+            "precise_wakeups": args.precise_wakeups,
+            "plan": plan.__dict__,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "load_before": load()}
+    log: list[dict[str, Any]] = []
+    rows: list[Row] = []
+    flip = 0
+
+    def first() -> str:
+        nonlocal flip
+        flip += 1
+        return OURS if flip % 2 else THEIRS
+
+    if wanted("1"):
+        for n in plan.lateness_n:
+            res = pair("lateness", {"n": n, "window": plan.window}, first(), log, args.repeat)
+            rows += lateness_rows(n, res)
+    if wanted("2"):
+        print("  running main-thread baseline ...", file=sys.stderr, flush=True)
+        baseline = measure("baseline", None, {"window": float(plan.window)})
+        log.append({"case": "baseline", "scheduler": None, "params": {}, "result": baseline})
+        res = pair("lateness", {"n": plan.busy_n, "window": plan.window, "busy": True},
+                   first(), log, args.repeat)
+        rows += busy_rows(plan.busy_n, res, baseline)
+    if wanted("3"):
+        shared = pair("setup", {"n": plan.setup_n, "shared": True}, first(), log)
+        distinct = pair("setup", {"n": plan.setup_n, "shared": False}, first(), log)
+        rows += setup_rows(shared, distinct, plan.setup_n)
+    if wanted("4"):
+        res = pair("idle", {"n": plan.idle_n, "window": plan.idle_window}, first(), log)
+        rows += idle_rows(res, plan.idle_n, plan.idle_window)
+    if wanted("5"):
+        res = pair("memory", {"n": plan.memory_n, "invocations": plan.invocations}, first(),
+                   log)
+        rows += memory_rows(res, plan.memory_n, plan.invocations)
+    if wanted("6"):
+        params = {"n": plan.panel_n, "firing": plan.panel_firing, "window": plan.panel_window}
+        print("  running panel ...", file=sys.stderr, flush=True)
+        with_panel = measure("panel", OURS, params)
+        log.append({"case": "panel", "scheduler": OURS, "params": params, "result": with_panel})
+        without = None
+        if plan.panel_baseline and with_panel.get("available"):
+            without = measure("panel", OURS, {**params, "panel": False})
+            log.append({"case": "panel", "scheduler": OURS, "params": {**params, "panel": False},
+                        "result": without})
+        rows += panel_rows(with_panel, without)
+
+    meta["load_after"] = load()
+    meta["duration_s"] = round(time.time() - started, 1)
+    table = render(rows, markdown=args.markdown)
+    print(table)
+    print(f"\n{meta['machine']['cpu']}, {meta['machine']['cores']} cores, Python "
+          f"{meta['machine']['python']}; load average before {meta['load_before']}, "
+          f"after {meta['load_after']}; {meta['duration_s']} s")
+    document = {
+        "meta": meta,
+        "table": [{"case": r.case, "metric": r.metric, "mashroom_jobs": r.ours,
+                   "apscheduler": r.theirs, "ratio_aps_over_ours": r.ratio,
+                   "target": r.target, "met": r.met} for r in rows],
+        "runs": log,
+        "markdown": render(rows, markdown=True),
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=1, default=str) + "\n")
+    print(f"results written to {args.json}")
+    failed = [entry for entry in log if "error" in entry["result"]]
+    return 1 if failed else 0
