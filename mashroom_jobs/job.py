@@ -340,10 +340,9 @@ class BackgroundJob(HasTraits):
 
     def _dispatch(self, trigger: Trigger, scheduled_for: datetime | None,
                   future: Future[JobInvocation] | None = None) -> None:
+        """Start a manual or immediate run: those ignore the overlap rule, which only
+        scheduled fires (:meth:`fire`) apply."""
         with self._lock:
-            if trigger == "schedule" and self.overlap == "skip" and self._pending:
-                self._update(skip_count=self.skip_count + 1)
-                return
             self._pending += 1
         self._launch(trigger, scheduled_for, future)
 
