@@ -3,18 +3,21 @@
 Loading creates the kernel's one :class:`BackgroundJobService` (configured from
 the shell's config, so ``c.BackgroundJobService...`` in ``ipython_kernel_config.py``
 applies), appends it to ``shell.configurables`` (so ``%config BackgroundJobService``
-works), registers the magics and loads the background-job plugins.  Unloading
-closes the service's panels, unloads the plugins, unschedules every job, shuts
-the service down (its threads end) and removes the magics and the configurable.
+works), registers the magics, shows the service as the jobs panel (an IPython
+display formatter) and loads the background-job plugins.  Unloading closes the
+service's panels, unloads the plugins, unschedules every job, shuts the service
+down (its threads end) and removes what it registered.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from .core.errors import MashroomJobsError
+from .plugins import PluginLoader
 from .service import BackgroundJobService
 
 if TYPE_CHECKING:
@@ -34,8 +37,11 @@ class _Extension:
     def __init__(self, shell: InteractiveShell) -> None:
         self.shell = shell
         self.service: BackgroundJobService | None = None
+        self.loader: PluginLoader | None = None
         self.magics: JobMagics | None = None
         self.configurable_added = False
+        self.formatter: Any = None
+        self.log_handler: logging.Handler | None = None
 
     def load(self) -> None:
         from .magics import JobMagics
@@ -47,15 +53,35 @@ class _Extension:
         self.configurable_added = True
         self.magics = JobMagics(shell, service=service)
         shell.register_magics(self.magics)
-        service.load_plugins()  # never raises because of a plugin
+        formatter = getattr(getattr(shell, "display_formatter", None), "mimebundle_formatter",
+                            None)
+        if formatter is not None:
+            formatter.for_type(BackgroundJobService, _panel_bundle)
+            self.formatter = formatter
+        logger = logging.getLogger("mashroom_jobs")
+        if not logger.handlers and not logging.getLogger().handlers:
+            # In a kernel, failures show in the panel: keep Python's last-resort handler from
+            # printing them into whichever cell happens to be running.
+            self.log_handler = logging.NullHandler()
+            logger.addHandler(self.log_handler)
+        self.loader = PluginLoader(service)
+        self.loader.load()  # never raises because of a plugin
 
     def unload(self) -> None:
         service, shell = self.service, self.shell
         if service is not None:
             _close_panels(service)
-            service.unload_plugins()
+            if self.loader is not None:
+                self.loader.close()
             service.unschedule_all()
             service.shutdown(wait=True, timeout=SHUTDOWN_TIMEOUT)
+        self.loader = None
+        if self.formatter is not None:
+            self.formatter.pop(BackgroundJobService, None)
+            self.formatter = None
+        if self.log_handler is not None:
+            logging.getLogger("mashroom_jobs").removeHandler(self.log_handler)
+            self.log_handler = None
         if self.magics is not None:
             _unregister_magics(shell, self.magics)
             self.magics = None
@@ -123,6 +149,29 @@ def get_service() -> BackgroundJobService:
             "or create a BackgroundJobService() yourself"
         )
     return extension.service
+
+
+def widget_frontend(shell: Any) -> bool:
+    """True in an ipykernel (a frontend that may render widgets), False in terminal IPython."""
+    return getattr(shell, "kernel", None) is not None
+
+
+def _panel_bundle(service: BackgroundJobService) -> dict[str, Any]:
+    """How a kernel displays the service: its live JobsPanel (the text table as text/plain).
+
+    Outside a kernel (terminal IPython), nothing: the text table is shown instead.
+    """
+    if not widget_frontend(service.shell):
+        return {}
+    try:
+        from .panel import display_panel  # ipywidgets only when a panel is shown
+
+        bundle = dict(display_panel(service)._repr_mimebundle_())
+    except Exception:
+        service.log.warning("could not show the jobs panel; showing text", exc_info=True)
+        return {}
+    bundle["text/plain"] = repr(service)  # what nbval and text-only frontends see
+    return bundle
 
 
 def _close_panels(service: BackgroundJobService) -> None:

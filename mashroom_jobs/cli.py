@@ -173,7 +173,7 @@ def _service(config_file: Path | None) -> BackgroundJobService:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .plugins import PluginRecord, discover, format_plugins_table, inspect_plugin
+    from .plugins import disabled_record, discover, format_plugins_table, inspect_plugin
 
     service = _service(args.config)
     try:
@@ -181,11 +181,7 @@ def _plugins(args: argparse.Namespace) -> int:
         for entry_point in discover():
             override = service.plugin_config.get(entry_point.name) or {}
             if entry_point.name in service.disabled_plugins:
-                from types import MappingProxyType
-
-                records.append(PluginRecord(entry_point.name, "disabled",
-                                            MappingProxyType(dict(override)),
-                                            entry_point=entry_point.value))
+                records.append(disabled_record(entry_point, override))
                 continue
             records.append(
                 inspect_plugin(entry_point, override, default_timezone=service.timezone)
@@ -232,7 +228,9 @@ def _run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = None
     try:
-        records = service.load_plugins()
+        from .plugins import PluginLoader
+
+        records = PluginLoader(service).load()
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
             log.error("no background-job plugin could be loaded (%d installed, %d failed)",
@@ -265,13 +263,13 @@ def _log_new_jobs(change: Any) -> None:
     old = set(change.old or ())
     for job in change.new:
         if job not in old:
-            job.observe(_log_run, names="run_count")
+            job.observe(_log_run, names="state")
 
 
 def _log_run(change: Any) -> None:
     job: BackgroundJob = change.owner
-    invocation = job.last_invocation
-    if invocation is None:
+    invocation = change.new.last_invocation
+    if invocation is None or invocation is getattr(change.old, "last_invocation", None):
         return
     if invocation.success:
         log.info("job %r ran in %.1f ms (%s)", job.name, invocation.execution_time_ms,

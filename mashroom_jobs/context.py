@@ -12,6 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .core.errors import JobStopped
+from .core.runs import stop_flag
+
 if TYPE_CHECKING:
     from .service import BackgroundJobService
 
@@ -19,14 +22,15 @@ __all__ = ["PluginContext", "PluginContextHolder", "PluginServices"]
 
 
 def _logger_factory(name: str) -> logging.Logger:
+    # module level (not a lambda): a context must pickle to reach a Dask worker
     return logging.getLogger(name)
 
 
 @dataclass(frozen=True)
 class PluginServices:
-    """The services a job can reach: only ``background_jobs`` for now."""
+    """The services a job can reach: only ``background_jobs`` for now (None on a worker)."""
 
-    background_jobs: BackgroundJobService
+    background_jobs: BackgroundJobService | None
 
 
 @dataclass(frozen=True)
@@ -36,16 +40,32 @@ class PluginContext:
     Attributes
     ----------
     services : PluginServices
-        ``services.background_jobs`` is the BackgroundJobService running the job.
+        ``services.background_jobs`` is the BackgroundJobService running the job
+        (None when the job runs on a Dask worker or in another process).
     logger_factory : callable
         ``logger_factory(name)`` returns a standard :class:`logging.Logger`.
     shell : IPython shell or None
         The kernel's shell when the service runs in IPython, else None.
+    stop_requested : flag
+        Set when the run was asked to stop or timed out: ``if
+        context.stop_requested:``, ``.is_set()``, ``.wait(seconds)`` (True once set).
+        Long jobs poll it; never set outside a run or on a remote worker.
     """
 
     services: PluginServices
     logger_factory: Callable[[str], logging.Logger] = field(default=_logger_factory)
     shell: Any = None
+
+    @property
+    def stop_requested(self) -> Any:
+        """The current run's stop flag (see the class docstring)."""
+        return stop_flag()
+
+    def check_stop(self) -> None:
+        """Raise :class:`~mashroom_jobs.JobStopped` if the current run was asked to stop."""
+        flag = stop_flag()
+        if flag.is_set():
+            raise JobStopped(str(getattr(flag, "stop_reason", "stopped")))
 
 
 class PluginContextHolder:

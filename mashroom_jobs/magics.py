@@ -59,7 +59,8 @@ class JobMagics(Magics):
     def jobs(self, line: str) -> Any:
         """Show the jobs panel, or with ``--plugins`` the background-job plugins.
 
-        Without the panel (ipywidgets missing), prints the jobs as a text table.
+        Where widgets cannot render (terminal IPython, ipywidgets missing), prints the
+        jobs as a text table.
         The panel is returned, so it is displayed as the cell's output; running
         ``%jobs`` again shows the same panel.
         """
@@ -68,14 +69,16 @@ class JobMagics(Magics):
         if args.plugins:
             print(format_plugins_table(service.plugins))
             return None
+        if getattr(self.shell, "kernel", None) is None:  # terminal IPython: no widgets
+            print(repr(service))
+            return None
         try:
             panel = importlib.import_module(".panel", __package__)
-        except ImportError:  # the panel or ipywidgets is not available: text will do
+        except ImportError:  # ipywidgets is not available: text will do
             print(repr(service))
             return None
         # one panel per service: %jobs run again shows it again instead of piling up panels
-        show = getattr(panel, "display_panel", None) or panel.JobsPanel
-        return show(service)
+        return panel.display_panel(service)
 
     @magic_arguments()
     @argument("name", help="The job's name; quote it when it has spaces.")

@@ -13,15 +13,14 @@ Counters survive a job's replacement or removal, as Prometheus counters must.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
-import weakref
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .job import BackgroundJob
-    from .service import BackgroundJobService
+from .core.records import JobInvocation
 
 __all__ = ["DURATION_BUCKETS", "MetricsRecorder", "prometheus_collector"]
 
@@ -34,64 +33,38 @@ DURATION_BUCKETS = (
 class MetricsRecorder:
     """Counts the finished runs of a service's jobs.
 
-    It observes ``run_count`` of each job (set with ``last_invocation`` in one
-    held notification, under the job's lock), so it sees every run exactly
-    once, on the thread that finished it.
+    The service calls :meth:`record` once per finished run, on the thread that
+    recorded it; fires another process ran (``elsewhere``) are not runs here.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tracked: weakref.WeakSet[BackgroundJob] = weakref.WeakSet()
         # job name -> [successes, failures]
         self._outcomes: dict[str, list[int]] = {}
         # job name -> (bucket counts (not cumulative), sum of seconds)
         self._durations: dict[str, tuple[list[int], list[float]]] = {}
 
-    def track(self, old: tuple[BackgroundJob, ...], new: tuple[BackgroundJob, ...]) -> None:
-        """Start observing the jobs in ``new`` that were not in ``old``.
-
-        Called on every change of ``service.jobs``, so it must not cost O(jobs) in
-        Python per call: the service appends a new job or puts it in its
-        predecessor's place, and only those places are looked at.
-        """
-        if len(new) > len(old) and (not old or new[len(old) - 1] is old[-1]):
-            candidates: Iterable[BackgroundJob] = new[len(old):]
-        elif len(new) == len(old):
-            candidates = [n for n, o in zip(new, old) if n is not o]
-        elif len(new) < len(old):
-            return  # removals only
-        else:
-            candidates = new
-        for job in candidates:
-            if job in self._tracked:
-                continue
-            self._tracked.add(job)
-            job.observe(self._on_run, names="run_count")
-
-    def _on_run(self, change: Any) -> None:
-        job = change.owner
-        invocation = job.last_invocation
-        if invocation is None or change.new <= change.old:
+    def record(self, job: str, invocation: JobInvocation) -> None:
+        """Count one finished run of ``job``."""
+        if invocation.elsewhere:
             return
         seconds = invocation.execution_time_ms / 1000.0
         with self._lock:
-            outcomes = self._outcomes.setdefault(job.name, [0, 0])
+            outcomes = self._outcomes.get(job)
+            if outcomes is None:
+                outcomes = self._outcomes[job] = [0, 0]
+                self._durations[job] = ([0] * len(DURATION_BUCKETS), [0.0])
             outcomes[0 if invocation.success else 1] += 1
-            counts, total = self._durations.setdefault(
-                job.name, ([0] * len(DURATION_BUCKETS), [0.0])
-            )
-            for index, bound in enumerate(DURATION_BUCKETS):
-                if seconds <= bound:
-                    counts[index] += 1
-                    break
+            counts, total = self._durations[job]
+            counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
             total[0] += seconds
 
-    def snapshot(self, jobs: tuple[BackgroundJob, ...]) -> dict[str, Any]:
-        """The figures as plain data (see :meth:`BackgroundJobService.metrics`)."""
-        failed = sum(
-            1 for job in jobs
-            if job.last_invocation is not None and not job.last_invocation.success
-        )
+    def snapshot(self, last_runs: Iterable[JobInvocation | None]) -> dict[str, Any]:
+        """The figures as plain data (see :meth:`BackgroundJobService.metrics`);
+        ``last_runs`` are the scheduled jobs' last runs."""
+        last_runs = list(last_runs)
+        failed = sum(1 for run in last_runs
+                     if run is not None and not run.success and not run.elsewhere)
         with self._lock:
             invocations = {
                 name: {"success": counts[0], "failure": counts[1]}
@@ -99,15 +72,12 @@ class MetricsRecorder:
             }
             durations = {}
             for name, (counts, total) in sorted(self._durations.items()):
-                cumulative, running = [], 0
-                for count in counts:
-                    running += count
-                    cumulative.append(running)
+                cumulative = list(itertools.accumulate(counts))
                 durations[name] = {
-                    "bucket_counts": cumulative, "sum": total[0], "count": running,
+                    "bucket_counts": cumulative, "sum": total[0], "count": cumulative[-1],
                 }
         return {
-            "mashroom_background_jobs_total": len(jobs),
+            "mashroom_background_jobs_total": len(last_runs),
             "mashroom_background_jobs_failed": failed,
             "mashroom_background_jobs_invocations_total": invocations,
             "mashroom_background_jobs_duration_seconds": {
@@ -117,7 +87,7 @@ class MetricsRecorder:
         }
 
 
-def prometheus_collector(service: BackgroundJobService) -> Any:
+def prometheus_collector(service: Any) -> Any:
     """A ``prometheus_client`` collector reading ``service.metrics()`` at each scrape.
 
     Raises

@@ -21,9 +21,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["ManualClock"]
+__all__ = ["ManualClock", "wait_for"]
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 5.0,
+             interval: float = 0.005) -> bool:
+    """Poll ``condition()`` until it is true or ``timeout`` real seconds pass.
+
+    For what only a real thread can make true (a run started on a worker); returns
+    whether it became true, so a test asserts it: ``assert wait_for(lambda: job.running)``.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return bool(condition())
+        time.sleep(interval)
+    return True
 
 
 class ManualClock:

@@ -444,11 +444,11 @@ assert heartbeat.cron_schedule == "*/1 * * * * *"
     code("""
 two_beats = threading.Event()
 
-def on_run(change):
-    if change.new >= 2:
+def on_state(change):  # a job's state is one observable trait
+    if change.new.run_count >= 2:
         two_beats.set()
 
-heartbeat.observe(on_run, names="run_count")
+heartbeat.observe(on_state, names="state")
 if heartbeat.run_count >= 2:  # it may have beaten twice already
     two_beats.set()
 assert two_beats.wait(timeout=10), heartbeat.history

@@ -18,7 +18,7 @@ from mashroom_jobs import BackgroundJobService, InvalidCronExpressionError
 from mashroom_jobs.core.cron import CronSchedule
 from mashroom_jobs.core.executors import DaemonThreadPool
 from mashroom_jobs.core.scheduler import Timer
-from mashroom_jobs.testing import ManualClock
+from mashroom_jobs.testing import ManualClock, wait_for
 
 UTC = timezone.utc
 WAIT = 5.0  # generous real-time bound for anything that should happen "soon"
@@ -579,42 +579,68 @@ def test_next_fire_time_does_not_depend_on_whether_the_next_minute_is_checked_fi
     assert from_midday == from_last_minute
 
 
-# --- the trait fast path ------------------------------------------------------------------
+# --- the published state ------------------------------------------------------------------
 
 
-def test_an_observer_added_later_sees_every_run_count_with_its_invocation(
+def test_an_observer_added_later_sees_each_run_as_one_state_with_its_invocation(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:
     job = service.schedule_job("j", "* * * * *", lambda: None)
     step(clock, service, 60)  # one run before anyone observes
-    seen: list[tuple[int, int, int | None, int]] = []
+    seen: list[tuple[int, int, int | None, bool]] = []
 
-    def on_count(change: Any) -> None:
-        last = job.last_invocation
+    def on_state(change: Any) -> None:
+        last = change.new.last_invocation
         minute = last.scheduled_for.minute if last and last.scheduled_for else None
-        seen.append((change.old, change.new, minute, len(job.history)))
+        seen.append((change.old.run_count, change.new.run_count, minute, change.new.running))
 
-    job.observe(on_count, names="run_count")
+    job.observe(on_state, names="state")
     step(clock, service, 60, times=3)
-    assert seen == [(1, 2, 2, 2), (2, 3, 3, 3), (3, 4, 4, 4)]
-    job.unobserve(on_count, names="run_count")
+    # coalesced: each quick run is one change, never a "running" state in between
+    assert seen == [(1, 2, 2, False), (2, 3, 3, False), (3, 4, 4, False)]
+    job.unobserve(on_state, names="state")
     step(clock, service, 60, times=2)
     assert len(seen) == 3
-    assert job.run_count == 6
+    assert job.run_count == 6 and job.state.run_count == 6
 
 
-def test_an_observer_of_next_invocation_sees_the_timer_move_it(
+def test_each_published_state_carries_the_next_fire_time(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:
     job = service.schedule_job("j", "*/10 * * * *", lambda: None)
-    moves: list[datetime] = []
-    job.observe(lambda change: moves.append(change.new), names="next_invocation")
+    moves: list[datetime | None] = []
+    job.observe(lambda change: moves.append(change.new.next_invocation), names="state")
     step(clock, service, 600, times=2)
     assert moves == [datetime(2026, 1, 1, 0, 20, tzinfo=UTC),
                      datetime(2026, 1, 1, 0, 30, tzinfo=UTC)]
 
 
-def test_removing_one_of_two_observers_of_a_trait_keeps_the_other_notified(
+def test_a_long_run_is_published_as_running_before_it_ends(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    release = threading.Event()
+    job = service.schedule_job("slow", "0 * * * *", lambda: release.wait(10))
+    states: list[tuple[bool, int]] = []
+    running = threading.Event()
+
+    def on_state(change: Any) -> None:
+        states.append((change.new.running, change.new.run_count))
+        if change.new.running:
+            running.set()
+
+    job.observe(on_state, names="state")
+    future = job.invoke_now()
+    assert wait_for(lambda: job.running)
+    assert states == []  # "running" is published only once the run has lasted a moment
+    clock.advance(1)
+    assert running.wait(5)
+    assert job.running and job.state.running
+    release.set()
+    future.result(5)
+    assert states == [(True, 0), (False, 1)]
+
+
+def test_removing_one_of_two_observers_of_the_state_keeps_the_other_notified(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:
     job = service.schedule_job("j", "* * * * *", lambda: None)
@@ -622,21 +648,21 @@ def test_removing_one_of_two_observers_of_a_trait_keeps_the_other_notified(
     second: list[int] = []
 
     def one(change: Any) -> None:
-        first.append(change.new)
+        first.append(change.new.run_count)
 
     def two(change: Any) -> None:
-        second.append(change.new)
+        second.append(change.new.run_count)
 
-    job.observe(one, names="run_count")
-    job.observe(two, names="run_count")
+    job.observe(one, names="state")
+    job.observe(two, names="state")
     step(clock, service, 60)
-    job.unobserve(one, names="run_count")
+    job.unobserve(one, names="state")
     step(clock, service, 60, times=2)
     assert first == [1]
     assert second == [1, 2, 3]
 
 
-def test_an_observer_of_all_traits_sees_each_change_of_a_run_until_removed(
+def test_an_observer_of_all_traits_sees_each_state_until_removed(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:
     job = service.schedule_job("j", "* * * * *", lambda: None)
@@ -647,11 +673,9 @@ def test_an_observer_of_all_traits_sees_each_change_of_a_run_until_removed(
 
     job.observe(everything)  # names=All
     step(clock, service, 60)
-    names = [name for name, _ in changes]
-    assert ("next_invocation", datetime(2026, 1, 1, 0, 2, tzinfo=UTC)) in changes
-    assert ("running", True) in changes and ("running", False) in changes
-    assert ("run_count", 1) in changes
-    assert "last_invocation" in names and "history" in names
+    assert [name for name, _ in changes] == ["state"]
+    assert changes[0][1].run_count == 1
+    assert changes[0][1].next_invocation == datetime(2026, 1, 1, 0, 2, tzinfo=UTC)
     job.unobserve(everything, names=All)
     changes.clear()
     step(clock, service, 60)

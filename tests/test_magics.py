@@ -163,10 +163,21 @@ def test_jobs_prints_the_text_table_when_the_panel_is_not_available(
     assert "tick" in out and "*/5 * * * *" in out
 
 
-def test_jobs_returns_the_panel_when_it_is_available(
-    ip: Any, magics: JobMagics, service: BackgroundJobService
+def test_jobs_in_terminal_ipython_prints_the_text_table(
+    ip: Any, magics: JobMagics, service: BackgroundJobService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    service.schedule_job("nightly", "0 2 * * *", lambda: None)
+    assert ip.run_line_magic("jobs", "") is None
+    out = capsys.readouterr().out
+    assert out.startswith("BackgroundJobService: 1 job\n")
+    assert "nightly  0 2 * * *" in out and "JobsPanel(" not in out
+
+
+def test_jobs_returns_the_panel_in_a_kernel(
+    ip: Any, magics: JobMagics, service: BackgroundJobService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     panel_module = pytest.importorskip("mashroom_jobs.panel")
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)  # what ipykernel's shell has
     panel = ip.run_line_magic("jobs", "")
     try:
         assert isinstance(panel, panel_module.JobsPanel)

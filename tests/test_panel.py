@@ -22,6 +22,7 @@ from ipywidgets.widgets.widget import _instances
 
 from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.panel import JobsPanel, close_panels
+from mashroom_jobs.plugins import PluginLoader
 from mashroom_jobs.testing import ManualClock
 
 
@@ -31,7 +32,7 @@ def noop() -> None:
 
 def rows(panel: JobsPanel) -> list[Any]:
     """The visible rows."""
-    return panel._rows[: len(panel._rows_box.children)]
+    return panel.rows
 
 
 def row_of(panel: JobsPanel, name: str) -> Any:
@@ -167,7 +168,7 @@ def test_clicking_unschedule_removes_the_job_and_its_row_at_once(
 
     assert service.get_job("a") is None
     assert names(panel) == ["b"]
-    assert panel._counts.value.startswith("<b>1 job</b>")
+    assert panel.header.counts.value.startswith("<b>1 job</b>")
 
 
 def test_clicking_run_now_starts_a_run_and_the_row_shows_it_running(
@@ -188,13 +189,13 @@ def test_clicking_run_now_starts_a_run_and_the_row_shows_it_running(
     row = row_of(panel, "slow")
     assert row.mark.value == "▶"
     assert row.last.value.startswith("<b>running…</b>")
-    assert "1 running" in panel._counts.value
+    assert "1 running" in panel.header.counts.value
 
     release.set()
     assert service.wait_until_idle(5)
     panel.flush()
     assert row.mark.value == "✓" and row.counts.value == "runs 1 · failed 0"
-    assert "0 running" in panel._counts.value
+    assert "0 running" in panel.header.counts.value
 
 
 def test_clicking_pause_toggles_to_resume_and_back(
@@ -208,7 +209,7 @@ def test_clicking_pause_toggles_to_resume_and_back(
     row = row_of(panel, "p")
     assert row.pause.tooltip == "Resume p" and row.mark.value == "‖"
     assert row.next.value == "paused"
-    assert "1 paused" in panel._counts.value
+    assert "1 paused" in panel.header.counts.value
 
     panel.button("Resume p").click()
     assert not job.paused
@@ -224,11 +225,11 @@ def test_an_action_that_fails_shows_its_error_in_the_panel(
     pause = panel.button("Pause gone")
     job = service.get_job("gone")
     assert job is not None
-    job._deactivate()  # unscheduled behind the panel's back, not yet flushed
+    job.runtime.deactivate()  # unscheduled behind the panel's back, not yet flushed
 
     pause.click()  # must not raise into the caller
 
-    assert "cannot pause job 'gone'" in panel._message.value
+    assert "cannot pause job 'gone'" in panel.header.message.value
 
 
 def test_an_expanded_row_shows_history_output_and_traceback(
@@ -278,7 +279,7 @@ def test_the_header_counts_jobs_running_paused_and_failing(
     assert service.wait_until_idle(5)
     panel.flush()
 
-    assert panel._counts.value == "<b>3 jobs</b> · 0 running · 1 paused · 1 failing"
+    assert panel.header.counts.value == "<b>3 jobs</b> · 0 running · 1 paused · 1 failing"
 
 
 def test_the_filter_matches_substrings_of_name_and_schedule(
@@ -289,14 +290,14 @@ def test_the_filter_matches_substrings_of_name_and_schedule(
     service.schedule_job("report", "*/5 9-17 * * *", noop)
     panel.flush()
 
-    panel._filter.value = "sync"
+    panel.header.filter.value = "sync"
     assert names(panel) == ["sync-orders", "sync-users"]
-    panel._filter.value = "*/5"
+    panel.header.filter.value = "*/5"
     assert names(panel) == ["sync-orders", "report"]
-    panel._filter.value = "nothing like it"
+    panel.header.filter.value = "nothing like it"
     assert names(panel) == []
-    assert panel._counts.value.endswith("· 0 match")
-    panel._filter.value = ""
+    assert panel.header.counts.value.endswith("· 0 match")
+    panel.header.filter.value = ""
     assert len(names(panel)) == 3
 
 
@@ -309,11 +310,11 @@ def test_paging_reuses_the_same_row_widgets(
     first_page_widgets = [r.name for r in rows(panel)]
     models_before = len(_instances)
 
-    assert panel._page_label.value == "Page 1 of 3" and panel._prev.disabled
+    assert panel.header.page_label.value == "Page 1 of 3" and panel.header.previous_page.disabled
     panel.button("Next page").click()
     panel.button("Next page").click()
 
-    assert panel._page_label.value == "Page 3 of 3" and panel._next.disabled
+    assert panel.header.page_label.value == "Page 3 of 3" and panel.header.next_page.disabled
     assert names(panel) == [f"job-{i}" for i in range(20, 25)]
     assert [r.name for r in rows(panel)] == first_page_widgets[:5]
     assert len(_instances) == models_before
@@ -335,28 +336,28 @@ def test_unscheduling_the_last_job_of_the_last_page_moves_back_a_page(
     panel.button("Unschedule j2").click()
 
     assert panel.page == 0 and names(panel) == ["j0", "j1"]
-    assert panel._page_label.value == "Page 1 of 1"
+    assert panel.header.page_label.value == "Page 1 of 1"
 
 
 # --- the add-job form -------------------------------------------------------------------
 
 
 def test_an_invalid_cron_expression_shows_its_error_in_place(panel: JobsPanel) -> None:
-    panel._f_cron.value = "61 * * * *"
-    assert "minute 61 is out of range 0-59" in panel._f_feedback.value
+    panel.form.cron.value = "61 * * * *"
+    assert "minute 61 is out of range 0-59" in panel.form.feedback.value
 
 
 def test_a_valid_cron_expression_shows_its_description_and_next_three_fire_times(
     panel: JobsPanel,
 ) -> None:
-    panel._f_cron.value = "*/15 * * * *"
-    assert panel._f_feedback.value == (
+    panel.form.cron.value = "*/15 * * * *"
+    assert panel.form.feedback.value == (
         "Every 15 minutes — next: 2026-01-01 00:15:00, 2026-01-01 00:30:00, "
         "2026-01-01 00:45:00 <small>(UTC)</small>"
     )
-    panel._f_zone.value = "Mars/Olympus"
-    assert "Mars/Olympus" in panel._f_feedback.value
-    assert "color" in panel._f_feedback.value  # shown as an error
+    panel.form.zone.value = "Mars/Olympus"
+    assert "Mars/Olympus" in panel.form.feedback.value
+    assert "color" in panel.form.feedback.value  # shown as an error
 
 
 def test_the_form_schedules_a_job_with_the_chosen_callable_and_zone(
@@ -366,16 +367,16 @@ def test_the_form_schedules_a_job_with_the_chosen_callable_and_zone(
         pass
 
     panel = make_panel(callables={"job_a": job_a, "noop": noop})
-    panel._f_name.value = "from-form"
-    panel._f_cron.value = "0 9 * * *"
-    panel._f_zone.value = "Asia/Tokyo"
-    panel._f_callable.label = "job_a"
+    panel.form.name.value = "from-form"
+    panel.form.cron.value = "0 9 * * *"
+    panel.form.zone.value = "Asia/Tokyo"
+    panel.form.callable.label = "job_a"
 
     panel.button("Schedule the job").click()
 
     job = service.get_job("from-form")
     assert job is not None and job.callback is job_a and job.timezone == "Asia/Tokyo"
-    assert panel._f_message.value == "Scheduled from-form."
+    assert panel.form.message.value == "Scheduled from-form."
     assert names(panel) == ["from-form"]
 
 
@@ -395,13 +396,13 @@ def test_every_form_error_is_shown_in_the_form(
 ) -> None:
     service.schedule_job("taken", "@daily", noop)
     panel = make_panel(callables={"noop": noop} if callable_label else {})
-    panel._f_name.value = name
-    panel._f_cron.value = cron
-    panel._f_callable.label = callable_label
+    panel.form.name.value = name
+    panel.form.cron.value = cron
+    panel.form.callable.label = callable_label
 
     panel.button("Schedule the job").click()
 
-    assert message in panel._f_message.value
+    assert message in panel.form.message.value
     assert [j.name for j in service.jobs] == ["taken"]
 
 
@@ -412,16 +413,16 @@ def test_the_form_offers_the_functions_of_the_users_namespace_refreshed_after_ea
     ns: dict[str, Any] = {"first": noop, "_private": noop, "exit": noop, "value": 3}
     service.shell = SimpleNamespace(user_ns=ns, user_ns_hidden={"exit": exit}, events=events)
     panel = make_panel(callables=None)
-    assert panel._f_callable.options == (("first", noop),)
-    assert panel._f_callable.value is noop  # preselected, like a fresh Dropdown
+    assert panel.form.callable.options == (("first", noop),)
+    assert panel.form.callable.value is noop  # preselected, like a fresh Dropdown
 
     ns["second"] = print_twice
     events.trigger("post_run_cell", None)
-    assert [label for label, _ in panel._f_callable.options] == ["first", "second"]
-    panel._f_callable.label = "second"
+    assert [label for label, _ in panel.form.callable.options] == ["first", "second"]
+    panel.form.callable.label = "second"
     ns["third"] = print_twice
     events.trigger("post_run_cell", None)
-    assert panel._f_callable.label == "second"  # the choice survives a refresh
+    assert panel.form.callable.label == "second"  # the choice survives a refresh
 
     panel.close()
     assert events.callbacks["post_run_cell"] == []
@@ -480,25 +481,32 @@ def test_close_panels_closes_every_panel_on_the_service(
 # --- displaying the service ----------------------------------------------------------
 
 
-def test_the_service_displays_as_a_panel_in_a_kernel_and_as_text_elsewhere(
-    service: BackgroundJobService,
+def test_with_the_extension_the_service_displays_as_a_panel_in_a_kernel_and_as_text_elsewhere(
+    ip: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service.schedule_job("shown", "@daily", noop)
-    service.shell = SimpleNamespace(user_ns={}, user_ns_hidden={}, kernel=None)
-    assert service._repr_mimebundle_() == {"text/plain": repr(service)}
+    import mashroom_jobs
 
-    service.shell = SimpleNamespace(user_ns={}, user_ns_hidden={}, kernel=object())
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    service = mashroom_jobs.get_service()
+    service.schedule_job("shown", "@daily", noop)
+    data, _ = ip.display_formatter.format(service)
+    assert data == {"text/plain": repr(service)}  # terminal IPython: the text table
+
+    monkeypatch.setattr(ip, "kernel", object(), raising=False)  # as in ipykernel's shell
     try:
-        bundle = service._repr_mimebundle_()
-        again = service._repr_mimebundle_()
+        bundle, _ = ip.display_formatter.format(service)
+        again, _ = ip.display_formatter.format(service)
         view = bundle["application/vnd.jupyter.widget-view+json"]
         assert bundle["text/plain"] == repr(service)
         assert "shown" in bundle["text/plain"]
         assert again["application/vnd.jupyter.widget-view+json"] == view  # one panel, reused
         shown = _instances[view["model_id"]]
-        assert isinstance(shown, JobsPanel) and names(shown) == ["shown"]
+        assert isinstance(shown, JobsPanel) and "shown" in names(shown)
     finally:
         assert close_panels(service) == 1
+    ip.run_line_magic("unload_ext", "mashroom_jobs")
+    data, _ = ip.display_formatter.format(service)
+    assert set(data) == {"text/plain"}  # the formatter went with the extension
 
 
 # --- scale, coalescing, threads -------------------------------------------------------
@@ -514,7 +522,7 @@ def test_10000_jobs_need_at_most_600_widget_models_and_off_page_jobs_send_nothin
     panel = make_panel()
 
     assert len(_instances) - models <= 600
-    assert panel._page_label.value == "Page 1 of 500"
+    assert panel.header.page_label.value == "Page 1 of 500"
     sent.clear()
     for job in service.jobs[5000:5100]:  # off the page: runs, pause + resume
         job.invoke_now()
@@ -614,19 +622,20 @@ def test_failed_plugins_are_listed_with_their_error_in_the_header(
 ) -> None:
     from importlib.metadata import EntryPoint
 
-    assert panel._plugins.value == ""  # no plugins: no line
+    assert panel.header.notes.value == ""  # no plugins: no line
     group = "mashroom_jobs.plugins"
-    service.load_plugins([
+    loader = PluginLoader(service)
+    loader.load([
         EntryPoint(name="Good", value="tests.test_panel:_good_bootstrap", group=group),
         EntryPoint(name="Gone", value="no_such_module_for_mashroom:bootstrap", group=group),
     ])
     panel.flush()
-    text = panel._plugins.value
+    text = panel.header.notes.value
     assert "1 loaded" in text and "1 failed" in text
     assert "<b>Gone</b>" in text and "No module named" in text
-    service.unload_plugins()
+    loader.close()
     panel.flush()
-    assert panel._plugins.value == ""
+    assert panel.header.notes.value == ""
 
 
 def _good_bootstrap(plugin_name: str, plugin_config: dict[str, Any], holder: Any) -> Any:

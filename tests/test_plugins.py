@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from traitlets import TraitError
 
-from mashroom_jobs import BackgroundJobService, background_job_plugin
+from mashroom_jobs import BackgroundJobService, ServiceShutdownError, background_job_plugin
 from mashroom_jobs.plugins import (
     ENTRY_POINT_GROUP,
+    PluginLoader,
     discover,
     format_plugins_table,
     load_plugins,
@@ -23,6 +25,13 @@ from mashroom_jobs.plugins import (
 from mashroom_jobs.testing import ManualClock
 
 BROKEN = ("Broken bootstrap", "Broken callback", "Broken import", "Broken schedule")
+
+
+@pytest.fixture
+def loader(service: BackgroundJobService) -> Iterator[PluginLoader]:
+    plugin_loader = PluginLoader(service)
+    yield plugin_loader
+    plugin_loader.close()
 
 
 def _by_name(records: Any) -> dict[str, Any]:
@@ -61,11 +70,11 @@ def test_importing_the_plugin_module_discovers_and_imports_no_plugin() -> None:
 
 
 def test_example_plugin_loads_with_its_default_config_and_its_job_runs_on_schedule(
-    installed_plugins: Any, service: BackgroundJobService, clock: ManualClock
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader, clock: ManualClock
 ) -> None:
     example = _example_module()
     before = len(example.BOOTSTRAPPED)
-    records = _by_name(service.load_plugins())
+    records = _by_name(loader.load())
     record = records["Example heartbeat"]
     assert record.state == "loaded" and record.error is None
     assert dict(record.config) == {
@@ -84,10 +93,11 @@ def test_example_plugin_loads_with_its_default_config_and_its_job_runs_on_schedu
 
 
 def test_each_broken_plugin_fails_alone_with_its_error_logged_under_its_name(
-    installed_plugins: Any, service: BackgroundJobService, caplog: pytest.LogCaptureFixture
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="mashroom_jobs.plugins"):
-        records = _by_name(service.load_plugins())
+        records = _by_name(loader.load())
     assert records["Example heartbeat"].state == "loaded"
     expected = {
         "Broken import": "could not import mashroom_jobs_broken.unimportable:bootstrap: "
@@ -106,12 +116,12 @@ def test_each_broken_plugin_fails_alone_with_its_error_logged_under_its_name(
 
 
 def test_plugin_config_overrides_the_default_config_and_passes_its_own_keys_through(
-    installed_plugins: Any, service: BackgroundJobService, clock: ManualClock
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader, clock: ManualClock
 ) -> None:
     service.plugin_config = {
         "Example heartbeat": {"cron_schedule": "0 * * * *", "message": "hello", "extra": [1]}
     }
-    record = _by_name(service.load_plugins())["Example heartbeat"]
+    record = _by_name(loader.load())["Example heartbeat"]
     assert dict(record.config) == {
         "cron_schedule": "0 * * * *", "invoke_immediately": False, "message": "hello",
         "extra": [1],
@@ -124,23 +134,23 @@ def test_plugin_config_overrides_the_default_config_and_passes_its_own_keys_thro
 
 
 def test_a_plugin_without_cron_schedule_runs_once_at_load_and_never_again(
-    installed_plugins: Any, service: BackgroundJobService, clock: ManualClock
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader, clock: ManualClock
 ) -> None:
     service.plugin_config = {"Example heartbeat": {"cron_schedule": None}}
-    job = _by_name(service.load_plugins())["Example heartbeat"].job
+    job = _by_name(loader.load())["Example heartbeat"].job
     assert service.wait_until_idle(5)
     assert job.run_count == 1 and job.last_invocation.trigger == "immediate"
-    assert job.next_invocation is None and len(service._timer) == 0
+    assert job.next_invocation is None and service.timer_entries() == 0
     clock.advance(days=1)
     assert service.wait_until_idle(5)
     assert job.run_count == 1
 
 
 def test_invoke_immediately_runs_once_at_load_and_then_on_schedule(
-    installed_plugins: Any, service: BackgroundJobService, clock: ManualClock
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader, clock: ManualClock
 ) -> None:
     service.plugin_config = {"Example heartbeat": {"invoke_immediately": True}}
-    job = _by_name(service.load_plugins())["Example heartbeat"].job
+    job = _by_name(loader.load())["Example heartbeat"].job
     assert service.wait_until_idle(5)
     assert [i.trigger for i in job.history] == ["immediate"]
     clock.advance(minutes=5)
@@ -149,22 +159,22 @@ def test_invoke_immediately_runs_once_at_load_and_then_on_schedule(
 
 
 def test_a_disabled_plugin_is_neither_bootstrapped_nor_scheduled(
-    installed_plugins: Any, service: BackgroundJobService
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
 ) -> None:
     example = _example_module()
     before = len(example.BOOTSTRAPPED)
     service.disabled_plugins = ["Example heartbeat"]
-    record = _by_name(service.load_plugins())["Example heartbeat"]
+    record = _by_name(loader.load())["Example heartbeat"]
     assert record.state == "disabled" and record.job is None
     assert len(example.BOOTSTRAPPED) == before
     assert service.get_job("Example heartbeat") is None
 
 
 def test_changing_the_config_after_load_reloads_only_the_plugins_it_concerns(
-    installed_plugins: Any, service: BackgroundJobService
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
 ) -> None:
     example = _example_module()
-    service.load_plugins()
+    loader.load()
     before = len(example.BOOTSTRAPPED)
     failed_before = _by_name(service.plugins)["Broken bootstrap"]
 
@@ -174,7 +184,7 @@ def test_changing_the_config_after_load_reloads_only_the_plugins_it_concerns(
     assert records["Broken bootstrap"] is failed_before  # untouched
     assert len(example.BOOTSTRAPPED) == before + 1
     assert [job.name for job in service.jobs] == ["Example heartbeat"]
-    assert len(service._timer) == 1  # the replaced job's timer entry is gone
+    assert service.timer_entries() == 1  # the replaced job's timer entry is gone
 
     service.disabled_plugins = ["Example heartbeat"]
     assert _by_name(service.plugins)["Example heartbeat"].state == "disabled"
@@ -185,27 +195,27 @@ def test_changing_the_config_after_load_reloads_only_the_plugins_it_concerns(
 
 
 def test_unloading_plugins_unschedules_their_jobs_and_loading_again_bootstraps_once_more(
-    installed_plugins: Any, service: BackgroundJobService
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
 ) -> None:
     example = _example_module()
     before = len(example.BOOTSTRAPPED)
-    service.load_plugins()
+    loader.load()
     user_job = service.schedule_job("mine", "* * * * *", lambda: None)
     old = service.get_job("Example heartbeat")
-    service.unload_plugins()
+    loader.unload()
     assert service.plugins == () and not old.active
     assert service.jobs == (user_job,)  # the user's own job stays
-    service.load_plugins()
-    service.load_plugins()  # loading again replaces, it does not add
+    loader.load()
+    loader.load()  # loading again replaces, it does not add
     assert len(example.BOOTSTRAPPED) == before + 3
     assert [job.name for job in service.jobs] == ["mine", "Example heartbeat"]
-    assert len(service._timer) == 2
+    assert service.timer_entries() == 2
 
 
 def test_plugins_table_shows_state_schedule_and_errors(
-    installed_plugins: Any, service: BackgroundJobService
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
 ) -> None:
-    service.load_plugins()
+    loader.load()
     table = format_plugins_table(service.plugins)
     assert "Example heartbeat  loaded    */5 * * * *" in table
     assert "Every 5 minutes" in table
@@ -213,8 +223,20 @@ def test_plugins_table_shows_state_schedule_and_errors(
 
 
 def test_plugin_config_must_map_names_to_dicts(service: BackgroundJobService) -> None:
-    with pytest.raises(TypeError, match=r"plugin_config\['x'\] must be a dict"):
+    with pytest.raises(TraitError, match=r"plugin_config\['x'\] must be a dict"):
         service.plugin_config = {"x": "*/5 * * * *"}
+    assert service.plugin_config == {}  # the bad value did not stick
+
+
+def test_loading_plugins_on_a_shut_down_service_is_an_error(
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
+) -> None:
+    example = _example_module()
+    before = len(example.BOOTSTRAPPED)
+    service.shutdown()
+    with pytest.raises(ServiceShutdownError, match="cannot load plugins"):
+        loader.load()
+    assert len(example.BOOTSTRAPPED) == before  # nothing was bootstrapped
 
 
 # --- the pure loader, with hand-made entry points ----------------------------------------

@@ -16,7 +16,10 @@ import threading
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-__all__ = ["OutputBuffer", "capturing", "install", "uninstall"]
+__all__ = [
+    "OutputBuffer", "capturing", "ensure_installed", "install", "reset_sink", "set_sink",
+    "uninstall",
+]
 
 #: Output kept per run; more is cut, and the cut is said in the record.
 MAX_OUTPUT_CHARS = 100_000
@@ -70,6 +73,8 @@ class _RoutingStream:
         buffer = _current.get()
         if buffer is None:
             return self._target.write(text)
+        if not isinstance(text, str):  # as a real text stream would: the job's error
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         buffer.write(text)
         return len(text)
 
@@ -93,12 +98,24 @@ def install() -> None:
         _wrap()
 
 
-def ensure_installed() -> None:
-    """Re-wrap the streams if another library swapped them after :func:`install`."""
+def ensure_installed(force: bool = False) -> None:
+    """Re-wrap the streams if another library swapped them after :func:`install`;
+    with ``force``, wrap them even if nobody called :func:`install` (a remote worker)."""
     if not isinstance(sys.stdout, _RoutingStream) or not isinstance(sys.stderr, _RoutingStream):
         with _install_lock:
-            if _users:
+            if _users or force:
                 _wrap()
+
+
+def set_sink(buffer: OutputBuffer | None) -> contextvars.Token[OutputBuffer | None]:
+    """Route this thread's (or task's) writes into ``buffer`` (None: to the real streams)
+    until :func:`reset_sink` with the returned token."""
+    return _current.set(buffer)
+
+
+def reset_sink(token: contextvars.Token[OutputBuffer | None]) -> None:
+    """Undo a :func:`set_sink`."""
+    _current.reset(token)
 
 
 def _wrap() -> None:

@@ -39,3 +39,18 @@ class ServiceShutdownError(MashroomJobsError, RuntimeError):
 
 class JobNotScheduledError(MashroomJobsError, RuntimeError):
     """An action on a job that was unscheduled or replaced."""
+
+
+class JobStopped(MashroomJobsError):
+    """Raised by ``context.check_stop()`` in a job asked to stop (or timed out).
+
+    Let it propagate: the run is then recorded as stopped.
+    """
+
+
+class StoreError(MashroomJobsError):
+    """The job store cannot be used: its path, its file, or its schema (the message says)."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store did not answer in time (another process holds a long write)."""

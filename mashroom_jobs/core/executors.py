@@ -105,6 +105,14 @@ class DaemonThreadPool(Executor):
         elif not self._keeper_armed:
             self._arm_keeper()
 
+    def defer_later(self, fn: Callable[..., object], *args: Any) -> None:
+        """:meth:`defer`, but never on this thread: for a worker about to start a job,
+        whose start must not wait for bookkeeping.  Runs when a thread next drains
+        deferred work, or after at most :attr:`defer_limit` seconds."""
+        self._deferred.append((time.monotonic(), fn, args))
+        if not self._keeper_armed:
+            self._arm_keeper()
+
     @contextlib.contextmanager
     def hold_deferred(self) -> Iterator[None]:
         """While inside, deferred work waits as if tasks were waiting: for a producer

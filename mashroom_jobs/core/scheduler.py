@@ -38,7 +38,7 @@ from typing import Protocol
 from .clock import Clock
 from .cron import CronSchedule
 
-__all__ = ["Timer", "TimerEntry", "TimerTarget"]
+__all__ = ["Timer", "TimerCall", "TimerEntry", "TimerTarget"]
 
 log = logging.getLogger("mashroom_jobs")
 
@@ -65,6 +65,22 @@ class TimerEntry:
         self.next_ts = next_fire.timestamp() if next_fire is not None else None
         self.active = True
         self._group: _Group | None = None
+
+
+class TimerCall:
+    """A one-shot call (:meth:`Timer.call_later`): a timeout, a stop's grace, a retry."""
+
+    __slots__ = ("args", "cancelled", "deadline", "fn")
+
+    def __init__(self, deadline: float, fn: Callable[..., object], args: tuple[object, ...]):
+        self.deadline = deadline
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """It will not be called (if it has not been already). Harmless twice."""
+        self.cancelled = True
 
 
 class _Group:
@@ -116,6 +132,7 @@ class Timer:
         self._around_fires = around_fires
         self._cond = threading.Condition(threading.RLock())
         self._heap: list[tuple[float, int, _Group]] = []
+        self._calls: list[tuple[float, int, TimerCall]] = []  # by monotonic deadline
         self._groups: dict[tuple[int, float], _Group] = {}
         self._seq = itertools.count()
         self._count = 0
@@ -153,6 +170,28 @@ class Timer:
             with self._cond:
                 pass
         return entry
+
+    def call_later(self, delay: float, fn: Callable[..., object], *args: object) -> TimerCall:
+        """Call ``fn(*args)`` on the timer thread ``delay`` seconds from now (monotonic).
+
+        For short bookkeeping only (a timeout, a stop's grace, a retry): it runs on the
+        thread that fires jobs.  Exceptions are logged.  Returns a handle to cancel it.
+        """
+        with self._cond:
+            if self._stopping:
+                raise RuntimeError("the timer was stopped")
+            call = TimerCall(self._clock.monotonic() + max(0.0, delay), fn, args)
+            heapq.heappush(self._calls, (call.deadline, next(self._seq), call))
+            started = self._thread is None
+            if started:
+                self._start()
+            elif self._calls[0][2] is call:
+                self._cond.notify()
+        if started:
+            self._ready.wait(10)
+            with self._cond:
+                pass
+        return call
 
     def _join(self, entry: TimerEntry) -> bool:
         """Put an entry into the group of its schedule and time; True if it is the earliest."""
@@ -220,6 +259,7 @@ class Timer:
                     moved = self._reschedule_all(now)
                 last_wall, last_mono = now_ts, mono
                 due = self._pop_due(now, now_ts)
+                calls = self._pop_calls(mono)
             # Targets are called without the lock: they take their own locks and
             # may add or cancel entries (a job may unschedule itself).
             for entry in moved:
@@ -238,7 +278,12 @@ class Timer:
                             except Exception:  # the timer must survive any target
                                 log.exception("mashroom-jobs: error while firing %r",
                                               entry.target)
-            del due, moved
+            for call in calls:
+                try:
+                    call.fn(*call.args)
+                except Exception:
+                    log.exception("error in a timed call %r", call.fn)
+            del due, moved, calls
             with cond:
                 if self._stopping:
                     return
@@ -252,6 +297,11 @@ class Timer:
                     deadline = mono + max(0.0, heap[0][0] - now_ts)
                     # a fire time: a clock may offer to wake right on it
                     precise = getattr(clock, "wait_precise", None) if self.precise else None
+                calls_heap = self._calls
+                while calls_heap and calls_heap[0][2].cancelled:
+                    heapq.heappop(calls_heap)
+                if calls_heap and calls_heap[0][0] < deadline:
+                    deadline, precise = calls_heap[0][0], None
                 self._ready.set()
                 least, most = self.warm_lead
                 lead = min(most, max(least, self._late + 0.001))
@@ -276,6 +326,14 @@ class Timer:
                 warm()
             if not count % 256 and clock.monotonic() > deadline - 0.0005:
                 return
+
+    def _pop_calls(self, mono: float) -> list[TimerCall]:
+        calls, due = self._calls, []
+        while calls and calls[0][0] <= mono:
+            call = heapq.heappop(calls)[2]
+            if not call.cancelled:
+                due.append(call)
+        return due
 
     def _pop_due(
         self, now: datetime, now_ts: float

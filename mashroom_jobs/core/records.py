@@ -1,0 +1,106 @@
+"""The records the core emits: one run's :class:`JobInvocation`, one job's :class:`JobState`.
+
+Both are immutable named tuples of plain values.  Past-tense facts (as
+APScheduler 4's events are): made once, never changed, safe to hand to any
+thread.  Being tuples of atoms (datetimes, numbers, strings), the garbage
+collector stops tracking them after its first look, so 10,000 jobs with a full
+history add almost nothing to a collection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal, NamedTuple
+
+__all__ = ["JobInvocation", "JobState", "Trigger", "error_text"]
+
+#: What started a run: its schedule, a click or ``invoke_now()``, ``invoke_immediately``
+#: (or a run-once job), or a retry of a failed run.
+Trigger = Literal["schedule", "manual", "immediate", "retry"]
+
+
+class JobInvocation(NamedTuple):
+    """The record of one run of a job. Immutable.
+
+    Attributes
+    ----------
+    timestamp : datetime
+        When the run started (aware, in the job's time zone).
+    scheduled_for : datetime or None
+        The fire time this run served; None for manual and immediate runs.
+    trigger : {"schedule", "manual", "immediate", "retry"}
+        What started the run.
+    execution_time_ms : float
+        How long the callback took.
+    success : bool
+        False when the callback raised, was stopped or timed out.
+    error_message : str or None
+        ``"ExceptionType: message"`` of a failed run, ``"stopped"``, ``"timed out after 5 s"``.
+    traceback : str or None
+        The formatted traceback of a failed run.
+    output : str
+        What the job printed to stdout and stderr during this run.
+    attempt : int
+        1 for a first run; 2, 3... for its retries.
+    worker : str or None
+        The address of the Dask worker that ran it; None for a run in this process.
+    origin : str or None
+        Who ran it (``host pid N kernel ID``), when it came from the shared store;
+        None for a record of this process's memory.
+    elsewhere : bool
+        True when another process claimed this fire and ran it (``origin`` says who);
+        nothing ran here.  Not a failure and not counted in ``run_count``.
+    """
+
+    timestamp: datetime
+    scheduled_for: datetime | None
+    trigger: Trigger
+    execution_time_ms: float
+    success: bool
+    error_message: str | None = None
+    traceback: str | None = None
+    output: str = ""
+    attempt: int = 1
+    worker: str | None = None
+    origin: str | None = None
+    elsewhere: bool = False
+
+    def __repr__(self) -> str:
+        if self.elsewhere:
+            result = f"ran elsewhere ({self.origin})"
+        elif self.success:
+            result = "ok"
+        else:
+            result = f"failed: {self.error_message}"
+        attempt = f" attempt {self.attempt}" if self.attempt > 1 else ""
+        return (
+            f"<JobInvocation {self.trigger}{attempt} at "
+            f"{self.timestamp.isoformat(timespec='seconds')}"
+            f" {self.execution_time_ms:.1f} ms {result}>"
+        )
+
+
+class JobState(NamedTuple):
+    """A job's observable state at one moment: what the panel shows. Immutable.
+
+    Published as the ``state`` trait of a :class:`~mashroom_jobs.BackgroundJob`
+    after each run, pause, resume, skip or unschedule (coalesced: a run that
+    starts and ends between two publications is one change).
+    """
+
+    running: bool = False
+    paused: bool = False
+    active: bool = True
+    next_invocation: datetime | None = None
+    last_invocation: JobInvocation | None = None
+    run_count: int = 0
+    failure_count: int = 0
+    skip_count: int = 0
+    misfire_count: int = 0
+    elsewhere_count: int = 0
+
+
+def error_text(error: BaseException) -> str:
+    """``"ExceptionType: message"``, or just the type when the message is empty."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -1,0 +1,165 @@
+"""The panel's "Add a job" form: a name, a checked cron expression, a zone, a callable."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+
+from ..core.cron import CronSchedule, resolve_zone, zone_name
+from ..core.errors import MashroomJobsError
+from . import format as fmt
+
+if TYPE_CHECKING:
+    from ..service import BackgroundJobService
+
+__all__ = ["AddJobForm", "user_callables"]
+
+
+def user_callables(namespace: Mapping[str, Any], hidden: Iterable[str]) -> dict[str, Any]:
+    """Functions the user defined in the namespace (no private names, no IPython builtins)."""
+    skip = set(hidden)
+    found: dict[str, Any] = {}
+    for name, value in list(namespace.items()):
+        if name.startswith("_") or name in skip:
+            continue
+        if inspect.isfunction(value) or inspect.ismethod(value) or isinstance(
+            value, functools.partial
+        ):
+            found[name] = value
+    return dict(sorted(found.items()))
+
+
+@functools.lru_cache(maxsize=1)
+def _zone_options() -> tuple[str, ...]:
+    import zoneinfo
+
+    return tuple(sorted(zoneinfo.available_timezones()))
+
+
+class AddJobForm:
+    """The form's widgets and handlers; ``box`` is what the panel shows.
+
+    Parameters
+    ----------
+    service : BackgroundJobService
+        Where the job is scheduled.
+    callables : mapping, optional
+        What the callable menu offers; default: the functions of the shell's namespace.
+    on_scheduled : callable
+        Called after a job was scheduled (the panel flushes).
+    """
+
+    def __init__(self, service: BackgroundJobService,
+                 callables: Mapping[str, Callable[..., Any]] | None,
+                 on_scheduled: Callable[[], None]) -> None:
+        self._service = service
+        self._explicit = dict(callables) if callables is not None else None
+        self._on_scheduled = on_scheduled
+        zone_default = zone_name(service.zone)
+        self.name = widgets.Text(description="Name", placeholder="nightly-report")
+        self.cron = widgets.Text(description="Cron", placeholder="*/5 * * * *",
+                                 continuous_update=True)
+        self.zone = widgets.Combobox(
+            description="Time zone", placeholder=f"{zone_default} (default)",
+            options=_zone_options(), ensure_option=False,
+        )
+        self.callable = widgets.Dropdown(description="Callable", options=[])
+        self.schedule = widgets.Button(description="Schedule", icon="plus",
+                                       tooltip="Schedule the job", button_style="primary")
+        self.feedback = widgets.HTML()
+        self.message = widgets.HTML()
+        self.cron.observe(self._on_change, names="value")
+        self.zone.observe(self._on_change, names="value")
+        self.schedule.on_click(lambda _b: self.submit())
+        wrap = widgets.Layout(flex_flow="row wrap")
+        self.box = widgets.VBox(
+            [widgets.HTML("<b>Add a job</b>"),
+             widgets.HBox([self.name, self.cron], layout=wrap),
+             widgets.HBox([self.zone, self.callable, self.schedule],
+                          layout=widgets.Layout(flex_flow="row wrap")),
+             self.feedback, self.message],
+            layout=widgets.Layout(margin="8px 0 0 0"),
+        )
+        self._on_change(None)
+        self.refresh_callables()
+
+    def _parsed(self) -> tuple[CronSchedule | None, tzinfo]:
+        """The form's schedule and zone; raises MashroomJobsError with a user message."""
+        zone_text = self.zone.value.strip()
+        zone = resolve_zone(zone_text) if zone_text else self._service.zone
+        expr = self.cron.value.strip()
+        return (CronSchedule(expr, zone) if expr else None), zone
+
+    def _on_change(self, _change: Any) -> None:
+        """Check the expression as it is typed: its description and next fire times."""
+        try:
+            schedule, zone = self._parsed()
+        except MashroomJobsError as exc:
+            self.feedback.value = fmt.error_span(exc)
+            return
+        if schedule is None:
+            self.feedback.value = "<i>No expression: the job runs once, right away.</i>"
+            return
+        times = ", ".join(f"{t:%Y-%m-%d %H:%M:%S}"
+                          for t in schedule.fire_times(self._service.now(), 3))
+        self.feedback.value = (
+            f"{fmt.esc(schedule.describe())} — next: {fmt.esc(times or 'never')}"
+            f" <small>({fmt.esc(zone_name(zone))})</small>"
+        )
+
+    def refresh_callables(self) -> None:
+        """Offer the callables there are now (the user defines functions as they go)."""
+        if self._explicit is not None:
+            found = self._explicit
+        else:
+            shell = self._service.shell
+            ns = getattr(shell, "user_ns", None)
+            hidden = getattr(shell, "user_ns_hidden", {})
+            found = user_callables(ns, hidden) if isinstance(ns, Mapping) else {}
+        options = list(found.items())
+        current = self.callable.label
+        old = [(label, id(value)) for label, value in self.callable.options]
+        if old == [(label, id(value)) for label, value in options]:
+            return
+        self.callable.options = options
+        if current in found:
+            self.callable.label = current
+        elif options:  # like a fresh Dropdown: the first one is selected
+            self.callable.index = 0
+
+    def submit(self) -> None:
+        """Schedule the job the form describes; every error lands in the form."""
+        name = self.name.value.strip()
+        fn = self.callable.value
+        try:
+            if not name:
+                raise ValueError("Give the job a name.")
+            if self._service.get_job(name) is not None:
+                raise ValueError(
+                    f"A job named {name!r} already exists: choose another name, "
+                    "or unschedule it first."
+                )
+            if fn is None:
+                raise ValueError(
+                    "Choose a callable: define a function in the notebook, "
+                    "or pass callables={...} to JobsPanel."
+                )
+            schedule, zone = self._parsed()
+            self._service.schedule_job(name, schedule, fn, timezone=None if schedule else zone)
+        except Exception as exc:
+            text = str(exc) if isinstance(exc, (MashroomJobsError, ValueError)) else (
+                f"{type(exc).__name__}: {exc}"
+            )
+            self.message.value = fmt.error_span(text)
+            return
+        self.message.value = f"Scheduled {fmt.esc(name)}."
+        self.name.value = ""
+        self._on_scheduled()
+
+    def buttons(self) -> tuple[widgets.Button, ...]:
+        return (self.schedule,)

@@ -1,0 +1,180 @@
+"""What the panel says about a job, as strings: pure functions, testable without widgets.
+
+Each takes the values it shows (a job, a run, "now" and the panel's zone) and
+returns text or a small HTML snippet.  Every repeated snippet has one helper.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING
+
+from ..core.cron import zone_name
+from ..core.records import JobInvocation
+
+if TYPE_CHECKING:
+    from ..job import BackgroundJob
+
+__all__ = [
+    "detail_html", "duration", "error_span", "esc", "last_run_html", "last_run_tooltip",
+    "next_run_html", "origin_text", "outcome_html", "relative", "schedule_html", "short", "when",
+]
+
+ERROR_COLOR = "var(--jp-error-color1, #c62828)"
+SUCCESS_COLOR = "var(--jp-success-color1, green)"
+MUTED_COLOR = "var(--jp-ui-font-color2, #666)"
+
+
+def esc(text: object) -> str:
+    """HTML-escape any value's text."""
+    return html.escape(str(text), quote=False)
+
+
+def colored(text: str, color: str) -> str:
+    """``text`` (already HTML) in a colour."""
+    return f'<span style="color:{color}">{text}</span>'
+
+
+def error_span(text: object) -> str:
+    """An error message, escaped, in the theme's error colour."""
+    return colored(esc(text), ERROR_COLOR)
+
+
+def relative(seconds: float) -> str:
+    """``in 4 min`` / ``12 s ago``: coarse, so it changes rarely."""
+    future = seconds >= 0
+    s = abs(seconds)
+    if s < 1:
+        return "now"
+    if s < 60:
+        text = f"{int(s)} s"
+    elif s < 3600:
+        text = f"{int(s // 60)} min"
+    elif s < 86400:
+        text = f"{int(s // 3600)} h"
+    else:
+        text = f"{int(s // 86400)} d"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def when(moment: datetime, now: datetime, zone: tzinfo) -> str:
+    """A time of today as ``HH:MM:SS``, of another day with its date."""
+    local = moment.astimezone(zone)
+    if local.date() == now.astimezone(zone).date():
+        return f"{local:%H:%M:%S}"
+    return f"{local:%Y-%m-%d %H:%M}"
+
+
+def duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 10_000 else f"{ms / 1000:.1f} s"
+
+
+def short(text: str, limit: int = 80) -> str:
+    """One line of at most ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def origin_text(origin: str | None) -> str:
+    """Who ran a fire, briefly: ``kernel 3f2a…`` when a kernel id is known."""
+    if not origin:
+        return "another process"
+    if " kernel " in origin:
+        return "kernel " + short(origin.rsplit(" kernel ", 1)[1], 9)
+    return origin
+
+
+def outcome_html(run: JobInvocation, limit: int = 80) -> str:
+    """``ok``, the error, or who ran it instead; with the Dask worker when there was one."""
+    if run.elsewhere:
+        text = colored(esc(f"ran in {origin_text(run.origin)}"), MUTED_COLOR)
+    elif run.success:
+        text = colored("ok", SUCCESS_COLOR)
+    else:
+        text = error_span(short(run.error_message or "failed", limit))
+    if run.worker:
+        text += f" <small>on {esc(run.worker)}</small>"
+    return text
+
+
+def schedule_html(job: BackgroundJob, zone: tzinfo) -> str:
+    """The expression and its plain English, with the job's zone when not the panel's."""
+    if job.cron_schedule is None:
+        return "<i>runs once</i>"
+    text = f"<code>{esc(job.cron_schedule)}</code> {esc(job.description)}"
+    if job.timezone != zone_name(zone):
+        text += f" <small>({esc(job.timezone)})</small>"
+    return text
+
+
+def next_run_html(job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
+    nxt = job.next_invocation
+    if nxt is None:
+        return "paused" if job.paused else "—"
+    return f"{when(nxt, now, zone)} <small>({relative((nxt - now).total_seconds())})</small>"
+
+
+def last_run_html(job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
+    last = job.last_invocation
+    if last is None:
+        text = "<i>never</i>"
+    elif last.elsewhere:
+        text = f"{when(last.timestamp, now, zone)} · {outcome_html(last, 40)}"
+    else:
+        text = (f"{when(last.timestamp, now, zone)} · {duration(last.execution_time_ms)} · "
+                + outcome_html(last, 40))
+    return "<b>running…</b> " + text if job.running else text
+
+
+def last_run_tooltip(job: BackgroundJob) -> str:
+    last = job.last_invocation
+    if last is None:
+        return "never run"
+    if last.elsewhere:
+        return f"ran in {last.origin or 'another process'}"
+    return "ok" if last.success else (last.error_message or "failed")
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    head = "".join(f"<th align=left>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _pre_block(title: str, text: str, height: str) -> str:
+    return (f"<div><b>{esc(title)}</b></div>"
+            f"<pre style='margin:0;max-height:{height};overflow:auto'>{esc(text)}</pre>")
+
+
+def detail_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo,
+                own_origin: str | None = None, *, source: str = "") -> str:
+    """A job's recent runs, newest first (time, trigger, duration, result, and who ran it
+    when not this process), what the last run printed and the last failure's traceback."""
+    if not runs:
+        return "<i>No runs yet.</i>"
+    marked = any(r.origin and r.origin != own_origin for r in runs)
+    header = ["time", "trigger", "duration", "result"] + (["ran in"] if marked else [])
+    rows = []
+    for run in runs:
+        trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
+        row = [when(run.timestamp, now, zone), esc(trigger),
+               "—" if run.elsewhere else duration(run.execution_time_ms), outcome_html(run, 120)]
+        if marked:
+            row.append("this kernel" if not run.origin or run.origin == own_origin
+                       else esc(origin_text(run.origin)))
+        rows.append(row)
+    parts = [_table(header, rows)]
+    if source:
+        parts.append(f"<div><small>{esc(source)}</small></div>")
+    printed = next((r for r in runs if r.output), None)
+    if printed is not None:
+        parts.append(_pre_block(f"Output of the run at {when(printed.timestamp, now, zone)}:",
+                                printed.output[-5000:], "12em"))
+    failed = next((r for r in runs if r.traceback), None)
+    if failed is not None:
+        parts.append(_pre_block(f"Traceback of the run at {when(failed.timestamp, now, zone)}:",
+                                failed.traceback or "", "16em"))
+    return "".join(parts)

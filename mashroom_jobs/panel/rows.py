@@ -1,0 +1,136 @@
+"""The panel's reusable rows: a fixed pool of widgets, shown with whichever job is on the page.
+
+Rows share their Layout and Style models (a row costs about a dozen models, not
+three per widget) and write a widget only when a value really changed, in one
+message per widget.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
+
+from ..text import STATE_WORDS, status_mark
+from . import format as fmt
+
+if TYPE_CHECKING:
+    from ..job import BackgroundJob
+
+__all__ = ["Row", "SharedStyles", "set_values"]
+
+#: what the row buttons do, by name; the panel supplies the actions
+RowAction = Callable[["BackgroundJob | None"], None]
+
+
+def set_values(widget: widgets.Widget, **values: Any) -> None:
+    """Set the traits that changed, in one front-end message (none if nothing changed)."""
+    changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
+    if not changed:
+        return
+    with widget.hold_sync():
+        for key, value in changed.items():
+            setattr(widget, key, value)
+
+
+class SharedStyles:
+    """Layout and style models shared by every row of a panel (bounded model count)."""
+
+    def __init__(self) -> None:
+        L = widgets.Layout
+        self.row = L(border_bottom="1px solid var(--jp-border-color2, #ddd)", padding="2px 0")
+        self.line = L(align_items="center", overflow="hidden")
+        self.mark = L(width="1.6em", min_width="1.6em")
+        self.name = L(width="12em", min_width="8em")
+        self.schedule = L(width="20em")
+        self.next = L(width="13em")
+        self.last = L(width="20em")
+        self.counts = L(width="10em", min_width="10em")
+        self.button = L(width="32px", min_width="32px", padding="0")
+        self.detail = L(padding="0 0 4px 2em")
+        self.label_style = LabelStyle()
+        self.html_style = HTMLStyle()
+        self.button_style = widgets.ButtonStyle()
+
+    def models(self) -> list[widgets.Widget]:
+        return [v for v in vars(self).values() if isinstance(v, widgets.Widget)]
+
+
+class Row:
+    """One reusable row: shows whichever job the flush assigns to it."""
+
+    def __init__(self, s: SharedStyles, actions: dict[str, RowAction]) -> None:
+        self.job: BackgroundJob | None = None
+
+        def button(icon: str, action: str) -> widgets.Button:
+            b = widgets.Button(icon=icon, layout=s.button, style=s.button_style)
+            b.on_click(lambda _b: actions[action](self.job))
+            return b
+
+        self.expand = button("chevron-right", "toggle")
+        self.mark = widgets.Label(layout=s.mark, style=s.label_style)
+        self.name = widgets.Label(layout=s.name, style=s.label_style)
+        self.schedule = widgets.HTML(layout=s.schedule, style=s.html_style)
+        self.next = widgets.HTML(layout=s.next, style=s.html_style)
+        self.last = widgets.HTML(layout=s.last, style=s.html_style)
+        self.counts = widgets.Label(layout=s.counts, style=s.label_style)
+        self.run = button("play", "run")
+        self.stop = button("stop", "stop")
+        self.pause = button("pause", "pause")
+        self.unschedule = button("trash", "unschedule")
+        self._cells = (self.expand, self.mark, self.name, self.schedule, self.next, self.last,
+                       self.counts, self.run)
+        self.line = widgets.HBox([*self._cells, self.pause, self.unschedule], layout=s.line)
+        self.detail = widgets.HTML(layout=s.detail, style=s.html_style)
+        self.box = widgets.VBox([self.line], layout=s.row)
+        self.box.add_class("mashroom-jobs-row")
+
+    def models(self) -> list[widgets.Widget]:
+        return [*self._cells, self.stop, self.pause, self.unschedule, self.line, self.detail,
+                self.box]
+
+    def buttons(self) -> tuple[widgets.Button, ...]:
+        """The buttons the row shows now."""
+        shown = self.line.children
+        return tuple(b for b in (self.expand, self.run, self.stop, self.pause, self.unschedule)
+                     if b in shown)
+
+    def show(self, job: BackgroundJob, now: datetime, zone: tzinfo,
+             detail: str | None) -> None:
+        """Write ``job``'s state into the row; ``detail`` is the expanded part, or None."""
+        self.job = job
+        name = job.name
+        mark = status_mark(job)
+        set_values(self.mark, value=mark, tooltip=STATE_WORDS.get(mark, ""))
+        set_values(self.name, value=name, tooltip=name)
+        set_values(self.schedule, value=fmt.schedule_html(job, zone))
+        set_values(self.next, value=fmt.next_run_html(job, now, zone))
+        set_values(self.last, value=fmt.last_run_html(job, now, zone),
+                   tooltip=fmt.last_run_tooltip(job))
+        set_values(self.counts, value=f"runs {job.run_count} · failed {job.failure_count}")
+        inactive = not job.active
+        set_values(self.run, tooltip=f"Run {name} now", disabled=inactive)
+        set_values(self.stop, tooltip=f"Stop {name}")
+        if job.paused:
+            set_values(self.pause, icon="play-circle", tooltip=f"Resume {name}",
+                       disabled=inactive)
+        else:
+            set_values(self.pause, icon="pause", tooltip=f"Pause {name}", disabled=inactive)
+        set_values(self.unschedule, tooltip=f"Unschedule {name}")
+        # the Stop button is there only while the job runs
+        line = (*self._cells, self.stop, self.pause, self.unschedule) if job.running \
+            else (*self._cells, self.pause, self.unschedule)
+        if self.line.children != line:
+            self.line.children = line
+        if detail is not None:
+            set_values(self.expand, icon="chevron-down", tooltip=f"Hide details of {name}")
+            set_values(self.detail, value=detail)
+            if len(self.box.children) != 2:
+                self.box.children = (self.line, self.detail)
+        else:
+            set_values(self.expand, icon="chevron-right", tooltip=f"Show details of {name}")
+            if len(self.box.children) != 1:
+                self.box.children = (self.line,)

@@ -1,0 +1,485 @@
+"""JobsPanel: a live ipywidgets view of a BackgroundJobService.
+
+How it stays fast with thousands of jobs:
+
+* **A fixed pool of rows** (:mod:`.rows`), reused for whichever jobs are on the
+  visible page: widget models are bounded whatever the number of jobs.
+* **Coalesced updates.** Observers (which run on the timer, worker and caller
+  threads) only record which jobs changed, under a small lock.  A flush, at most
+  every ``flush_interval`` seconds (a daemon thread per panel), pushes the
+  visible rows to the front end, and only the values that really changed.
+  Jobs off the visible page cause no messages, except through the header's totals.
+* **User actions flush at once**: a click, a page turn or the filter show
+  their result without waiting for the next tick.
+
+Threads: the flush runs on the flusher thread or on the thread of a user action
+(the kernel's main thread), serialised by a lock; every widget the panel owns
+is written only inside the flush or the form's handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..core.errors import MashroomJobsError
+from ..core.records import JobState
+from ..job import BackgroundJob
+from ..service import BackgroundJobService
+from . import format as fmt
+from .form import AddJobForm
+from .header import Header
+from .rows import Row, SharedStyles
+
+__all__ = ["JobsPanel", "close_panels", "display_panel"]
+
+log = logging.getLogger("mashroom_jobs.panel")
+
+_MAX_PAGE_SIZE = 30
+#: runs the expanded row lists
+DETAIL_RUNS = 20
+
+# service -> its open panels (strong refs: an open panel holds comms and a thread anyway)
+_panels: weakref.WeakKeyDictionary[BackgroundJobService, list[JobsPanel]] = (
+    weakref.WeakKeyDictionary()
+)
+_display: weakref.WeakKeyDictionary[BackgroundJobService, JobsPanel] = (
+    weakref.WeakKeyDictionary()
+)
+_registry_lock = threading.Lock()
+
+
+def close_panels(service: BackgroundJobService) -> int:
+    """Close every open panel on ``service``; returns how many were closed."""
+    with _registry_lock:
+        panels = list(_panels.get(service, ()))
+    for panel in panels:
+        panel.close()
+    return len(panels)
+
+
+def display_panel(service: BackgroundJobService) -> JobsPanel:
+    """The panel shown when ``service`` itself is displayed; one per service.
+
+    Displaying the service twice shows two views of the same panel, so
+    repeated displays do not pile up panels and flusher threads.
+    """
+    with _registry_lock:
+        panel = _display.get(service)
+        if panel is not None and not panel.closed:
+            return panel
+    panel = JobsPanel(service)
+    with _registry_lock:
+        _display[service] = panel
+    return panel
+
+
+def _counts_changed(old: object, new: JobState) -> bool:
+    """Whether a state change moves the header's totals (running, paused, failing)."""
+    if not isinstance(old, JobState):
+        return True
+    return (old.running != new.running or old.paused != new.paused
+            or old.active != new.active or old.last_invocation != new.last_invocation)
+
+
+class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+    """A live view of a :class:`BackgroundJobService`: see, run, stop, pause, unschedule, add.
+
+    Parameters
+    ----------
+    service : BackgroundJobService
+        The service to show.
+    callables : mapping of str to callable, optional
+        The callables the add-job form offers.  Default: the functions defined
+        in the user's namespace (``service.shell.user_ns``), refreshed after
+        each cell.
+    page_size : int
+        Rows per page (1-30); the rows are created once and reused.
+    auto_flush : bool
+        Push changes to the front end from a background thread, at most every
+        ``flush_interval`` seconds, while the service runs.  Tests pass False
+        and call :meth:`flush`.
+    flush_interval : float
+        Seconds between flushes (at least 0.1).
+    """
+
+    def __init__(
+        self,
+        service: BackgroundJobService,
+        *,
+        callables: Mapping[str, Callable[..., Any]] | None = None,
+        page_size: int = 20,
+        auto_flush: bool = True,
+        flush_interval: float = 0.25,
+    ) -> None:
+        if not isinstance(service, BackgroundJobService):
+            raise TypeError(f"service must be a BackgroundJobService, got {type(service).__name__}")
+        if not 1 <= page_size <= _MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be between 1 and {_MAX_PAGE_SIZE}, got {page_size}")
+        if flush_interval < 0.1:
+            raise ValueError(f"flush_interval must be at least 0.1 s, got {flush_interval}")
+        self._service = service
+        self._page_size = page_size
+        self._interval = float(flush_interval)
+        self._closed = True  # until fully built: close() then only closes the comm
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._events_shell: Any = None
+        # written by observers (any thread), read by the flush
+        self._state_lock = threading.Lock()
+        self._dirty: set[BackgroundJob] = set()
+        self._structure_dirty = self._counts_dirty = self._notes_dirty = True
+        # owned by the flush
+        self._flush_lock = threading.RLock()
+        self._flush_count = 0
+        self._last_tick = float("-inf")
+        self._filtered: list[BackgroundJob] = []
+        self._page = 0
+        self._page_dirty = True
+        self._expanded: set[str] = set()
+
+        self._styles = SharedStyles()
+        actions = {"toggle": self._toggle_detail, "run": self._action(BackgroundJob.invoke_now),
+                   "stop": self._action(BackgroundJob.stop),
+                   "pause": self._action(self._pause_or_resume),
+                   "unschedule": self._action(self._unschedule)}
+        self._rows = [Row(self._styles, actions) for _ in range(page_size)]
+        self.header = Header(self._styles, self._on_filter,
+                             lambda step: self.go_to_page(self._page + step))
+        self._rows_box = widgets.VBox()
+        self.form = AddJobForm(service, callables, self.flush)
+        super().__init__([self.header.box, self._rows_box, self.form.box])
+        self.add_class("mashroom-jobs-panel")
+
+        # observe first, then read: a job scheduled in between is announced, and
+        # adding an observed job twice is harmless
+        self._observed: set[BackgroundJob] = set()
+        self._observed_lock = threading.Lock()
+        service.observe(self._on_jobs, names="jobs")
+        service.observe(self._on_plugins, names="plugins")
+        self._track(service.jobs, ())
+        shell = service.shell
+        if callables is None and shell is not None and hasattr(shell, "events"):
+            shell.events.register("post_run_cell", self._on_post_run_cell)
+            self._events_shell = shell
+        with _registry_lock:
+            _panels.setdefault(service, []).append(self)
+
+        self._closed = False
+        self.flush()
+        if auto_flush and not service.is_shut_down:
+            self._thread = threading.Thread(
+                target=self._flush_loop, name="mashroom-jobs-panel-flush", daemon=True
+            )
+            self._thread.start()
+
+    # -- public ------------------------------------------------------------------------
+
+    @property
+    def service(self) -> BackgroundJobService:
+        """The service this panel shows."""
+        return self._service
+
+    @property
+    def closed(self) -> bool:
+        """True after :meth:`close`."""
+        return self._closed
+
+    @property
+    def flushing(self) -> bool:
+        """True while the panel's flusher thread runs."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def flush_count(self) -> int:
+        """How many flushes pushed something (for tests and measurements)."""
+        return self._flush_count
+
+    @property
+    def page(self) -> int:
+        """The visible page, from 0."""
+        return self._page
+
+    @property
+    def page_count(self) -> int:
+        """Pages the filtered jobs fill (at least 1)."""
+        return max(1, -(-len(self._filtered) // self._page_size))
+
+    @property
+    def visible_jobs(self) -> tuple[BackgroundJob, ...]:
+        """The jobs on the visible page, in row order."""
+        return tuple(r.job for r in self.rows if r.job is not None)
+
+    @property
+    def rows(self) -> list[Row]:
+        """The rows on display."""
+        return self._rows[: len(self._rows_box.children)]
+
+    def go_to_page(self, page: int) -> None:
+        """Show page ``page`` (from 0; clamped to the pages there are)."""
+        with self._flush_lock:
+            self._page = max(0, min(page, self.page_count - 1))
+            self._page_dirty = True
+        self.flush()
+
+    def button(self, tooltip: str) -> widgets.Button:
+        """The visible button whose tooltip is exactly ``tooltip`` (tests, automation).
+
+        Raises
+        ------
+        LookupError
+            When no visible button has that tooltip.
+        """
+        for b in self._buttons():
+            if b.tooltip == tooltip:
+                return b
+        raise LookupError(f"no visible button with tooltip {tooltip!r}")
+
+    def flush(self) -> bool:
+        """Push pending changes of the visible page to the widgets now.
+
+        Returns
+        -------
+        bool
+            True when something was pending (a job changed, the jobs changed,
+            or the relative times were due to tick).
+        """
+        with self._flush_lock:
+            if self._closed:
+                return False
+            now_mono = self._service.clock.monotonic()
+            with self._state_lock:
+                dirty, self._dirty = self._dirty, set()
+                structure, self._structure_dirty = self._structure_dirty, False
+                counts, self._counts_dirty = self._counts_dirty, False
+                notes, self._notes_dirty = self._notes_dirty, False
+            tick = now_mono - self._last_tick >= 1.0
+            page, self._page_dirty = self._page_dirty, False
+            if not (dirty or structure or counts or tick or page or notes):
+                return False
+            if tick:
+                self._last_tick = now_mono
+            try:
+                if notes:
+                    self._update_notes()
+                self._render(dirty, structure, counts, tick)
+            except Exception:  # a flush must never kill the flusher or a click handler
+                log.exception("JobsPanel flush failed")
+            self._flush_count += 1
+            return True
+
+    def close(self) -> None:
+        """Detach every observer, stop the flusher and close every widget of the panel."""
+        if getattr(self, "_closed", True):  # also guards a half-built panel at GC time
+            super().close()
+            return
+        with self._flush_lock:
+            self._closed = True
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+        service = self._service
+        service.unobserve(self._on_jobs, names="jobs")
+        service.unobserve(self._on_plugins, names="plugins")
+        self._track((), tuple(self._observed))
+        if self._events_shell is not None:
+            try:
+                self._events_shell.events.unregister("post_run_cell", self._on_post_run_cell)
+            except ValueError:
+                pass
+            self._events_shell = None
+        with _registry_lock:
+            panels = _panels.get(service)
+            if panels is not None and self in panels:
+                panels.remove(self)
+            if _display.get(service) is self:
+                del _display[service]
+        for w in self._owned_widgets():
+            w.close()
+        layout = self.layout
+        super().close()
+        layout.close()
+
+    # -- observers (any thread; quick; never raise) -------------------------------------
+
+    def _track(self, added: Iterable[BackgroundJob], removed: Iterable[BackgroundJob]) -> None:
+        with self._observed_lock:
+            observed = self._observed
+            for job in removed:
+                if job in observed:
+                    job.unobserve(self._on_job, names="state")
+                    observed.discard(job)
+            for job in added:
+                if job not in observed:
+                    job.observe(self._on_job, names="state")
+                    observed.add(job)
+
+    def _on_jobs(self, change: Any) -> None:
+        old: tuple[BackgroundJob, ...] = change["old"] or ()
+        new: tuple[BackgroundJob, ...] = change["new"]
+        # fast path for one schedule: no O(n) set building per change
+        if len(new) == len(old) + 1 and new[:-1] == old:
+            self._track(new[-1:], ())
+        else:
+            new_set = set(new)
+            self._track(new, [j for j in list(self._observed) if j not in new_set])
+        with self._state_lock:
+            self._structure_dirty = True
+            self._counts_dirty = True
+
+    def _on_job(self, change: Any) -> None:
+        with self._state_lock:
+            self._dirty.add(change["owner"])
+            if _counts_changed(change["old"], change["new"]):
+                self._counts_dirty = True
+
+    def _on_plugins(self, _change: Any) -> None:
+        with self._state_lock:
+            self._notes_dirty = True
+
+    def _on_post_run_cell(self, *_args: Any) -> None:
+        try:
+            self.form.refresh_callables()
+        except Exception:
+            log.exception("JobsPanel could not refresh the callables")
+
+    # -- the flusher -------------------------------------------------------------------
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.flush()
+            except Exception:
+                log.exception("JobsPanel flush failed")
+            if self._service.is_shut_down:  # nothing will change any more: say so, and stop
+                with self._state_lock:
+                    self._notes_dirty = True
+                self.flush()
+                return
+
+    def _render(self, dirty: set[BackgroundJob], structure: bool, counts: bool,
+                tick: bool) -> None:
+        service = self._service
+        if structure:
+            self._filtered = self._apply_filter(service.jobs)
+            self._page = max(0, min(self._page, self.page_count - 1))
+        if counts or structure:
+            self.header.show_counts(
+                service.jobs, len(self._filtered) if self.header.filter_text else None)
+        start = self._page * self._page_size
+        visible = self._filtered[start: start + self._page_size]
+        now, zone = service.now(), service.zone
+        for row, job in zip(self._rows, visible):
+            if row.job is not job or job in dirty or tick:
+                detail = None
+                if job.name in self._expanded:
+                    detail = fmt.detail_html(service.history(job.name, DETAIL_RUNS), now, zone)
+                row.show(job, now, zone, detail)
+        for row in self._rows[len(visible):]:
+            row.job = None
+        if len(self._rows_box.children) != len(visible):
+            self._rows_box.children = tuple(r.box for r in self._rows[: len(visible)])
+        self.header.show_pager(self._page, self.page_count)
+
+    def _apply_filter(self, jobs: tuple[BackgroundJob, ...]) -> list[BackgroundJob]:
+        text = self.header.filter_text
+        if not text:
+            return list(jobs)
+        return [
+            j for j in jobs
+            if text in j.name.lower() or text in (j.cron_schedule or "").lower()
+            or text in j.description.lower()
+        ]
+
+    # -- header --------------------------------------------------------------------------
+
+    def _update_notes(self) -> None:
+        service = self._service
+        lines = []
+        if service.is_shut_down:
+            lines.append(fmt.error_span("The service was shut down: nothing runs any more."))
+        self.header.show_notes(service.plugins, lines)
+
+    def _on_filter(self, _text: str) -> None:
+        with self._flush_lock:
+            self._page = 0
+        with self._state_lock:
+            self._structure_dirty = True
+        self.flush()
+
+    # -- row actions (the kernel's main thread) -----------------------------------------
+
+    def _action(self, action: Callable[[BackgroundJob], object]) -> Callable[[Any], None]:
+        """A row button's handler: the action's error is shown in the panel, never raised
+        into another cell."""
+        def act(job: BackgroundJob | None) -> None:
+            if job is None:
+                return
+            try:
+                action(job)
+            except MashroomJobsError as exc:
+                self.header.say(str(exc), error=True)
+            except Exception as exc:
+                self.header.say(f"{type(exc).__name__}: {exc}", error=True)
+            else:
+                self.header.say("")
+            with self._state_lock:
+                self._dirty.add(job)
+                self._counts_dirty = True
+            self.flush()
+
+        return act
+
+    @staticmethod
+    def _pause_or_resume(job: BackgroundJob) -> None:
+        if job.paused:
+            job.resume()
+        else:
+            job.pause()
+
+    def _unschedule(self, job: BackgroundJob) -> None:
+        if self._service.get_job(job.name) is job:
+            self._service.unschedule_job(job.name)
+
+    def _toggle_detail(self, job: BackgroundJob | None) -> None:
+        if job is None:
+            return
+        with self._flush_lock:
+            self._expanded ^= {job.name}
+        with self._state_lock:
+            self._dirty.add(job)
+        self.flush()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _buttons(self) -> Iterable[widgets.Button]:
+        for row in self.rows:
+            yield from row.buttons()
+        yield from (*self.header.buttons(), *self.form.buttons())
+
+    def _owned_widgets(self) -> list[widgets.Widget]:
+        """Every widget model the panel created, children before containers."""
+        owned: list[widgets.Widget] = []
+        for row in self._rows:
+            owned.extend(row.models())
+        stack: list[widgets.Widget] = [self.header.box, self._rows_box, self.form.box]
+        while stack:  # header and form: walk their trees, with layouts and styles
+            w = stack.pop()
+            if w not in owned:
+                owned.append(w)
+            stack.extend(getattr(w, "children", ()))
+        extra = [sub for w in owned for attr in ("layout", "style")
+                 if isinstance(sub := getattr(w, attr, None), widgets.Widget)]
+        seen: set[int] = set()
+        result = []
+        for w in [*owned, *extra, *self._styles.models()]:
+            if id(w) not in seen:
+                seen.add(id(w))
+                result.append(w)
+        return result

@@ -1,0 +1,313 @@
+"""Finding background-job plugins (entry points) and loading them into a service.
+
+Discovery (:func:`discover`, reads ``importlib.metadata``) is separate from
+loading (:func:`load_plugins`, takes entry points), so the loader can be tested
+with hand-made :class:`importlib.metadata.EntryPoint` objects, as in xarray's
+``backends/plugins.py``.  Nothing is discovered at import time.
+:class:`PluginLoader` loads a service's plugins and reloads those whose
+config changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import traceback
+from collections.abc import Iterable, Mapping
+from importlib.metadata import EntryPoint
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..context import PluginContextHolder
+from ..core.cron import CronSchedule, resolve_zone
+from ..core.errors import MashroomJobsError, ServiceShutdownError
+from ..core.records import error_text
+from .declaring import DEFAULT_CONFIG_ATTRIBUTE, ENTRY_POINT_GROUP, PluginRecord, PluginSpec
+
+if TYPE_CHECKING:
+    from ..service import BackgroundJobService
+
+__all__ = [
+    "PluginLoader", "disabled_record", "discover", "distribution_of", "inspect_plugin",
+    "load_plugin", "load_plugins",
+]
+
+log = logging.getLogger("mashroom_jobs.plugins")
+
+
+# --- discovery and loading -----------------------------------------------------------------
+
+
+def discover(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
+    """The installed background-job plugins: the entry points of ``group``, sorted by name.
+
+    Reads ``importlib.metadata`` now (never at import time), so a plugin
+    installed after the kernel started is found on the next load.
+    """
+    from importlib.metadata import entry_points
+
+    return sorted(entry_points(group=group), key=lambda ep: ep.name)
+
+
+def distribution_of(entry_point: EntryPoint) -> str | None:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return None
+    try:
+        return f"{dist.metadata['Name']} {dist.version}"
+    except Exception:  # odd metadata must not break loading
+        return None
+
+
+def disabled_record(entry_point: EntryPoint, override: Mapping[str, Any]) -> PluginRecord:
+    """The record of a plugin the user disabled (``disabled_plugins``)."""
+    return PluginRecord(
+        entry_point.name, "disabled", MappingProxyType(dict(override)),
+        entry_point=entry_point.value, distribution=distribution_of(entry_point),
+    )
+
+
+def inspect_plugin(
+    entry_point: EntryPoint,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    default_timezone: Any = None,
+) -> PluginSpec:
+    """Import a plugin's bootstrap and work out its effective config, without bootstrapping it.
+
+    Parameters
+    ----------
+    entry_point : importlib.metadata.EntryPoint
+        The plugin's entry point.
+    overrides : mapping, optional
+        The user's config for this plugin; wins over the default config.
+    default_timezone : str or tzinfo, optional
+        Zone to check ``cron_schedule`` in when the config names none.
+
+    Returns
+    -------
+    PluginSpec
+        With ``error`` set when the plugin cannot be imported, its bootstrap is
+        not callable, or its config is invalid.  Never raises for a bad plugin.
+    """
+    name = entry_point.name
+    distribution = distribution_of(entry_point)
+    override = dict(overrides or {})
+    try:
+        bootstrap = entry_point.load()
+    except (Exception, SystemExit) as exc:  # a plugin's import may raise anything
+        return PluginSpec(
+            name, entry_point.value, distribution, MappingProxyType(override),
+            error=f"could not import {entry_point.value}: {error_text(exc)}",
+            traceback=traceback.format_exc(),
+        )
+    if not callable(bootstrap):
+        return PluginSpec(
+            name, entry_point.value, distribution, MappingProxyType(override),
+            error=f"{entry_point.value} is a {type(bootstrap).__name__}, not a bootstrap function",
+        )
+    default = getattr(bootstrap, DEFAULT_CONFIG_ATTRIBUTE, None) or {}
+    config = MappingProxyType({**default, **override})
+    error = _config_error(config, default_timezone)
+    return PluginSpec(
+        name, entry_point.value, distribution, config, bootstrap=bootstrap, error=error
+    )
+
+
+def _config_error(config: Mapping[str, Any], default_timezone: Any) -> str | None:
+    """What is wrong with the keys that mean something to us, or None."""
+    cron = config.get("cron_schedule")
+    if cron is not None and not isinstance(cron, str):
+        return f"cron_schedule must be a cron expression string or None, got {cron!r}"
+    invoke = config.get("invoke_immediately", False)
+    if not isinstance(invoke, bool):
+        return f"invoke_immediately must be true or false, got {invoke!r}"
+    try:
+        zone = resolve_zone(config.get("timezone") or default_timezone)
+        if cron is not None and cron.strip():
+            CronSchedule(cron, zone)
+    except MashroomJobsError as exc:
+        return f"invalid config: {exc}"
+    return None
+
+
+def load_plugins(
+    service: BackgroundJobService, entry_points: Iterable[EntryPoint]
+) -> tuple[PluginRecord, ...]:
+    """Bootstrap each plugin and schedule its job on ``service``; the pure loader.
+
+    Parameters
+    ----------
+    service : BackgroundJobService
+        Supplies the user's ``plugin_config`` and ``disabled_plugins`` and runs the jobs.
+    entry_points : iterable of importlib.metadata.EntryPoint
+        The plugins, e.g. from :func:`discover`.  A second entry point with an
+        already seen name fails (names must be unique, as jobs' are).
+
+    Returns
+    -------
+    tuple of PluginRecord
+        One per entry point, in order.  Never raises because of a plugin.
+    """
+    records: list[PluginRecord] = []
+    seen: dict[str, str] = {}
+    for entry_point in entry_points:
+        name = entry_point.name
+        if name in seen:
+            record = PluginRecord(
+                name, "failed", MappingProxyType({}),
+                error=f"another plugin is already called {name!r} ({seen[name]}); "
+                      f"{entry_point.value} was not loaded",
+                entry_point=entry_point.value, distribution=distribution_of(entry_point),
+            )
+            log.error("Background job plugin %r failed: %s", name, record.error)
+        else:
+            seen[name] = entry_point.value
+            record = load_plugin(service, entry_point)
+        records.append(record)
+    return tuple(records)
+
+
+def load_plugin(service: BackgroundJobService, entry_point: EntryPoint) -> PluginRecord:
+    """Bootstrap one plugin and schedule its job; a failure becomes a failed record."""
+    name = entry_point.name
+    override = service.plugin_config.get(name) or {}
+    if name in service.disabled_plugins:
+        return disabled_record(entry_point, override)
+    spec = inspect_plugin(entry_point, override, default_timezone=service.timezone)
+    record = _bootstrap(service, spec)
+    if record.state == "failed":
+        log.error("Background job plugin %r failed: %s", name, record.error)
+    else:
+        log.info("Background job plugin %r loaded: %s", name,
+                 record.cron_schedule or "runs once")
+    return record
+
+
+def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
+    def failed(error: str, tb: str | None = None) -> PluginRecord:
+        return PluginRecord(
+            spec.name, "failed", spec.config, error=error, traceback=tb,
+            entry_point=spec.entry_point, distribution=spec.distribution,
+        )
+
+    if spec.error is not None or spec.bootstrap is None:
+        return failed(spec.error or "no bootstrap", spec.traceback)
+    holder = PluginContextHolder(service)
+    try:
+        # the bootstrap gets its own copy: a plugin mutating it changes nothing of ours
+        callback = spec.bootstrap(spec.name, dict(spec.config), holder)
+        if inspect.isawaitable(callback):
+            # an async bootstrap: awaited on the loop its coroutine job will run on
+            callback = service.run_coroutine(_await(callback)).result()
+    except (Exception, SystemExit) as exc:
+        return failed(f"bootstrap raised {error_text(exc)}", traceback.format_exc())
+    if not callable(callback):
+        return failed(
+            f"bootstrap returned {type(callback).__name__} {callback!r:.60}, "
+            f"not a job callback (a function, possibly async)"
+        )
+    try:
+        job = service.schedule_job(
+            spec.name,
+            spec.cron_schedule,
+            callback,
+            timezone=spec.config.get("timezone") or None,
+            invoke_immediately=bool(spec.config.get("invoke_immediately", False)),
+        )
+    except Exception as exc:  # invalid schedule, a callback taking two arguments, shut down...
+        return failed(f"could not schedule its job: {error_text(exc)}", traceback.format_exc())
+    return PluginRecord(
+        spec.name, "loaded", spec.config, job=job,
+        entry_point=spec.entry_point, distribution=spec.distribution,
+    )
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+class PluginLoader:
+    """Loads a service's background-job plugins, and reloads them when their config changes.
+
+    ``%config BackgroundJobService.plugin_config = {...}`` (or ``disabled_plugins``)
+    after :meth:`load` re-bootstraps exactly the plugins whose settings changed.
+    The records go to ``service.plugins``.
+
+    Parameters
+    ----------
+    service : BackgroundJobService
+        Supplies ``plugin_config`` and ``disabled_plugins`` and runs the jobs.
+    """
+
+    def __init__(self, service: BackgroundJobService) -> None:
+        self.service = service
+        self._entry_points: list[EntryPoint] = []
+        self._observing = False
+
+    def load(self, entry_points: Iterable[EntryPoint] | None = None) -> tuple[PluginRecord, ...]:
+        """Bootstrap every plugin and schedule its job; those loaded before are unloaded first.
+
+        Parameters
+        ----------
+        entry_points : iterable of importlib.metadata.EntryPoint, optional
+            The plugins; by default the installed ones (:func:`discover`).
+
+        Returns
+        -------
+        tuple of PluginRecord
+            Also in ``service.plugins``.  A failing plugin is a ``failed`` record: this
+            never raises because of a plugin.
+
+        Raises
+        ------
+        ServiceShutdownError
+            When the service was shut down.
+        """
+        service = self.service
+        if service.is_shut_down:
+            raise ServiceShutdownError("cannot load plugins: the service was shut down")
+        self.unload()
+        self._entry_points = list(discover() if entry_points is None else entry_points)
+        records = load_plugins(service, self._entry_points)
+        service.set_trait("plugins", records)
+        if not self._observing:
+            service.observe(self._on_settings, names=["plugin_config", "disabled_plugins"])
+            self._observing = True
+        return records
+
+    def unload(self) -> None:
+        """Unschedule the jobs of the loaded plugins and forget them."""
+        service = self.service
+        for record in service.plugins:
+            if record.job is not None and service.get_job(record.name) is record.job:
+                service.unschedule_job(record.name)
+        self._entry_points = []
+        service.set_trait("plugins", ())
+
+    def close(self) -> None:
+        """Unload, and stop following the config."""
+        self.unload()
+        if self._observing:
+            self.service.unobserve(self._on_settings,
+                                   names=["plugin_config", "disabled_plugins"])
+            self._observing = False
+
+    def _on_settings(self, change: Any) -> None:
+        service = self.service
+        if not service.plugins or service.is_shut_down:
+            return
+        if change.name == "plugin_config":
+            old, new = change.old or {}, change.new or {}
+            changed = {n for n in set(old) | set(new) if old.get(n) != new.get(n)}
+        else:
+            changed = set(change.old or ()) ^ set(change.new or ())
+        records = list(service.plugins)
+        for index, record in enumerate(records):
+            entry_point = next((ep for ep in self._entry_points if ep.name == record.name), None)
+            if record.name not in changed or entry_point is None:
+                continue
+            if record.job is not None and service.get_job(record.name) is record.job:
+                service.unschedule_job(record.name)
+            records[index] = load_plugin(service, entry_point)
+        service.set_trait("plugins", tuple(records))
