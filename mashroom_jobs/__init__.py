@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .context import PluginContext, PluginContextHolder
+from .context import PluginContext, PluginContextHolder, check_stop, stop_requested
 from .core.cron import CronSchedule
 from .core.errors import (
     InvalidCronExpressionError,
     InvalidTimezoneError,
     JobNotScheduledError,
+    JobStopped,
     MashroomJobsError,
     ServiceShutdownError,
+    StoreError,
+    StoreUnavailableError,
 )
-from .job import BackgroundJob, JobInvocation
+from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
 
 if TYPE_CHECKING:
@@ -33,11 +36,17 @@ __all__ = [
     "InvalidTimezoneError",
     "JobInvocation",
     "JobNotScheduledError",
+    "JobState",
+    "JobStopped",
     "MashroomJobsError",
     "PluginContext",
     "PluginContextHolder",
     "ServiceShutdownError",
+    "StoreError",
+    "StoreUnavailableError",
     "__version__",
+    "check_stop",
+    "stop_requested",
 ]
 
 

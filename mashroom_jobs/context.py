@@ -18,7 +18,8 @@ from .core.runs import stop_flag
 if TYPE_CHECKING:
     from .service import BackgroundJobService
 
-__all__ = ["PluginContext", "PluginContextHolder", "PluginServices"]
+__all__ = ["PluginContext", "PluginContextHolder", "PluginServices", "check_stop",
+           "stop_requested"]
 
 
 def _logger_factory(name: str) -> logging.Logger:
@@ -59,13 +60,25 @@ class PluginContext:
     @property
     def stop_requested(self) -> Any:
         """The current run's stop flag (see the class docstring)."""
-        return stop_flag()
+        return stop_requested()
 
     def check_stop(self) -> None:
         """Raise :class:`~mashroom_jobs.JobStopped` if the current run was asked to stop."""
-        flag = stop_flag()
-        if flag.is_set():
-            raise JobStopped(str(getattr(flag, "stop_reason", "stopped")))
+        check_stop()
+
+
+def stop_requested() -> Any:
+    """The stop flag of the run this code is in (for a ``%%schedule`` cell, which gets no
+    context): ``if mashroom_jobs.stop_requested(): return``."""
+    return stop_flag()
+
+
+def check_stop() -> None:
+    """Raise :class:`~mashroom_jobs.JobStopped` if the run this code is in was asked to stop
+    (or timed out)."""
+    flag = stop_flag()
+    if flag.is_set():
+        raise JobStopped(str(getattr(flag, "stop_reason", None) or "stopped"))
 
 
 class PluginContextHolder:

@@ -90,11 +90,18 @@ class JobMagics(Magics):
     @argument("--tz", metavar="ZONE", default=None,
               help="IANA time zone of the expression (default: the service's).")
     @argument("--now", action="store_true", help="Also run once right away.")
+    @argument("--timeout", metavar="SECONDS", type=float, default=None,
+              help="Stop a run that takes longer (see BackgroundJob.stop).")
+    @argument("--retries", metavar="N", type=int, default=0,
+              help="Retry a failed run up to N times.")
+    @argument("--retry-delay", metavar="SECONDS", type=float, default=30.0,
+              help="Seconds before each retry (default: 30).")
     @cell_magic
     def schedule(self, line: str, cell: str) -> None:
         """Schedule the cell's body as a job that runs in the notebook's namespace.
 
         ``%%schedule "Refresh data" "*/5 * * * *" --tz Europe/Vienna --now``
+        ``%%schedule nightly "0 2 * * *" --timeout 600 --retries 2 --retry-delay 60``
 
         The body runs on a worker thread, not in the cell: what it prints goes
         to the job's runs (see the panel), and the names it assigns land in the
@@ -109,7 +116,8 @@ class JobMagics(Magics):
         callback = self._compile_cell(name, cell)
         try:
             job = self.service.schedule_job(
-                name, args.cron, callback, timezone=args.tz, invoke_immediately=args.now
+                name, args.cron, callback, timezone=args.tz, invoke_immediately=args.now,
+                timeout=args.timeout, retries=args.retries, retry_delay=args.retry_delay,
             )
         except (MashroomJobsError, ValueError, TypeError) as exc:
             raise UsageError(f"%%schedule {name!r}: {exc}") from None

@@ -52,6 +52,12 @@ class ServiceSettings(LoggingConfigurable):
         help="Seconds a run asked to stop (or timed out) has to end before it is recorded as "
              "stopped and its thread abandoned.",
     ).tag(config=True)
+    notify_failures = Bool(
+        True,
+        help="Announce each failed run (after its last retry) for a minute in the header of "
+             "the open jobs panels. (JupyterLab's notification toasts can't be raised from a "
+             "kernel without front-end code, which mashroom-jobs does not ship.)",
+    ).tag(config=True)
     plugin_config = Dict(
         help=(
             "Per-plugin config overrides: {plugin name: {key: value}}, on top of each "

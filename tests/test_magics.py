@@ -102,9 +102,15 @@ def test_scheduling_the_same_name_again_replaces_the_job(
         ('"  " "* * * * *"', "pass", "the job name is empty"),
         ('job "* * * * *"', "  \n", "the cell is empty, there is nothing to run"),
         ('job "* * * * *"', "x = 1\nif x\n", "syntax error in the cell, line 2"),
+        ('job "* * * * *" --timeout soon', "pass", "argument --timeout: invalid float value"),
+        ('job "* * * * *" --timeout -1', "pass", "timeout must be at least 0.001 seconds"),
+        ('job "* * * * *" --retries -2', "pass", "retries must be a whole number >= 0, got -2"),
+        ('job "* * * * *" --retry-delay nan', "pass",
+         "retry_delay must be a number of seconds, got nan"),
     ],
     ids=["bad-cron", "bad-zone", "no-cron", "unknown-option", "open-quote", "blank-name",
-         "empty-cell", "syntax-error"],
+         "empty-cell", "syntax-error", "text-timeout", "negative-timeout", "negative-retries",
+         "nan-delay"],
 )
 def test_bad_schedule_input_is_a_usage_error_and_schedules_nothing(
     ip: Any, magics: JobMagics, service: BackgroundJobService, line: str, cell: str,
@@ -114,6 +120,16 @@ def test_bad_schedule_input_is_a_usage_error_and_schedules_nothing(
         ip.run_cell_magic("schedule", line, cell)
     assert message in str(info.value) and "\n" not in str(info.value)
     assert service.jobs == ()
+
+
+def test_schedule_takes_a_timeout_and_retries(
+    ip: Any, magics: JobMagics, service: BackgroundJobService
+) -> None:
+    ip.run_cell_magic(
+        "schedule", 'nightly "0 2 * * *" --timeout 600 --retries 2 --retry-delay 45', "pass\n")
+    job = service.get_job("nightly")
+    assert job is not None
+    assert (job.timeout, job.retries, job.retry_delay) == (600.0, 2, 45.0)
 
 
 def test_a_usage_error_prints_one_line_and_no_traceback(

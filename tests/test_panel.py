@@ -23,7 +23,7 @@ from ipywidgets.widgets.widget import _instances
 from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.panel import JobsPanel, close_panels
 from mashroom_jobs.plugins import PluginLoader
-from mashroom_jobs.testing import ManualClock
+from mashroom_jobs.testing import ManualClock, wait_for
 
 
 def noop() -> None:
@@ -458,7 +458,8 @@ def test_closing_100_panels_leaves_observers_and_widget_models_where_they_were(
     models = len(_instances)
 
     panels = [JobsPanel(service, page_size=3, auto_flush=(i % 10 == 0)) for i in range(100)]
-    assert observer_count(service) == service_observers + 200  # jobs and plugins
+    # each panel observes jobs, plugins and last_failure
+    assert observer_count(service) == service_observers + 300
     assert observer_count(job) > job_observers
     for p in panels:
         p.close()
@@ -466,7 +467,7 @@ def test_closing_100_panels_leaves_observers_and_widget_models_where_they_were(
     assert observer_count(service) == service_observers
     assert observer_count(job) == job_observers
     assert len(_instances) == models
-    assert all(p._thread is None or not p._thread.is_alive() for p in panels)
+    assert not any(p.flushing for p in panels)
 
 
 def test_close_panels_closes_every_panel_on_the_service(
@@ -640,3 +641,55 @@ def test_failed_plugins_are_listed_with_their_error_in_the_header(
 
 def _good_bootstrap(plugin_name: str, plugin_config: dict[str, Any], holder: Any) -> Any:
     return lambda: None
+
+
+# --- stop and failures ------------------------------------------------------------------
+
+
+def test_the_stop_button_shows_only_while_a_job_runs_and_stops_it(
+    clock: ManualClock, service: BackgroundJobService, panel: JobsPanel
+) -> None:
+    def waits(context: Any) -> None:
+        context.stop_requested.wait(10)
+
+    job = service.schedule_job("long", "@daily", waits)
+    panel.flush()
+    with pytest.raises(LookupError):
+        panel.button("Stop long")
+    panel.button("Run long now").click()
+    clock.advance(1)  # a run still going after a moment is published as running
+    assert wait_for(lambda: job.state.running)
+    panel.flush()
+    panel.button("Stop long").click()
+    assert service.wait_until_idle(5)
+    assert job.last_invocation is not None and job.last_invocation.error_message == "stopped"
+    panel.flush()
+    row = row_of(panel, "long")
+    assert "stopped" in row.last.value and row.mark.value == "✗"
+    with pytest.raises(LookupError):
+        panel.button("Stop long")
+
+
+def test_a_failed_run_is_announced_in_the_header_for_a_minute(
+    clock: ManualClock, service: BackgroundJobService, panel: JobsPanel
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("disk full")
+
+    service.schedule_job("nightly", "@daily", broken).invoke_now().result(timeout=5)
+    assert wait_for(lambda: service.last_failure is not None)
+    panel.flush()
+    assert "✗ nightly failed at 00:00:00: RuntimeError: disk full" in panel.header.notes.value
+    clock.advance(61)
+    panel.flush()
+    assert "nightly" not in panel.header.notes.value
+
+
+def test_notify_failures_off_keeps_the_header_quiet(
+    service: BackgroundJobService, panel: JobsPanel
+) -> None:
+    service.notify_failures = False
+    service.schedule_job("quiet", "@daily", lambda: 1 / 0).invoke_now().result(timeout=5)
+    assert wait_for(lambda: service.last_failure is not None)
+    panel.flush()
+    assert "quiet" not in panel.header.notes.value

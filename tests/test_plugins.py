@@ -158,6 +158,43 @@ def test_invoke_immediately_runs_once_at_load_and_then_on_schedule(
     assert [i.trigger for i in job.history] == ["immediate", "schedule"]
 
 
+def test_a_plugins_config_sets_its_jobs_timeout_retries_overlap_and_exclusive(
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
+) -> None:
+    service.plugin_config = {"Example heartbeat": {
+        "timeout": 30, "retries": 2, "retry_delay": 5, "overlap": "allow", "exclusive": False}}
+    job = _by_name(loader.load())["Example heartbeat"].job
+    assert (job.timeout, job.retries, job.retry_delay) == (30.0, 2, 5.0)
+    assert job.overlap == "allow" and job.exclusive is False
+
+
+def test_a_plugins_job_is_exclusive_unless_its_config_says_otherwise(
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
+) -> None:
+    assert _by_name(loader.load())["Example heartbeat"].job.exclusive is True
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"timeout": -5}, "invalid config: timeout must be at least 0.001 seconds, got -5"),
+        ({"retries": "3"}, "invalid config: retries must be a whole number >= 0, got '3'"),
+        ({"exclusive": "no"}, "invalid config: exclusive must be True or False, got 'no'"),
+        ({"overlap": "queue"}, "invalid config: overlap must be one of ('skip', 'allow')"),
+    ],
+    ids=["timeout", "retries", "exclusive", "overlap"],
+)
+def test_a_bad_value_for_a_reserved_key_fails_the_plugin_naming_the_key(
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader,
+    config: dict[str, Any], message: str,
+) -> None:
+    service.plugin_config = {"Example heartbeat": config}
+    record = _by_name(loader.load())["Example heartbeat"]
+    assert record.state == "failed" and record.error is not None
+    assert record.error.startswith(message)
+    assert service.get_job("Example heartbeat") is None
+
+
 def test_a_disabled_plugin_is_neither_bootstrapped_nor_scheduled(
     installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
 ) -> None:
@@ -309,7 +346,7 @@ def test_an_async_bootstrap_and_an_async_job_get_the_service_context(
         ("exits", "bootstrap raised SystemExit: 3"),
         ("two_arguments", "could not schedule its job: TypeError: callback"),
         ("bad_zone", "invalid config: Invalid time zone 'Mars/Base'"),
-        ("bad_flag", "invoke_immediately must be true or false, got 'yes'"),
+        ("bad_flag", "invalid config: invoke_immediately must be True or False, got 'yes'"),
         ("NOT_CALLABLE", "is a dict, not a bootstrap function"),
         ("missing_name", "could not import mj_fake_plugins:missing_name: AttributeError"),
     ],

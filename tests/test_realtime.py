@@ -74,3 +74,30 @@ def test_interpreter_exit_does_not_hang_on_a_stuck_job() -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout == "exiting\n"
     assert time.monotonic() - began < 30  # the stuck job would hold it for 600 s
+
+
+def test_a_thread_ignoring_its_timeout_is_abandoned_after_the_grace_and_the_next_fire_runs(
+) -> None:
+    service = BackgroundJobService(stop_grace=0.3)
+    never = threading.Event()
+    calls: list[float] = []
+
+    def hangs_once() -> None:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            never.wait(30)  # ignores every stop request
+
+    try:
+        job = service.schedule_job("hang", "* * * * * *", hangs_once, timeout=0.5)
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and job.run_count < 3:
+            time.sleep(0.05)
+        assert job.run_count >= 3, job.history
+        first = job.history[0]
+        assert first.error_message == "timed out after 0.5 s"
+        assert 0.75 <= first.execution_time_ms / 1000 < 2.0  # timeout + grace, then given up
+        assert service.abandoned_runs == 1
+        assert all(run.success for run in job.history[1:])  # the schedule went on
+    finally:
+        never.set()
+        service.shutdown()

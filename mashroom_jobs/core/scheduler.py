@@ -279,6 +279,8 @@ class Timer:
                                 log.exception("mashroom-jobs: error while firing %r",
                                               entry.target)
             for call in calls:
+                if call.cancelled:  # by a target fired just before (a fire drops a retry)
+                    continue
                 try:
                     call.fn(*call.args)
                 except Exception:

@@ -28,7 +28,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..core.errors import MashroomJobsError
-from ..core.records import JobState
+from ..core.records import JobInvocation, JobState
 from ..job import BackgroundJob
 from ..service import BackgroundJobService
 from . import format as fmt
@@ -43,6 +43,8 @@ log = logging.getLogger("mashroom_jobs.panel")
 _MAX_PAGE_SIZE = 30
 #: runs the expanded row lists
 DETAIL_RUNS = 20
+#: seconds a failed run stays announced in the header (``notify_failures``)
+FAILURE_NOTE_SECONDS = 60.0
 
 # service -> its open panels (strong refs: an open panel holds comms and a thread anyway)
 _panels: weakref.WeakKeyDictionary[BackgroundJobService, list[JobsPanel]] = (
@@ -142,6 +144,8 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._page = 0
         self._page_dirty = True
         self._expanded: set[str] = set()
+        # the last failure to announce: (job name, its run, monotonic time it arrived)
+        self._failure: tuple[str, JobInvocation, float] | None = None
 
         self._styles = SharedStyles()
         actions = {"toggle": self._toggle_detail, "run": self._action(BackgroundJob.invoke_now),
@@ -162,6 +166,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._observed_lock = threading.Lock()
         service.observe(self._on_jobs, names="jobs")
         service.observe(self._on_plugins, names="plugins")
+        service.observe(self._on_failure, names="last_failure")
         self._track(service.jobs, ())
         shell = service.shell
         if callables is None and shell is not None and hasattr(shell, "events"):
@@ -259,6 +264,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 counts, self._counts_dirty = self._counts_dirty, False
                 notes, self._notes_dirty = self._notes_dirty, False
             tick = now_mono - self._last_tick >= 1.0
+            notes = notes or (tick and self._failure is not None)  # it may have expired
             page, self._page_dirty = self._page_dirty, False
             if not (dirty or structure or counts or tick or page or notes):
                 return False
@@ -287,6 +293,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         service = self._service
         service.unobserve(self._on_jobs, names="jobs")
         service.unobserve(self._on_plugins, names="plugins")
+        service.unobserve(self._on_failure, names="last_failure")
         self._track((), tuple(self._observed))
         if self._events_shell is not None:
             try:
@@ -341,6 +348,14 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _on_plugins(self, _change: Any) -> None:
         with self._state_lock:
+            self._notes_dirty = True
+
+    def _on_failure(self, change: Any) -> None:
+        # (the notifier thread) announced in the header for a while: a toast would need
+        # front-end code, which a stock-widgets panel has not
+        job, invocation = change["new"]
+        with self._state_lock:
+            self._failure = (job.name, invocation, self._service.clock.monotonic())
             self._notes_dirty = True
 
     def _on_post_run_cell(self, *_args: Any) -> None:
@@ -402,6 +417,17 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def _update_notes(self) -> None:
         service = self._service
         lines = []
+        failure = self._failure
+        if failure is not None:
+            name, run, arrived = failure
+            if service.clock.monotonic() - arrived > FAILURE_NOTE_SECONDS \
+                    or not service.notify_failures:
+                self._failure = None
+            else:
+                when = fmt.when(run.timestamp, service.now(), service.zone)
+                lines.append(fmt.error_span(
+                    f"✗ {name} failed at {when}: {fmt.short(run.error_message or 'failed', 120)}"
+                ))
         if service.is_shut_down:
             lines.append(fmt.error_span("The service was shut down: nothing runs any more."))
         self.header.show_notes(service.plugins, lines)

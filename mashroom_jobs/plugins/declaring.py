@@ -18,8 +18,10 @@ __all__ = [
 ENTRY_POINT_GROUP = "mashroom_jobs.plugins"
 #: the attribute :func:`background_job_plugin` sets on a bootstrap function
 DEFAULT_CONFIG_ATTRIBUTE = "mashroom_jobs_default_config"
-#: config keys that mean something to mashroom-jobs; all others are the plugin's own
-RESERVED_KEYS = ("cron_schedule", "invoke_immediately", "timezone")
+#: config keys that mean something to mashroom-jobs (``schedule_job``'s arguments of the
+#: same names); all others are the plugin's own
+RESERVED_KEYS = ("cron_schedule", "invoke_immediately", "timezone", "overlap", "timeout",
+                 "retries", "retry_delay", "exclusive")
 
 PluginState = Literal["loaded", "failed", "disabled"]
 

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from ..context import PluginContextHolder
+from ..core.arguments import check_choice, check_count, check_flag, check_seconds
 from ..core.cron import CronSchedule, resolve_zone
 from ..core.errors import MashroomJobsError, ServiceShutdownError
 from ..core.records import error_text
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PluginLoader", "disabled_record", "discover", "distribution_of", "inspect_plugin",
-    "load_plugin", "load_plugins",
+    "load_plugin", "load_plugins", "schedule_arguments",
 ]
 
 log = logging.getLogger("mashroom_jobs.plugins")
@@ -114,19 +115,38 @@ def inspect_plugin(
     )
 
 
-def _config_error(config: Mapping[str, Any], default_timezone: Any) -> str | None:
-    """What is wrong with the keys that mean something to us, or None."""
+def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None) -> dict[str, Any]:
+    """``schedule_job``'s arguments from a plugin's config (the keys of RESERVED_KEYS).
+
+    A plugin's job is ``exclusive`` unless its config says ``"exclusive": False``: with a
+    shared store, each fire runs in one of the kernels that load the plugin.
+
+    Raises
+    ------
+    TypeError, ValueError, MashroomJobsError
+        Naming the key and the value that is wrong.
+    """
     cron = config.get("cron_schedule")
     if cron is not None and not isinstance(cron, str):
-        return f"cron_schedule must be a cron expression string or None, got {cron!r}"
-    invoke = config.get("invoke_immediately", False)
-    if not isinstance(invoke, bool):
-        return f"invoke_immediately must be true or false, got {invoke!r}"
+        raise TypeError(f"cron_schedule must be a cron expression string or None, got {cron!r}")
+    zone = resolve_zone(config.get("timezone") or default_timezone)
+    return {
+        "cron_schedule": CronSchedule(cron, zone) if cron is not None and cron.strip() else None,
+        "invoke_immediately": check_flag(config.get("invoke_immediately", False),
+                                         "invoke_immediately"),
+        "overlap": check_choice(config.get("overlap", "skip"), "overlap", ("skip", "allow")),
+        "timeout": check_seconds(config.get("timeout"), "timeout", low=0.001, allow_none=True),
+        "retries": check_count(config.get("retries", 0), "retries"),
+        "retry_delay": check_seconds(config.get("retry_delay", 30.0), "retry_delay"),
+        "exclusive": check_flag(config.get("exclusive", True), "exclusive"),
+    }
+
+
+def _config_error(config: Mapping[str, Any], default_timezone: Any) -> str | None:
+    """What is wrong with the keys that mean something to us, or None."""
     try:
-        zone = resolve_zone(config.get("timezone") or default_timezone)
-        if cron is not None and cron.strip():
-            CronSchedule(cron, zone)
-    except MashroomJobsError as exc:
+        schedule_arguments(config, default_timezone)
+    except (MashroomJobsError, TypeError, ValueError) as exc:
         return f"invalid config: {exc}"
     return None
 
@@ -208,13 +228,9 @@ def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
             f"not a job callback (a function, possibly async)"
         )
     try:
-        job = service.schedule_job(
-            spec.name,
-            spec.cron_schedule,
-            callback,
-            timezone=spec.config.get("timezone") or None,
-            invoke_immediately=bool(spec.config.get("invoke_immediately", False)),
-        )
+        arguments = schedule_arguments(spec.config, service.timezone)
+        job = service.schedule_job(spec.name, arguments.pop("cron_schedule"), callback,
+                                   **arguments)
     except Exception as exc:  # invalid schedule, a callback taking two arguments, shut down...
         return failed(f"could not schedule its job: {error_text(exc)}", traceback.format_exc())
     return PluginRecord(
