@@ -138,6 +138,7 @@ def test_a_tzinfo_is_accepted_as_the_zone() -> None:
         ("1,,2 * * * *", "empty or malformed item"),
         ("@reboot", "cron_schedule=None"),
         ("@often", "unknown macro"),
+        ("@wee\u212aly", "unknown macro"),  # KELVIN SIGN, which str.lower() turns into 'k'
         ("0 0 30 2 *", "can never fire: day-of-month 30 does not exist in Feb"),
         ("0 0 31 4,6 *", "can never fire"),
     ],
@@ -149,6 +150,66 @@ def test_invalid_expressions_say_what_is_wrong(expression: str, message: str) ->
     assert message in str(info.value)
     assert repr(expression) in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "¹ * * * *",  # superscript one: str.isdigit() says yes, int() says no
+        "٣ * * * *",  # Arabic-Indic three: int() reads it as 3
+        "３ * * * *",  # full-width three
+        "1-٣ * * * *",
+        "0 0 ٣ * *",
+        "0 0 * ² *",
+        "0 0 * * ５",
+        "٣ * * * * *",
+        "0 Ⅻ * * *",  # Roman numeral twelve: numeric, not a digit
+    ],
+    ids=["superscript", "arabic-indic", "full-width", "in-a-range", "day-of-month", "month",
+         "day-of-week", "seconds", "roman-numeral"],
+)
+def test_digits_other_than_ascii_0_to_9_are_not_numbers(expression: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert "is not a number" in str(info.value)
+    assert repr(expression) in str(info.value)
+
+
+@pytest.mark.parametrize("step", ["٣", "３", "¹", "½"], ids=["arabic-indic", "full-width",
+                                                           "superscript", "vulgar-fraction"])
+def test_a_step_in_digits_other_than_ascii_is_not_a_number(step: str) -> None:
+    with pytest.raises(InvalidCronExpressionError,
+                       match=f"minute step '{step}' in '\\*/{step}' is not a number"):
+        CronSchedule(f"*/{step} * * * *", "UTC")
+
+
+def test_a_number_too_long_for_int_is_out_of_range() -> None:
+    # int() refuses more than 4300 digits with a plain ValueError
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule("1" * 5000 + " * * * *", "UTC")
+    reason = "minute 11111111111111111111... (5000 digits) is out of range 0-59"
+    assert str(info.value).endswith(f": {reason}")
+
+
+@pytest.mark.parametrize(
+    ("expression", "character"),
+    [
+        ("1\u30001 * * * *", "U+3000 IDEOGRAPHIC SPACE"),
+        ("1\xa01 * * * *", "U+00A0 NO-BREAK SPACE"),
+        ("* * * * *\u2003", "U+2003 EM SPACE"),
+        ("*\x1f* * * * *", "U+001F"),  # str.split() splits on the ASCII unit separator too
+    ],
+    ids=["ideographic", "no-break", "em-space-at-the-end", "unit-separator"],
+)
+def test_fields_must_be_separated_by_ascii_blanks(expression: str, character: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert "fields are separated by spaces or tabs" in str(info.value)
+    assert character in str(info.value)
+
+
+def test_tabs_and_surrounding_newlines_still_separate_fields() -> None:
+    assert CronSchedule("\n*/5\t*  * * *\n", "UTC") == CronSchedule("*/5 * * * *", "UTC")
 
 
 def test_a_non_string_expression_is_an_invalid_expression() -> None:
@@ -205,6 +266,59 @@ def test_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(text:
         return
     nxt = schedule.next_fire_time(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
     assert nxt is None or nxt > datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+#: characters a cron field is made of, mixed with any character at all (st.characters() draws
+#: from the whole of Unicode) and with ones that look like digits or blanks but are not ASCII
+_ANY_CRON_CHARACTER = st.one_of(
+    st.sampled_from("0123456789*/-,?"),
+    st.characters(),
+    st.characters(categories=("Nd", "No", "Nl", "Zs", "Zl", "Zp", "Cc")),
+)
+#: valid in every field (1-7 is a day, a month and a weekday)
+_VALID_FIELD = st.one_of(
+    st.just("*"),
+    st.integers(1, 7).map(str),
+    st.integers(1, 7).map(lambda n: f"*/{n}"),
+    st.tuples(st.integers(1, 3), st.integers(4, 7)).map(lambda t: f"{t[0]}-{t[1]}"),
+)
+_BLANK = st.sampled_from([" ", " ", " ", "  ", "\t", "\u3000", "\xa0", "\u2003", "\x1c"])
+
+
+@st.composite
+def _unicode_cron_shaped(draw: st.DrawFn) -> str:
+    """Four to seven fields, many of them valid, with a few characters swapped for anything."""
+    size = draw(st.sampled_from([4, 5, 5, 5, 6, 6, 7]))
+    field = st.one_of(_VALID_FIELD, _VALID_FIELD, _VALID_FIELD, _FIELD,
+                      st.text(_ANY_CRON_CHARACTER, min_size=1, max_size=6))
+    fields = draw(st.lists(field, min_size=size, max_size=size))
+    for _ in range(draw(st.integers(0, 2))):
+        index = draw(st.integers(0, len(fields) - 1))
+        field = fields[index]
+        at = draw(st.integers(0, len(field)))
+        keep = draw(st.booleans())  # insert the character, or replace the one there
+        fields[index] = field[:at] + draw(_ANY_CRON_CHARACTER) + field[at + (not keep):]
+    text = fields[0]
+    for field in fields[1:]:
+        text += draw(_BLANK) + field
+    return text
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.text(max_size=40), _unicode_cron_shaped()))
+def test_unicode_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(
+    text: str,
+) -> None:
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    try:
+        schedule = CronSchedule(text, "Europe/Berlin")
+    except InvalidCronExpressionError:
+        return
+    # only ASCII is cron: whatever parses is ASCII, and it fires
+    assert text.strip(" \t\n\r").isascii(), schedule.normalized
+    times = schedule.fire_times(start, 3)
+    assert len(times) == 3
+    assert start < times[0] < times[1] < times[2]
 
 
 # --- daylight saving (cronie's rules) ----------------------------------------------------

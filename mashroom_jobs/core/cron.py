@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -68,23 +69,55 @@ _SIX = (_SECOND, *_FIVE)
 
 _ITEM = re.compile(r"^(?P<base>\*|[^-/]+(?:-[^-/]+)?)(?:/(?P<step>.*))?$")
 _OPEN_STEP = re.compile(r"^[0-9]+/[0-9]+$")
+# Only ASCII 0-9 are cron digits: str.isdigit() also accepts '¹' (which int() refuses) and
+# '٣' or '３' (which int() reads as 3); [0-9] in a str pattern is ASCII only, unlike \d.
+_DIGITS = re.compile(r"[0-9]+")
+#: the blanks that separate fields, as in cron; str.split() also splits on U+3000, U+00A0...
+_BLANKS = " \t\r\n\f\v"
+#: more digits than this is out of range of every field (and would reach int()'s digit limit)
+_MAX_DIGITS = 9
+
+
+def _number(text: str) -> int | None:
+    """The value of a run of ASCII digits, or None when ``text`` is not one."""
+    if _DIGITS.fullmatch(text) is None:
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+def _shown(text: str) -> str:
+    """A number as an error message shows it: a long one shortened."""
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)"
+
+
+def _character(c: str) -> str:
+    """``U+3000 IDEOGRAPHIC SPACE``: a character an error message cannot just print."""
+    name = unicodedata.name(c, "")
+    return f"U+{ord(c):04X} {name}" if name else f"U+{ord(c):04X}"
+
+
+def _not_a_number_hint(text: str) -> str:
+    if any(c.isdigit() or c.isnumeric() for c in text) and not text.isascii():
+        return " (only the ASCII digits 0-9 are cron digits)"
+    return ""
 
 
 def _value(text: str, field: _Field, expression: str) -> int:
-    if text.isdigit():
-        value = int(text)
-    elif field.names is not None and text.lower() in field.names:
-        value = field.names[text.lower()]
-    else:
-        hint = ""
-        if field.names is not None:
+    value = _number(text)
+    if value is None:
+        if field.names is not None and text.isascii() and text.lower() in field.names:
+            return field.names[text.lower()]
+        hint = _not_a_number_hint(text)
+        if field.names is not None and not hint:
             hint = f" (use {field.low}-{field.high} or names like {next(iter(field.names))!r})"
         raise InvalidCronExpressionError(
             expression, f"{field.name} value {text!r} is not a number{hint}"
         )
     if not field.low <= value <= field.high:
+        shown = value if value < 10**_MAX_DIGITS else _shown(text)
         raise InvalidCronExpressionError(
-            expression, f"{field.name} {value} is out of range {field.low}-{field.high}"
+            expression, f"{field.name} {shown} is out of range {field.low}-{field.high}"
         )
     return value
 
@@ -103,12 +136,19 @@ def _parse_field(text: str, field: _Field, expression: str) -> frozenset[int]:
         base, step_text = match.group("base"), match.group("step")
         step = 1
         if step_text is not None:
-            if not step_text.isdigit() or int(step_text) == 0:
+            number = _number(step_text)
+            if number is None:
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"{field.name} step {step_text!r} in {item!r} is not a number"
+                    f"{_not_a_number_hint(step_text)}",
+                )
+            if number == 0:
                 raise InvalidCronExpressionError(
                     expression,
                     f"{field.name} step {step_text!r} in {item!r} must be a positive whole number",
                 )
-            step = int(step_text)
+            step = number
         if base == "*":
             low, high = field.low, field.high
         elif "-" in base:
@@ -289,11 +329,19 @@ class CronSchedule:
             raise InvalidCronExpressionError(
                 expression, f"expected a string, got {type(expression).__name__}"
             )
-        self.expression = expression.strip()
+        self.expression = expression.strip(_BLANKS)
         self.zone = resolve_zone(timezone)
         text = self.expression
+        odd_blank = next((c for c in text if c.isspace() and c not in _BLANKS), None)
+        if odd_blank is not None:
+            raise InvalidCronExpressionError(
+                expression,
+                f"fields are separated by spaces or tabs, found {_character(odd_blank)} "
+                f"at position {expression.index(odd_blank)}",
+            )
         if text.startswith("@"):
-            if text.lower() not in MACROS:
+            # isascii: 'K' (U+212A KELVIN SIGN).lower() is 'k'
+            if not text.isascii() or text.lower() not in MACROS:
                 raise InvalidCronExpressionError(
                     expression,
                     f"unknown macro {text!r}; known: {', '.join(MACROS)}"
@@ -551,6 +599,7 @@ def shared_schedule(expression: str, zone: str | tzinfo | None = None) -> CronSc
     """
     resolved = resolve_zone(zone)
     try:
-        return _shared(expression.strip() if isinstance(expression, str) else expression, resolved)
+        key = expression.strip(_BLANKS) if isinstance(expression, str) else expression
+        return _shared(key, resolved)
     except TypeError:  # an unhashable tzinfo: no sharing
         return CronSchedule(expression, resolved)
