@@ -107,8 +107,10 @@ def test_cron_without_from_lists_times_after_now() -> None:
         (["* * * * *", "--tz", "Mars/Base"], "Invalid time zone 'Mars/Base'"),
         (["* * * * *", "--from", "yesterday"], "invalid --from 'yesterday'"),
         (["* * * * *", "-n", "0"], "-n must be at least 1, got 0"),
+        (["*/100000 * * * *"], "Invalid cron expression '*/100000 * * * *': "
+                               "minute step 100000 is larger than the field's range 0-59"),
     ],
-    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times"],
+    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-too-large"],
 )
 def test_cron_with_bad_input_prints_the_error_on_stderr_and_exits_2(
     args: list[str], message: str

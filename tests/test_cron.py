@@ -212,6 +212,59 @@ def test_tabs_and_surrounding_newlines_still_separate_fields() -> None:
     assert CronSchedule("\n*/5\t*  * * *\n", "UTC") == CronSchedule("*/5 * * * *", "UTC")
 
 
+_LARGER = "is larger than the field's range"
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("*/100000 * * * *",
+         "minute step 100000 is larger than the field's range 0-59 (a step is at most 60)"),
+        ("*/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("0-30/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("5/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("*/61 * * * * *", f"second step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("0 */25 * * *",
+         "hour step 25 is larger than the field's range 0-23 (a step is at most 24)"),
+        ("0 0 */32 * *", f"day-of-month step 32 {_LARGER} 1-31 (a step is at most 31)"),
+        ("0 0 1 */13 *", f"month step 13 {_LARGER} 1-12 (a step is at most 12)"),
+        ("0 0 * * */8",
+         "day-of-week step 8 is larger than the field's range 0-6 (a step is at most 7)"),
+        ("*/" + "1" * 5000 + " * * * *",
+         "minute step 11111111111111111111... (5000 digits) is larger than the field's range "
+         "0-59 (a step is at most 60)"),
+    ],
+    ids=["huge", "61", "range", "start-and-step", "seconds", "hour", "day-of-month", "month",
+         "day-of-week", "5000-digits"],
+)
+def test_a_step_larger_than_its_fields_range_is_rejected(expression: str, message: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert str(info.value) == f"Invalid cron expression {expression!r}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # a step as long as the field's cycle fires once per cycle: every 60 minutes is hourly
+        ("*/60 * * * *", ["01:00", "02:00", "03:00"]),
+        ("0 */24 * * *", ["00:00", "00:00", "00:00"]),
+        ("*/060 * * * *", ["01:00", "02:00", "03:00"]),
+    ],
+    ids=["every-60-minutes", "every-24-hours", "leading-zero"],
+)
+def test_a_step_as_long_as_its_fields_cycle_fires_once_per_cycle(
+    expression: str, expected: list[str]
+) -> None:
+    times = fires(expression, "UTC", "2026-01-01T00:00:00+00:00", 3)
+    assert [t[11:16] for t in times] == expected
+
+
+def test_a_weekday_step_of_seven_fires_every_sunday() -> None:
+    times = fires("0 0 * * */7", "UTC", "2026-01-01T00:00:00+00:00", 2)
+    assert times == ["2026-01-04T00:00:00+00:00", "2026-01-11T00:00:00+00:00"]
+
+
 def test_a_non_string_expression_is_an_invalid_expression() -> None:
     with pytest.raises(InvalidCronExpressionError, match="expected a string"):
         CronSchedule(5, "UTC")  # type: ignore[arg-type]

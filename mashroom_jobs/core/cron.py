@@ -56,6 +56,18 @@ class _Field:
     low: int
     high: int
     names: dict[str, int] | None = None
+    #: how many distinct values the field has (7 weekdays, although 7 is Sunday again)
+    size: int = 0
+
+    @property
+    def max_step(self) -> int:
+        """The largest step that is still true to its word.
+
+        A step as long as the field (``*/60`` minutes) fires once per cycle, i.e. every 60
+        minutes, as cron does; a longer one (``*/61``) would fire just as often while saying
+        it fires less often, so the parser refuses it.
+        """
+        return self.size or self.high - self.low + 1
 
 
 _SECOND = _Field("second", 0, 59)
@@ -63,7 +75,7 @@ _MINUTE = _Field("minute", 0, 59)
 _HOUR = _Field("hour", 0, 23)
 _DOM = _Field("day-of-month", 1, 31)
 _MONTH = _Field("month", 1, 12, _MONTHS)
-_DOW = _Field("day-of-week", 0, 7, _DAYS)
+_DOW = _Field("day-of-week", 0, 7, _DAYS, size=7)
 _FIVE = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 _SIX = (_SECOND, *_FIVE)
 
@@ -147,6 +159,14 @@ def _parse_field(text: str, field: _Field, expression: str) -> frozenset[int]:
                 raise InvalidCronExpressionError(
                     expression,
                     f"{field.name} step {step_text!r} in {item!r} must be a positive whole number",
+                )
+            if number > field.max_step:
+                shown = number if number < 10**_MAX_DIGITS else _shown(step_text)
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"{field.name} step {shown} is larger than the field's range "
+                    f"{field.low}-{field.low + field.max_step - 1} "
+                    f"(a step is at most {field.max_step})",
                 )
             step = number
         if base == "*":
