@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _cron(args: argparse.Namespace) -> int:
-    from .core.cron import CronSchedule, resolve_zone, zone_name
+    from .core.cron import EARLIEST_START, CronSchedule, resolve_zone, zone_name
     from .core.errors import MashroomJobsError
 
     if args.n < 1:
@@ -144,12 +144,23 @@ def _cron(args: argparse.Namespace) -> int:
             ) from None
         if start.tzinfo is None:  # a wall-clock time in the expression's zone
             start = start.replace(tzinfo=zone)
+        if start < EARLIEST_START:
+            raise UsageFailure(
+                f"invalid --from {args.start!r}: fire times are listed after "
+                f"{EARLIEST_START.isoformat()} at the earliest"
+            )
     times = schedule.fire_times(start, args.n)
+    after = f"after {start.isoformat(timespec='seconds')} ({zone_name(zone)})"
     print(f"{schedule.expression}: {schedule.describe()}")
-    print(f"Next {len(times)} fire time{'s' if len(times) != 1 else ''} "
-          f"after {start.isoformat(timespec='seconds')} ({zone_name(zone)}):")
+    # fewer times than asked for: the next one would be past 9999-12-31, where datetime ends
+    if not times:
+        print(f"No fire time {after}: dates end with the year 9999.")
+        return 0
+    print(f"Next {len(times)} fire time{'s' if len(times) != 1 else ''} {after}:")
     for when in times:
         print(f"  {when.isoformat()}  {when:%a}")
+    if len(times) < args.n:
+        print("No more fire times: dates end with the year 9999.")
     return 0
 
 

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,36 @@ def test_cron_describes_an_expression_and_lists_its_next_fire_times_after_from()
     ]
 
 
+def test_cron_lists_the_fire_times_left_before_year_10000_and_says_there_are_no_more() -> None:
+    result = _run("cron", "*/20 * * * * *", "--tz", "UTC", "--from", "9999-12-31T23:59")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "*/20 * * * * *: Every 20 seconds",
+        "Next 2 fire times after 9999-12-31T23:59:00+00:00 (UTC):",
+        "  9999-12-31T23:59:20+00:00  Fri",
+        "  9999-12-31T23:59:40+00:00  Fri",
+        "No more fire times: dates end with the year 9999.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "start"),
+    [("* * * * *", "9999-12-31T23:59"), ("0 0 29 2 *", "9996-03-01")],
+    ids=["last-minute", "no-leap-day-left"],
+)
+def test_cron_after_the_last_fire_time_before_year_10000_says_there_is_none(
+    expression: str, start: str
+) -> None:
+    result = _run("cron", expression, "--tz", "UTC", "--from", start)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{expression}: ")
+    assert lines[1] == (f"No fire time after {datetime.fromisoformat(start).isoformat()}+00:00 "
+                        f"(UTC): dates end with the year 9999.")
+
+
 def test_cron_without_from_lists_times_after_now() -> None:
     result = _run("cron", "@hourly", "--tz", "UTC")
     assert result.returncode == 0, result.stderr
@@ -109,8 +140,12 @@ def test_cron_without_from_lists_times_after_now() -> None:
         (["* * * * *", "-n", "0"], "-n must be at least 1, got 0"),
         (["*/100000 * * * *"], "Invalid cron expression '*/100000 * * * *': "
                                "minute step 100000 is larger than the field's range 0-59"),
+        (["* * * * *", "--tz", "UTC", "--from", "0001-01-01T23:59"],
+         "invalid --from '0001-01-01T23:59': fire times are listed after "
+         "0001-01-02T00:00:00+00:00 at the earliest"),
     ],
-    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-too-large"],
+    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-too-large",
+         "from-year-1"],
 )
 def test_cron_with_bad_input_prints_the_error_on_stderr_and_exits_2(
     args: list[str], message: str

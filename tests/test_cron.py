@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mashroom_jobs import CronSchedule, InvalidCronExpressionError, InvalidTimezoneError
+from mashroom_jobs.core.cron import EARLIEST_START
 
 UTC = timezone.utc
 
@@ -456,6 +458,100 @@ def test_southern_hemisphere_gap_is_handled_too() -> None:
         "2026-10-04T03:00:00+11:00",
         "2026-10-05T02:30:00+11:00",
     ]
+
+
+# --- the ends of the calendar (datetime holds years 1 to 9999) ---------------------------
+
+
+def test_the_last_minute_of_year_9999_has_no_next_fire_time() -> None:
+    schedule = CronSchedule("* * * * *", "UTC")
+    assert schedule.next_fire_time(datetime(9999, 12, 31, 23, 59, tzinfo=UTC)) is None
+    assert schedule.next_fire_time(datetime.max.replace(tzinfo=UTC)) is None
+
+
+def test_fire_times_near_year_9999_list_those_that_exist_and_stop() -> None:
+    assert fires("* * * * *", "UTC", "9999-12-31T23:57:00+00:00", 5) == [
+        "9999-12-31T23:58:00+00:00",
+        "9999-12-31T23:59:00+00:00",
+    ]
+    assert fires("*/20 * * * * *", "UTC", "9999-12-31T23:59:00+00:00", 5) == [
+        "9999-12-31T23:59:20+00:00",
+        "9999-12-31T23:59:40+00:00",
+    ]
+
+
+def test_a_leap_day_after_the_last_one_before_year_10000_does_not_exist() -> None:
+    # 9996 is the last leap year datetime can hold: the next 29 February would be in 10000
+    schedule = CronSchedule("0 0 29 2 *", "UTC")
+    assert schedule.fire_times(datetime(9996, 3, 1, tzinfo=UTC), 3) == []
+    assert fires("0 0 29 2 *", "UTC", "9990-01-01T00:00:00+00:00", 5) == [
+        "9992-02-29T00:00:00+00:00",
+        "9996-02-29T00:00:00+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        # 23:59 in New York is 04:59 on 1 January 10000 in UTC: not a time datetime can hold
+        ("America/New_York", ["9999-12-31T18:58:00-05:00", "9999-12-31T18:59:00-05:00"]),
+        ("Pacific/Kiritimati", []),  # UTC+14: local time is already in the year 10000
+        ("Asia/Tokyo", []),
+    ],
+    ids=["west-of-utc", "far-east-of-utc", "east-of-utc"],
+)
+def test_fire_times_stop_at_the_last_instant_utc_can_hold_in_every_zone(
+    zone: str, expected: list[str]
+) -> None:
+    assert fires("* * * * *", zone, "9999-12-31T23:57:00+00:00", 5) == expected
+
+
+def test_an_aware_time_past_the_last_utc_instant_has_no_next_fire_time() -> None:
+    after = datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert CronSchedule("* * * * *", "America/New_York").next_fire_time(after) is None
+    assert CronSchedule("0 0 * * *", "UTC").next_fire_time(after) is None
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati"])
+def test_fire_times_from_the_second_day_of_year_1_exist_in_every_zone(zone: str) -> None:
+    times = CronSchedule("* * * * *", zone).fire_times(EARLIEST_START, 2)
+    assert len(times) == 2 and EARLIEST_START < times[0] < times[1]
+
+
+def test_fire_times_before_the_second_day_of_year_1_are_refused_naming_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"after must be at or after 0001-01-02T00:00:00\+00:00"):
+        CronSchedule("* * * * *", "America/New_York").next_fire_time(
+            datetime(1, 1, 1, 12, 0, tzinfo=UTC)
+        )
+
+
+_EDGE_EXPRESSIONS = st.sampled_from(
+    ["* * * * *", "*/7 * * * * *", "0 0 29 2 *", "30 2 * * *", "0 0 1 1 *", "0 9 1-7 * */7"]
+)
+_EDGE_ZONES = st.sampled_from(["UTC", "America/New_York", "Pacific/Kiritimati",
+                               "Pacific/Pago_Pago", "Europe/Berlin", "Australia/Lord_Howe"])
+_OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=-12)), timezone(timedelta(hours=14))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDGE_EXPRESSIONS, _EDGE_ZONES,
+       st.datetimes(min_value=datetime(9899, 1, 1), max_value=datetime.max, timezones=_OFFSETS))
+def test_next_fire_time_near_year_9999_is_a_later_time_or_none(
+    expression: str, zone: str, after: datetime
+) -> None:
+    result = CronSchedule(expression, zone).next_fire_time(after)
+    assert result is None or result > after
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDGE_EXPRESSIONS, _EDGE_ZONES,
+       st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(101, 1, 1), timezones=_OFFSETS))
+def test_next_fire_time_near_year_1_is_a_later_time(
+    expression: str, zone: str, after: datetime
+) -> None:
+    assume(after >= EARLIEST_START)
+    result = CronSchedule(expression, zone).next_fire_time(after)
+    assert result is not None and result > after
 
 
 # --- description -------------------------------------------------------------------

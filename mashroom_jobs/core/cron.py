@@ -32,9 +32,16 @@ from croniter import CroniterBadDateError, croniter
 
 from .errors import InvalidCronExpressionError, InvalidTimezoneError
 
-__all__ = ["CronSchedule", "local_zone", "resolve_zone", "zone_name"]
+__all__ = ["EARLIEST_START", "CronSchedule", "local_zone", "resolve_zone", "zone_name"]
 
 UTC = timezone.utc
+
+#: the earliest ``after`` that :meth:`CronSchedule.next_fire_time` accepts: a day into year 1,
+#: so that a local time in any zone (UTC offsets are below 24 h) is a date ``datetime`` holds
+EARLIEST_START = datetime(1, 1, 2, tzinfo=UTC)
+#: croniter looks this many years ahead at most (its max_years_between_matches is 50); a date
+#: error of croniter's from closer to the year 9999 means it ran past the end of the calendar
+_END_MARGIN_YEARS = 100
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -447,6 +454,12 @@ class CronSchedule:
                 result: datetime = self._iter.get_next(datetime)
             except CroniterBadDateError:
                 return None
+            except (OverflowError, ValueError):
+                # searching past 9999-12-31 raises assorted errors ("year 10000 is out of
+                # range", then "'*' is not in list"); anywhere else it is a real bug
+                if naive.year < datetime.max.year - _END_MARGIN_YEARS:
+                    raise
+                raise OverflowError(f"no wall-clock time after {naive} within year 9999") from None
         return result
 
     def _matches(self, wall: datetime) -> bool:
@@ -482,10 +495,23 @@ class CronSchedule:
         """The first fire time strictly after ``after`` (an aware datetime).
 
         Returns an aware datetime in the schedule's zone, or None when the
-        expression has no further fire time.
+        expression has no further fire time. Fire times end where ``datetime``
+        does: the last is at most 9999-12-31 23:59:59 UTC and in the zone, so
+        ``0 0 29 2 *`` has none after 29 February 9996.
+
+        Raises
+        ------
+        ValueError
+            When ``after`` is naive, or earlier than :data:`EARLIEST_START`
+            (0001-01-02 00:00 UTC).
         """
         if after.tzinfo is None or after.utcoffset() is None:
             raise ValueError(f"after must be timezone-aware, got {after!r}")
+        if after < EARLIEST_START:
+            raise ValueError(
+                f"after must be at or after {EARLIEST_START.isoformat()} (fire times in the "
+                f"first day of year 1 are not computed), got {after.isoformat()}"
+            )
         key = after.timestamp()
         span = self._span
         if span is not None and span[0] <= key < span[1]:
@@ -495,7 +521,12 @@ class CronSchedule:
             return memo[key]
         except KeyError:
             pass
-        result = self._compute_next(after)
+        try:
+            result = self._compute_next(after)
+        except OverflowError:
+            # the next fire time, or the UTC instant of one, would be after 9999-12-31 23:59:59
+            # (after >= EARLIEST_START, so the start of the calendar never overflows)
+            result = None
         if len(memo) > 512:
             memo.clear()
         memo[key] = result
