@@ -512,6 +512,21 @@ def test_an_aware_time_past_the_last_utc_instant_has_no_next_fire_time() -> None
     assert CronSchedule("0 0 * * *", "UTC").next_fire_time(after) is None
 
 
+def test_fire_times_a_microsecond_apart_are_told_apart_in_any_year() -> None:
+    # a float timestamp of the year 3000 cannot tell 00:59:59.999999 from 01:00
+    assert fires("0 * * * *", "UTC", "3000-01-01T00:59:59.999999+00:00", 3) == [
+        "3000-01-01T01:00:00+00:00",
+        "3000-01-01T02:00:00+00:00",
+        "3000-01-01T03:00:00+00:00",
+    ]
+    schedule = CronSchedule("0 * * * *", "UTC")
+    assert schedule.next_fire_time(datetime(9999, 1, 1, 1, 0, tzinfo=UTC)) == datetime(
+        9999, 1, 1, 2, 0, tzinfo=UTC
+    )
+    just_before = datetime(9999, 1, 1, 0, 59, 59, 999999, tzinfo=UTC)
+    assert schedule.next_fire_time(just_before) == datetime(9999, 1, 1, 1, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati"])
 def test_fire_times_from_the_second_day_of_year_1_exist_in_every_zone(zone: str) -> None:
     times = CronSchedule("* * * * *", zone).fire_times(EARLIEST_START, 2)

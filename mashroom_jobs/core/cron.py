@@ -271,6 +271,13 @@ def zone_name(zone: tzinfo) -> str:
     return str(zone)
 
 
+# The memo and the span are keyed by ``when - _EPOCH``, a timedelta, exact to the
+# microsecond. A float timestamp has about 16 significant digits: from the year 3000 on it
+# cannot tell 00:59:59.999999 from 01:00, and a memo keyed by it answered one for the other.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_DAY = timedelta(days=1)
+
+
 # --- DST helpers ----------------------------------------------------------------
 
 
@@ -412,9 +419,9 @@ class CronSchedule:
         except Exception as exc:  # our parser should have caught it; never leak croniter's types
             raise InvalidCronExpressionError(expression, str(exc)) from None
         self._lock = threading.Lock()
-        self._memo: dict[float, datetime | None] = {}
+        self._memo: dict[timedelta, datetime | None] = {}
         # (from, to, result): next_fire_time(t) is result for every t in [from, to)
-        self._span: tuple[float, float, datetime] | None = None
+        self._span: tuple[timedelta, timedelta, datetime] | None = None
         # the fast path of _next_naive: the smallest unit, and the sets to match
         self._step = timedelta(seconds=1) if self.has_seconds else timedelta(minutes=1)
         fields = self.fields
@@ -512,7 +519,7 @@ class CronSchedule:
                 f"after must be at or after {EARLIEST_START.isoformat()} (fire times in the "
                 f"first day of year 1 are not computed), got {after.isoformat()}"
             )
-        key = after.timestamp()
+        key = after - _EPOCH
         span = self._span
         if span is not None and span[0] <= key < span[1]:
             return span[2]
@@ -534,7 +541,7 @@ class CronSchedule:
             self._remember_span(after, key, result)
         return result
 
-    def _remember_span(self, after: datetime, key: float, result: datetime) -> None:
+    def _remember_span(self, after: datetime, key: timedelta, result: datetime) -> None:
         """Remember that nothing fires in [after, result), so every caller asking for
         the next time after "now" in that span (10,000 jobs being scheduled) gets it free.
 
@@ -543,8 +550,8 @@ class CronSchedule:
         wall-clock time is a plain shift of real time there and the answer is the same
         for every point of the span.
         """
-        end = result.timestamp()
-        if end - key > 86400:
+        end = result - _EPOCH
+        if end - key > _ONE_DAY:
             return
         zone = self.zone
         local = after.astimezone(zone)
