@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .job import BackgroundJob
@@ -42,8 +42,34 @@ class UsageFailure(Exception):
 # --- the parser ---------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, as the commands' own errors are."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _Once(argparse.Action):
+    """Store an option's value, and refuse it a second time.
+
+    argparse keeps the last of ``--config a.py --config b.py`` silently; which file the user
+    meant is a guess, so a repeated option is a usage error instead.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: dict[str, Any] = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given:
+            raise argparse.ArgumentError(
+                self, f"given twice ({str(given[self.dest])!r}, then {str(values)!r}); "
+                      f"give it once"
+            )
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mashroom-jobs",
         description="Cron background jobs: run background-job plugins, inspect cron expressions.",
     )
@@ -54,13 +80,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Bootstrap every installed background-job plugin and run its job on "
                     "schedule, logging each run, until SIGINT or SIGTERM.",
     )
-    run.add_argument("--metrics-port", type=int, metavar="PORT",
+    run.add_argument("--metrics-port", action=_Once, type=int, metavar="PORT",
                      help="serve Prometheus metrics on this port (needs prometheus-client)")
-    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+    run.add_argument("--metrics-host", action=_Once, default="127.0.0.1", metavar="HOST",
                      help="address the metrics server listens on (default: %(default)s)")
-    run.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="SECONDS",
+    run.add_argument("--shutdown-timeout", action=_Once, type=float, default=10.0,
+                     metavar="SECONDS",
                      help="how long to wait for running jobs when stopping (default: %(default)s)")
-    run.add_argument("--config", metavar="FILE", type=Path,
+    run.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                      help="a traitlets config file, e.g. with c.BackgroundJobService.plugin_config")
 
     plugins = commands.add_parser(
@@ -69,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
                     "its description and next fire times, and any load error. "
                     "Plugins are imported, not bootstrapped.",
     )
-    plugins.add_argument("--config", metavar="FILE", type=Path,
+    plugins.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                          help="a traitlets config file (plugin_config, disabled_plugins)")
 
     cron = commands.add_parser(
@@ -78,11 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     cron.add_argument("expression", metavar="EXPR",
                       help='the expression, quoted: "*/5 * * * *"')
-    cron.add_argument("--tz", metavar="ZONE", default=None,
+    cron.add_argument("--tz", action=_Once, metavar="ZONE", default=None,
                       help="IANA time zone (default: the local zone)")
-    cron.add_argument("-n", type=int, default=5, metavar="N",
+    cron.add_argument("-n", action=_Once, type=int, default=5, metavar="N",
                       help="how many fire times (default: %(default)s)")
-    cron.add_argument("--from", dest="start", metavar="ISO-DATETIME",
+    cron.add_argument("--from", action=_Once, dest="start", metavar="ISO-DATETIME",
                       help="list fire times after this time (default: now)")
 
     autoload = commands.add_parser(
@@ -91,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                     "IPython profile's ipython_kernel_config.py.",
     )
     autoload.add_argument("action", choices=["enable", "disable"])
-    autoload.add_argument("--profile", default="default", metavar="NAME",
+    autoload.add_argument("--profile", action=_Once, default="default", metavar="NAME",
                           help="IPython profile (default: %(default)s)")
     return parser
 

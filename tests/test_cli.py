@@ -277,6 +277,64 @@ def test_run_with_metrics_port_but_without_prometheus_client_is_a_clear_error(
     assert "Example heartbeat" not in result.stderr  # nothing was loaded
 
 
+def _one_line_usage_error(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """The single stderr line of a usage error (exit 2), after checking there is one."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(prefix), lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config", "a.py", "--config", "b.py"],
+         "argument --config: given twice ('a.py', then 'b.py'); give it once"),
+        (["--metrics-host", "::1", "--metrics-host", "127.0.0.1"],
+         "argument --metrics-host: given twice"),
+    ],
+    ids=["config-twice", "host-twice"],
+)
+def test_run_with_a_repeated_flag_says_so_in_one_line_before_loading_anything(
+    plugin_dists: Any, args: list[str], message: str
+) -> None:
+    result = _run("run", *args, env=plugin_dists.env(plugin_dists.example))
+    line = _one_line_usage_error(result, "mashroom-jobs run: ")
+    assert message in line
+    assert "Example heartbeat" not in result.stderr  # no plugin was loaded
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tz", "UTC", "--tz", "Europe/Vienna"],
+         "argument --tz: given twice ('UTC', then 'Europe/Vienna'); give it once"),
+        (["-n", "3", "-n", "4"], "argument -n: given twice ('3', then '4'); give it once"),
+        (["--from", "2026-01-01", "--from", "2027-01-01"], "argument --from: given twice"),
+    ],
+    ids=["tz-twice", "n-twice", "from-twice"],
+)
+def test_cron_with_a_repeated_flag_says_so_in_one_line(args: list[str], message: str) -> None:
+    line = _one_line_usage_error(_run("cron", "* * * * *", *args), "mashroom-jobs cron: ")
+    assert message in line
+
+
+def test_plugins_with_config_given_twice_is_an_error(tmp_path: Path) -> None:
+    first, second = _config(tmp_path, ""), str(tmp_path / "other.py")
+    line = _one_line_usage_error(_run("plugins", "--config", first, "--config", second),
+                                 "mashroom-jobs plugins: ")
+    assert f"argument --config: given twice ({first!r}, then {second!r}); give it once" in line
+
+
+def test_a_missing_command_or_an_unknown_flag_is_a_one_line_error() -> None:
+    line = _one_line_usage_error(_run(), "mashroom-jobs: ")
+    assert "COMMAND" in line and "--help" in line
+    line = _one_line_usage_error(_run("run", "--no-such-flag"), "mashroom-jobs: ")
+    assert "unrecognized arguments: --no-such-flag" in line
+
+
 # --- autoload --------------------------------------------------------------------------------
 
 
