@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -68,6 +69,39 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+# int() and float() read '٣' and '３' as 3 and ignore '_' and surrounding blanks; a flag's
+# number is plain ASCII, so that what the user typed is what the command uses
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+#: more fire times than this take seconds to list; a typo like -n 50000000 would look like a hang
+MAX_FIRE_TIMES = 10_000
+
+
+def _fire_count(text: str) -> int:
+    if _WHOLE.fullmatch(text) and 1 <= int(text) <= MAX_FIRE_TIMES:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a whole number from 1 to {MAX_FIRE_TIMES}, got {text!r}"
+    )
+
+
+def _port(text: str) -> int:
+    if _WHOLE.fullmatch(text) and len(text) <= 5 and int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a port number from 1 to 65535 (or 0: any free port), got {text!r}"
+    )
+
+
+def _seconds(text: str) -> float:
+    # not float(): it also takes 'nan', 'inf' and '1e400'
+    if _DECIMAL.fullmatch(text):
+        return float(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a number of seconds >= 0 such as 10 or 2.5, got {text!r}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mashroom-jobs",
@@ -80,11 +114,12 @@ def _parser() -> argparse.ArgumentParser:
         description="Bootstrap every installed background-job plugin and run its job on "
                     "schedule, logging each run, until SIGINT or SIGTERM.",
     )
-    run.add_argument("--metrics-port", action=_Once, type=int, metavar="PORT",
-                     help="serve Prometheus metrics on this port (needs prometheus-client)")
+    run.add_argument("--metrics-port", action=_Once, type=_port, metavar="PORT",
+                     help="serve Prometheus metrics on this port, 0 for any free one "
+                          "(needs prometheus-client)")
     run.add_argument("--metrics-host", action=_Once, default="127.0.0.1", metavar="HOST",
                      help="address the metrics server listens on (default: %(default)s)")
-    run.add_argument("--shutdown-timeout", action=_Once, type=float, default=10.0,
+    run.add_argument("--shutdown-timeout", action=_Once, type=_seconds, default=10.0,
                      metavar="SECONDS",
                      help="how long to wait for running jobs when stopping (default: %(default)s)")
     run.add_argument("--config", action=_Once, metavar="FILE", type=Path,
@@ -107,8 +142,9 @@ def _parser() -> argparse.ArgumentParser:
                       help='the expression, quoted: "*/5 * * * *"')
     cron.add_argument("--tz", action=_Once, metavar="ZONE", default=None,
                       help="IANA time zone (default: the local zone)")
-    cron.add_argument("-n", action=_Once, type=int, default=5, metavar="N",
-                      help="how many fire times (default: %(default)s)")
+    cron.add_argument("-n", action=_Once, type=_fire_count, default=5, metavar="N",
+                      help=f"how many fire times, at most {MAX_FIRE_TIMES} "
+                           f"(default: %(default)s)")
     cron.add_argument("--from", action=_Once, dest="start", metavar="ISO-DATETIME",
                       help="list fire times after this time (default: now)")
 
@@ -152,8 +188,6 @@ def _cron(args: argparse.Namespace) -> int:
     from .core.cron import EARLIEST_START, CronSchedule, resolve_zone, zone_name
     from .core.errors import MashroomJobsError
 
-    if args.n < 1:
-        raise UsageFailure(f"-n must be at least 1, got {args.n}")
     try:
         zone = resolve_zone(args.tz)
         schedule = CronSchedule(args.expression, zone)
@@ -242,9 +276,10 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Every flag is checked before any plugin is imported or bootstrapped (the parser checked
+    # the numbers): a usage error must not come after minutes of plugin start-up.
     collector_factory: Callable[[BackgroundJobService], Any] | None = None
     if args.metrics_port is not None:
-        # check before loading anything: a missing extra is a usage error, not a crash later
         try:
             import prometheus_client  # noqa: F401
 
@@ -255,30 +290,37 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageFailure(
                 "--metrics-port needs prometheus-client: pip install 'mashroom-jobs[metrics]'"
             ) from None
-    if args.shutdown_timeout < 0:
-        raise UsageFailure(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
 
     service = _service(args.config)
-    service.observe(_log_new_jobs, names="jobs")
+    server = None
+    serving = False
     stop = threading.Event()
     received: list[str] = []
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = None
     try:
+        if collector_factory is not None:
+            # bind now: a port in use or a bad host is a usage error, found before loading
+            server = _bind_metrics(collector_factory(service), args.metrics_host,
+                                   args.metrics_port)
+        service.observe(_log_new_jobs, names="jobs")
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         records = service.load_plugins()
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
             log.error("no background-job plugin could be loaded (%d installed, %d failed)",
                       len(records), sum(r.state == "failed" for r in records))
             return 1
-        if collector_factory is not None:
-            server = _serve_metrics(collector_factory(service), args.metrics_host,
-                                    args.metrics_port)
+        if server is not None:
+            threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
+                             daemon=True).start()
+            serving = True
+            log.info("serving metrics on http://%s:%d/metrics", args.metrics_host,
+                     server.server_port)
         log.info("running %d background job%s: %s; stop with Ctrl-C or SIGTERM",
                  len(loaded), "s" if len(loaded) != 1 else "",
                  ", ".join(repr(r.name) for r in loaded))
@@ -291,7 +333,8 @@ def _run(args: argparse.Namespace) -> int:
         service.unschedule_all()
         service.shutdown(wait=True, timeout=args.shutdown_timeout)
         if server is not None:
-            server.shutdown()
+            if serving:  # shutdown() waits for serve_forever() to return: only when it runs
+                server.shutdown()
             server.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -321,8 +364,8 @@ def _log_run(change: Any) -> None:
         log.info("job %r output: %s", job.name, line)
 
 
-def _serve_metrics(collector: Any, host: str, port: int) -> Any:
-    """Serve ``/metrics`` from a daemon thread; returns the server (``shutdown()`` stops it)."""
+def _bind_metrics(collector: Any, host: str, port: int) -> Any:
+    """A server for ``/metrics``, bound but not yet serving (``serve_forever()`` starts it)."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -334,14 +377,9 @@ def _serve_metrics(collector: Any, host: str, port: int) -> Any:
     registry = CollectorRegistry()
     registry.register(collector)
     try:
-        server = make_server(host, port, make_wsgi_app(registry), handler_class=QuietHandler)
-    except OSError as exc:
+        return make_server(host, port, make_wsgi_app(registry), handler_class=QuietHandler)
+    except (OSError, ValueError) as exc:  # in use, no permission, unknown host, bad IDNA name
         raise UsageFailure(f"cannot serve metrics on {host}:{port}: {exc}") from None
-    thread = threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
-                              daemon=True)
-    thread.start()
-    log.info("serving metrics on http://%s:%d/metrics", host, server.server_port)
-    return server
 
 
 # --- autoload -------------------------------------------------------------------------------

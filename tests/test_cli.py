@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -137,7 +138,8 @@ def test_cron_without_from_lists_times_after_now() -> None:
         (["* * * *"], "expected 5 fields"),
         (["* * * * *", "--tz", "Mars/Base"], "Invalid time zone 'Mars/Base'"),
         (["* * * * *", "--from", "yesterday"], "invalid --from 'yesterday'"),
-        (["* * * * *", "-n", "0"], "-n must be at least 1, got 0"),
+        (["* * * * *", "-n", "0"],
+         "argument -n: expected a whole number from 1 to 10000, got '0'"),
         (["*/100000 * * * *"], "Invalid cron expression '*/100000 * * * *': "
                                "minute step 100000 is larger than the field's range 0-59"),
         (["* * * * *", "--tz", "UTC", "--from", "0001-01-01T23:59"],
@@ -290,14 +292,27 @@ def _one_line_usage_error(result: subprocess.CompletedProcess[str], prefix: str)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--metrics-port", "70000"], "argument --metrics-port: expected a port number "
+                                      "from 1 to 65535 (or 0: any free port), got '70000'"),
+        (["--metrics-port", "-1"], "argument --metrics-port: expected a port number "
+                                   "from 1 to 65535 (or 0: any free port), got '-1'"),
+        (["--metrics-port", "٩٠٩٠"], "got '٩٠٩٠'"),  # int() reads Arabic-Indic digits as 9090
+        (["--metrics-port", "9_090"], "got '9_090'"),  # and int() ignores the underscore
+        (["--shutdown-timeout", "nan"], "argument --shutdown-timeout: expected a number of "
+                                        "seconds >= 0 such as 10 or 2.5, got 'nan'"),
+        (["--shutdown-timeout", "inf"], "got 'inf'"),
+        (["--shutdown-timeout", "-1"], "got '-1'"),
+        (["--shutdown-timeout", "١٠"], "got '١٠'"),
         (["--config", "a.py", "--config", "b.py"],
          "argument --config: given twice ('a.py', then 'b.py'); give it once"),
         (["--metrics-host", "::1", "--metrics-host", "127.0.0.1"],
          "argument --metrics-host: given twice"),
     ],
-    ids=["config-twice", "host-twice"],
+    ids=["port-too-large", "port-negative", "port-arabic-indic-digits", "port-underscore",
+         "timeout-nan", "timeout-inf", "timeout-negative", "timeout-arabic-indic-digits",
+         "config-twice", "host-twice"],
 )
-def test_run_with_a_repeated_flag_says_so_in_one_line_before_loading_anything(
+def test_run_with_a_bad_flag_says_so_in_one_line_before_loading_anything(
     plugin_dists: Any, args: list[str], message: str
 ) -> None:
     result = _run("run", *args, env=plugin_dists.env(plugin_dists.example))
@@ -306,17 +321,39 @@ def test_run_with_a_repeated_flag_says_so_in_one_line_before_loading_anything(
     assert "Example heartbeat" not in result.stderr  # no plugin was loaded
 
 
+def test_run_with_a_metrics_port_in_use_fails_before_loading_any_plugin(
+    plugin_dists: Any,
+) -> None:
+    pytest.importorskip("prometheus_client")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run("run", "--metrics-port", str(port),
+                      env=plugin_dists.env(plugin_dists.example))
+    line = _one_line_usage_error(result, f"mashroom-jobs run: cannot serve metrics on "
+                                         f"127.0.0.1:{port}: ")
+    assert "in use" in line
+    assert "Example heartbeat" not in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["-n", "٣"], "argument -n: expected a whole number from 1 to 10000, got '٣'"),
+        (["-n", "３"], "got '３'"),
+        (["-n", "+3"], "got '+3'"),
+        (["-n", "10001"], "got '10001'"),
+        (["-n", "-5"], "got '-5'"),
         (["--tz", "UTC", "--tz", "Europe/Vienna"],
          "argument --tz: given twice ('UTC', then 'Europe/Vienna'); give it once"),
         (["-n", "3", "-n", "4"], "argument -n: given twice ('3', then '4'); give it once"),
         (["--from", "2026-01-01", "--from", "2027-01-01"], "argument --from: given twice"),
     ],
-    ids=["tz-twice", "n-twice", "from-twice"],
+    ids=["n-arabic-indic", "n-full-width", "n-plus-sign", "n-too-many", "n-negative",
+         "tz-twice", "n-twice", "from-twice"],
 )
-def test_cron_with_a_repeated_flag_says_so_in_one_line(args: list[str], message: str) -> None:
+def test_cron_with_a_bad_flag_says_so_in_one_line(args: list[str], message: str) -> None:
     line = _one_line_usage_error(_run("cron", "* * * * *", *args), "mashroom-jobs cron: ")
     assert message in line
 
