@@ -312,8 +312,7 @@ def _run(args: argparse.Namespace) -> int:
         records = service.load_plugins()
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
-            log.error("no background-job plugin could be loaded (%d installed, %d failed)",
-                      len(records), sum(r.state == "failed" for r in records))
+            log.error("%s", _nothing_loaded(records))
             return 1
         if server is not None:
             threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
@@ -340,6 +339,22 @@ def _run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         if received:
             log.info("stopped")
+
+
+def _nothing_loaded(records: Sequence[Any]) -> str:
+    """Why ``run`` has nothing to run: no plugin installed, or each one failed or disabled."""
+    from .plugins import ENTRY_POINT_GROUP
+
+    if not records:
+        return (f"no background-job plugin is installed "
+                f"(none in the entry-point group {ENTRY_POINT_GROUP!r})")
+    failed = sum(r.state == "failed" for r in records)
+    disabled = [r.name for r in records if r.state == "disabled"]
+    text = (f"no background-job plugin could be loaded: {len(records)} installed, "
+            f"{failed} failed, {len(disabled)} disabled")
+    if disabled:
+        text += f" ({', '.join(map(repr, disabled))}, by c.BackgroundJobService.disabled_plugins)"
+    return text
 
 
 def _log_new_jobs(change: Any) -> None:

@@ -260,8 +260,44 @@ def test_run_exits_non_zero_when_no_plugin_can_be_loaded(
         env=plugin_dists.env(plugin_dists.broken),
     )
     assert result.returncode == 1
-    assert "no background-job plugin could be loaded" in result.stderr
+    assert re.search(r"no background-job plugin could be loaded: \d+ installed, [1-9]\d* failed, "
+                     r"1 disabled \('Example heartbeat', by c\.BackgroundJobService\."
+                     r"disabled_plugins\)", result.stderr), result.stderr
     assert "Background job plugin 'Broken import' failed" in result.stderr
+
+
+def test_run_with_every_plugin_disabled_says_they_are_disabled(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, (
+        "from mashroom_jobs.plugins import discover\n"
+        "c.BackgroundJobService.disabled_plugins = [ep.name for ep in discover()]\n"
+    ))
+    result = subprocess.run(
+        [*COMMAND, "run", "--config", config], capture_output=True, text=True, timeout=60,
+        env=plugin_dists.env(plugin_dists.example),
+    )
+    assert result.returncode == 1
+    match = re.search(r"no background-job plugin could be loaded: (\d+) installed, 0 failed, "
+                      r"(\d+) disabled \(([^)]*)\)", result.stderr)
+    assert match is not None, result.stderr
+    assert match[1] == match[2] != "0"
+    assert "'Example heartbeat'" in match[3]
+
+
+def test_run_without_any_plugin_installed_says_so(tmp_path: Path) -> None:
+    code = (
+        "import sys, mashroom_jobs.plugins as plugins\n"
+        "plugins.discover = lambda group=plugins.ENTRY_POINT_GROUP: []\n"
+        "from mashroom_jobs.cli import main\n"
+        "sys.exit(main(['run']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert ("no background-job plugin is installed "
+            "(none in the entry-point group 'mashroom_jobs.plugins')") in result.stderr
+    assert "0 failed" not in result.stderr
 
 
 def test_run_with_metrics_port_but_without_prometheus_client_is_a_clear_error(
