@@ -245,20 +245,17 @@ def _service(config_file: Path | None) -> BackgroundJobService:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .plugins import PluginRecord, discover, format_plugins_table, inspect_plugin
+    from .plugins import discover, format_plugins_table, inspect_plugin, load_plugin
 
     service = _service(args.config)
     try:
         records: list[Any] = []
         for entry_point in discover():
-            override = service.plugin_config.get(entry_point.name) or {}
             if entry_point.name in service.disabled_plugins:
-                from types import MappingProxyType
-
-                records.append(PluginRecord(entry_point.name, "disabled",
-                                            MappingProxyType(dict(override)),
-                                            entry_point=entry_point.value))
+                # the record the service makes: nothing imported, but where the plugin is from
+                records.append(load_plugin(service, entry_point))
                 continue
+            override = service.plugin_config.get(entry_point.name) or {}
             records.append(
                 inspect_plugin(entry_point, override, default_timezone=service.timezone)
             )

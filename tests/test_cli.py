@@ -198,6 +198,57 @@ def test_plugins_applies_the_config_file(plugin_dists: Any, tmp_path: Path) -> N
     assert result.stdout.count(" JST") == 3
 
 
+def _plugin_rows(stdout: str) -> dict[str, list[str]]:
+    """The table of `plugins`: each plugin's row, split into name, state and schedule."""
+    rows: dict[str, list[str]] = {}
+    for line in stdout.splitlines()[1:]:
+        if line.startswith("  ") and not line.startswith("    "):
+            name, state, schedule = re.split(r"\s{2,}", line.strip())
+            rows[name] = [state, schedule]
+    return rows
+
+
+def test_plugins_lists_a_disabled_plugin_as_disabled_with_where_it_comes_from(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Example heartbeat"][0] == "disabled"
+    # the record the service itself makes for a disabled plugin: no import, but its origin
+    assert "from: mashroom-jobs-example 0.1.0 (mashroom_jobs_example:bootstrap)" in result.stdout
+    assert "next:" not in result.stdout  # a disabled plugin never fires
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="plugins.format_plugins_table shows every record without a cron_schedule as "
+           "'(once, at load)'; a disabled plugin is not loaded at all (needs a change in "
+           "plugins.py, which this branch does not edit)",
+)
+def test_plugins_does_not_say_a_disabled_plugin_runs_once_at_load(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Example heartbeat"] == ["disabled", "-"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="plugins.format_plugins_table shows '(once, at load)' when the bootstrap could not "
+           "be imported, so its default cron_schedule is unknown (needs a change in plugins.py, "
+           "which this branch does not edit)",
+)
+def test_plugins_says_the_schedule_of_an_unimportable_plugin_is_unknown(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    result = _run("plugins", env=plugin_dists.env(plugin_dists.broken))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Broken import"] == ["error", "(unknown)"]
+
+
 # --- run -------------------------------------------------------------------------------------
 
 
