@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from mashroom_jobs.cli import AUTOLOAD_BEGIN
+
 COMMAND = [sys.executable, "-m", "mashroom_jobs"]
 
 
@@ -529,3 +531,177 @@ def test_a_kernel_app_with_the_autoload_config_loads_the_extension(tmp_path: Pat
                             timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "mashroom_jobs" in result.stdout
+
+
+def _kernel_extensions(env: dict[str, str]) -> list[str]:
+    """The extensions a real IPKernelApp would load with this environment's profile."""
+    code = (
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp()\n"
+        "app.init_profile_dir()\n"
+        "app.load_config_file()\n"
+        "print(repr(list(app.extensions)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    extensions: list[str] = eval(result.stdout.strip().splitlines()[-1])
+    return extensions
+
+
+_USER_LINES = {
+    "readme-line": 'c.InteractiveShellApp.extensions.append("mashroom_jobs")\n',
+    "assignment": "c.InteractiveShellApp.extensions = ['autoreload', 'mashroom_jobs']\n",
+    "kernel-app-extend": "c.IPKernelApp.extensions.extend(['mashroom_jobs'])\n",
+    "insert": "c.InteractiveShellApp.extensions.insert(0, 'mashroom_jobs')\n",
+}
+
+
+def _profile_with(tmp_path: Path, line: str) -> tuple[dict[str, str], Path]:
+    env = _ipython_env(tmp_path / "ipython")
+    config_file = tmp_path / "ipython" / "profile_default" / "ipython_kernel_config.py"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text("c = get_config()  # noqa\n" + line)
+    return env, config_file
+
+
+@pytest.mark.parametrize("line", list(_USER_LINES.values()), ids=list(_USER_LINES))
+def test_autoload_enable_names_the_users_own_line_that_already_loads_the_extension(
+    tmp_path: Path, line: str
+) -> None:
+    env, config_file = _profile_with(tmp_path, line)
+    assert "mashroom_jobs" in _kernel_extensions(env)
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"mashroom_jobs is already loaded at kernel start by line 2 of {config_file}: "
+        f"{line.strip()}"
+    )
+    assert config_file.read_text() == "c = get_config()  # noqa\n" + line  # unchanged
+
+
+def test_autoload_enable_finds_a_list_written_over_several_lines(tmp_path: Path) -> None:
+    env, config_file = _profile_with(tmp_path, (
+        "c.InteractiveShellApp.extensions = [\n"
+        "    'autoreload',\n"
+        "    'mashroom_jobs',\n"
+        "]\n"
+    ))
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"already loaded at kernel start by lines 2-5 of {config_file}" in result.stdout
+    assert AUTOLOAD_BEGIN not in config_file.read_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '# c.InteractiveShellApp.extensions.append("mashroom_jobs")\n',
+        'c.InteractiveShellApp.extensions.remove("mashroom_jobs")\n',
+        'c.InteractiveShellApp.extensions.append("mashroom_jobs_extra")\n',
+        'print("c.InteractiveShellApp.extensions.append(\'mashroom_jobs\')")\n',
+    ],
+    ids=["commented-out", "remove", "another-extension", "in-a-string"],
+)
+def test_autoload_enable_adds_its_block_when_no_line_of_the_user_loads_the_extension(
+    tmp_path: Path, line: str
+) -> None:
+    env, config_file = _profile_with(tmp_path, line)
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "will be loaded at kernel start: added to" in result.stdout
+    assert AUTOLOAD_BEGIN in config_file.read_text()
+
+
+def test_autoload_disable_refuses_to_claim_success_while_the_users_line_loads_it(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, _USER_LINES["readme-line"])
+    before = config_file.read_text()
+    result = _run("autoload", "disable", env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: mashroom_jobs is loaded at kernel start by line 2 of "
+        f"{config_file}: {_USER_LINES['readme-line'].strip()}; `mashroom-jobs autoload enable` "
+        f"did not write that line, so it is left alone: remove it to stop loading the extension"
+    ]
+    assert config_file.read_text() == before
+    assert "mashroom_jobs" in _kernel_extensions(env)  # what the message says is true
+
+
+def test_autoload_disable_removes_only_its_own_block_and_says_the_users_line_remains(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, "")
+    assert _run("autoload", "enable", env=env).returncode == 0
+    with config_file.open("a") as f:  # the user adds the README's line afterwards
+        f.write(_USER_LINES["readme-line"])
+    result = _run("autoload", "disable", env=env)
+    assert result.returncode == 1
+    text = config_file.read_text()
+    assert AUTOLOAD_BEGIN not in text and _USER_LINES["readme-line"] in text
+    line_number = text.splitlines().index(_USER_LINES["readme-line"].strip()) + 1
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: removed the block `mashroom-jobs autoload enable` wrote from "
+        f"{config_file}, but mashroom_jobs is still loaded at kernel start by line "
+        f"{line_number} of {config_file}: {_USER_LINES['readme-line'].strip()}; remove that "
+        f"line to stop loading the extension"
+    ]
+    assert _kernel_extensions(env) == ["mashroom_jobs"]
+
+
+@pytest.mark.parametrize("action", ["enable", "disable"])
+def test_autoload_with_ipythondir_pointing_to_a_file_fails_naming_it(
+    tmp_path: Path, action: str
+) -> None:
+    not_a_folder = tmp_path / "ipython"
+    not_a_folder.write_text("")
+    result = _run("autoload", action, env=_ipython_env(not_a_folder))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: IPYTHONDIR is {str(not_a_folder)!r}, which IPython cannot "
+        f"use (it is a file, not a folder): it would put the profile in a new temporary folder "
+        f"that no kernel reads; point IPYTHONDIR at a folder you can write to"
+    ]
+
+
+def test_autoload_with_ipythondir_inside_a_file_fails_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    inside = tmp_path / "file" / "ipython"
+    result = _run("autoload", "enable", env=_ipython_env(inside))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: IPYTHONDIR is {str(inside)!r}, which IPython cannot use "
+        f"(its parent {str(tmp_path / 'file')!r} is not a folder you can write to): it would "
+        f"put the profile in a new temporary folder that no kernel reads; point IPYTHONDIR at "
+        f"a folder you can write to"
+    ]
+
+
+def test_autoload_with_a_config_file_that_is_not_python_fails_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, "c.InteractiveShellApp.extensions = [\n")
+    before = config_file.read_text()
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith(f"mashroom-jobs autoload: {config_file}, line 2: ")
+    assert line.endswith("the file is not valid Python, so it cannot be checked; fix it first")
+    assert config_file.read_text() == before
+
+
+@pytest.mark.parametrize("profile", ["../x", ".hidden", "", "a\x00b"],
+                         ids=["parent", "dot", "empty", "nul"])
+def test_autoload_with_an_invalid_profile_name_is_a_usage_error(
+    tmp_path: Path, profile: str
+) -> None:
+    code = ("import sys\nfrom mashroom_jobs.cli import main\n"
+            f"sys.exit(main(['autoload', 'enable', '--profile', {profile!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=_ipython_env(tmp_path / "ipython"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"mashroom-jobs autoload: invalid profile name {profile!r}")
+    assert "Traceback" not in result.stderr
