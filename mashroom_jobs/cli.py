@@ -82,6 +82,8 @@ _WHOLE = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 #: more fire times than this take seconds to list; a typo like -n 50000000 would look like a hang
 MAX_FIRE_TIMES = 10_000
+#: the longest --shutdown-timeout; threads cannot wait much longer than 2**63 ns anyway
+MAX_SHUTDOWN_SECONDS = 86_400
 
 
 def _fire_count(text: str) -> int:
@@ -101,11 +103,12 @@ def _port(text: str) -> int:
 
 
 def _seconds(text: str) -> float:
-    # not float(): it also takes 'nan', 'inf' and '1e400'
-    if _DECIMAL.fullmatch(text):
+    # not float() alone: it also takes 'nan', 'inf' and '1e400'
+    if _DECIMAL.fullmatch(text) and float(text) <= MAX_SHUTDOWN_SECONDS:
         return float(text)
     raise argparse.ArgumentTypeError(
-        f"expected a number of seconds >= 0 such as 10 or 2.5, got {text!r}"
+        f"expected a number of seconds from 0 to {MAX_SHUTDOWN_SECONDS} such as 10 or 2.5, "
+        f"got {text!r}"
     )
 
 
@@ -128,7 +131,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="address the metrics server listens on (default: %(default)s)")
     run.add_argument("--shutdown-timeout", action=_Once, type=_seconds, default=10.0,
                      metavar="SECONDS",
-                     help="how long to wait for running jobs when stopping (default: %(default)s)")
+                     help=f"how long to wait for running jobs when stopping, at most "
+                          f"{MAX_SHUTDOWN_SECONDS} (default: %(default)s)")
     run.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                      help="a traitlets config file, e.g. with c.BackgroundJobService.plugin_config")
 

@@ -388,8 +388,9 @@ def _one_line_usage_error(result: subprocess.CompletedProcess[str], prefix: str)
         (["--metrics-port", "٩٠٩٠"], "got '٩٠٩٠'"),  # int() reads Arabic-Indic digits as 9090
         (["--metrics-port", "9_090"], "got '9_090'"),  # and int() ignores the underscore
         (["--shutdown-timeout", "nan"], "argument --shutdown-timeout: expected a number of "
-                                        "seconds >= 0 such as 10 or 2.5, got 'nan'"),
+                                        "seconds from 0 to 86400 such as 10 or 2.5, got 'nan'"),
         (["--shutdown-timeout", "inf"], "got 'inf'"),
+        (["--shutdown-timeout", "1" + "0" * 20], "got '100000000000000000000'"),  # OverflowError
         (["--shutdown-timeout", "-1"], "got '-1'"),
         (["--shutdown-timeout", "١٠"], "got '١٠'"),
         (["--config", "a.py", "--config", "b.py"],
@@ -398,7 +399,8 @@ def _one_line_usage_error(result: subprocess.CompletedProcess[str], prefix: str)
          "argument --metrics-host: given twice"),
     ],
     ids=["port-too-large", "port-negative", "port-arabic-indic-digits", "port-underscore",
-         "timeout-nan", "timeout-inf", "timeout-negative", "timeout-arabic-indic-digits",
+         "timeout-nan", "timeout-inf", "timeout-too-long", "timeout-negative",
+         "timeout-arabic-indic-digits",
          "config-twice", "host-twice"],
 )
 def test_run_with_a_bad_flag_says_so_in_one_line_before_loading_anything(
