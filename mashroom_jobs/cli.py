@@ -1,21 +1,25 @@
 """The ``mashroom-jobs`` command: run plugins without Jupyter, list them, check cron
 expressions, and enable the extension at kernel start.
 
-Exit codes: 0 success; 1 ``run`` could not load any plugin; 2 bad usage (an invalid
-expression, zone or date, a missing optional dependency).
+Exit codes: 0 success; 1 ``run`` could not load any plugin, or ``autoload disable`` could
+not stop the extension from loading (a line the user wrote loads it); 2 bad usage (an invalid
+expression, zone, date or flag, a missing optional dependency, an unusable IPython folder).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import logging
+import os
+import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from .job import BackgroundJob
@@ -39,11 +43,77 @@ class UsageFailure(Exception):
     """A user error: printed on stderr as one line, exit status 2."""
 
 
+class CommandFailure(Exception):
+    """The command could not do what it was asked: printed on stderr as one line, exit 1."""
+
+
 # --- the parser ---------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, as the commands' own errors are."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class _Once(argparse.Action):
+    """Store an option's value, and refuse it a second time.
+
+    argparse keeps the last of ``--config a.py --config b.py`` silently; which file the user
+    meant is a guess, so a repeated option is a usage error instead.
+    """
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given: dict[str, Any] = namespace.__dict__.setdefault("_given", {})
+        if self.dest in given:
+            raise argparse.ArgumentError(
+                self, f"given twice ({str(given[self.dest])!r}, then {str(values)!r}); "
+                      f"give it once"
+            )
+        given[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+# int() and float() read '٣' and '３' as 3 and ignore '_' and surrounding blanks; a flag's
+# number is plain ASCII, so that what the user typed is what the command uses
+_WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
+#: more fire times than this take seconds to list; a typo like -n 50000000 would look like a hang
+MAX_FIRE_TIMES = 10_000
+#: the longest --shutdown-timeout; threads cannot wait much longer than 2**63 ns anyway
+MAX_SHUTDOWN_SECONDS = 86_400
+
+
+def _fire_count(text: str) -> int:
+    if _WHOLE.fullmatch(text) and 1 <= int(text) <= MAX_FIRE_TIMES:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a whole number from 1 to {MAX_FIRE_TIMES}, got {text!r}"
+    )
+
+
+def _port(text: str) -> int:
+    if _WHOLE.fullmatch(text) and len(text) <= 5 and int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a port number from 1 to 65535 (or 0: any free port), got {text!r}"
+    )
+
+
+def _seconds(text: str) -> float:
+    # not float() alone: it also takes 'nan', 'inf' and '1e400'
+    if _DECIMAL.fullmatch(text) and float(text) <= MAX_SHUTDOWN_SECONDS:
+        return float(text)
+    raise argparse.ArgumentTypeError(
+        f"expected a number of seconds from 0 to {MAX_SHUTDOWN_SECONDS} such as 10 or 2.5, "
+        f"got {text!r}"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mashroom-jobs",
         description="Cron background jobs: run background-job plugins, inspect cron expressions.",
     )
@@ -54,13 +124,16 @@ def _parser() -> argparse.ArgumentParser:
         description="Bootstrap every installed background-job plugin and run its job on "
                     "schedule, logging each run, until SIGINT or SIGTERM.",
     )
-    run.add_argument("--metrics-port", type=int, metavar="PORT",
-                     help="serve Prometheus metrics on this port (needs prometheus-client)")
-    run.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+    run.add_argument("--metrics-port", action=_Once, type=_port, metavar="PORT",
+                     help="serve Prometheus metrics on this port, 0 for any free one "
+                          "(needs prometheus-client)")
+    run.add_argument("--metrics-host", action=_Once, default="127.0.0.1", metavar="HOST",
                      help="address the metrics server listens on (default: %(default)s)")
-    run.add_argument("--shutdown-timeout", type=float, default=10.0, metavar="SECONDS",
-                     help="how long to wait for running jobs when stopping (default: %(default)s)")
-    run.add_argument("--config", metavar="FILE", type=Path,
+    run.add_argument("--shutdown-timeout", action=_Once, type=_seconds, default=10.0,
+                     metavar="SECONDS",
+                     help=f"how long to wait for running jobs when stopping, at most "
+                          f"{MAX_SHUTDOWN_SECONDS} (default: %(default)s)")
+    run.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                      help="a traitlets config file, e.g. with c.BackgroundJobService.plugin_config")
 
     plugins = commands.add_parser(
@@ -69,7 +142,7 @@ def _parser() -> argparse.ArgumentParser:
                     "its description and next fire times, and any load error. "
                     "Plugins are imported, not bootstrapped.",
     )
-    plugins.add_argument("--config", metavar="FILE", type=Path,
+    plugins.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                          help="a traitlets config file (plugin_config, disabled_plugins)")
 
     cron = commands.add_parser(
@@ -78,11 +151,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     cron.add_argument("expression", metavar="EXPR",
                       help='the expression, quoted: "*/5 * * * *"')
-    cron.add_argument("--tz", metavar="ZONE", default=None,
+    cron.add_argument("--tz", action=_Once, metavar="ZONE", default=None,
                       help="IANA time zone (default: the local zone)")
-    cron.add_argument("-n", type=int, default=5, metavar="N",
-                      help="how many fire times (default: %(default)s)")
-    cron.add_argument("--from", dest="start", metavar="ISO-DATETIME",
+    cron.add_argument("-n", action=_Once, type=_fire_count, default=5, metavar="N",
+                      help=f"how many fire times, at most {MAX_FIRE_TIMES} "
+                           f"(default: %(default)s)")
+    cron.add_argument("--from", action=_Once, dest="start", metavar="ISO-DATETIME",
                       help="list fire times after this time (default: now)")
 
     autoload = commands.add_parser(
@@ -91,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
                     "IPython profile's ipython_kernel_config.py.",
     )
     autoload.add_argument("action", choices=["enable", "disable"])
-    autoload.add_argument("--profile", default="default", metavar="NAME",
+    autoload.add_argument("--profile", action=_Once, default="default", metavar="NAME",
                           help="IPython profile (default: %(default)s)")
     return parser
 
@@ -116,17 +190,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageFailure as exc:
         print(f"mashroom-jobs {args.command}: {exc}", file=sys.stderr)
         return 2
+    except CommandFailure as exc:
+        print(f"mashroom-jobs {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 # --- cron ---------------------------------------------------------------------------------
 
 
 def _cron(args: argparse.Namespace) -> int:
-    from .core.cron import CronSchedule, resolve_zone, zone_name
+    from .core.cron import EARLIEST_START, CronSchedule, resolve_zone, zone_name
     from .core.errors import MashroomJobsError
 
-    if args.n < 1:
-        raise UsageFailure(f"-n must be at least 1, got {args.n}")
     try:
         zone = resolve_zone(args.tz)
         schedule = CronSchedule(args.expression, zone)
@@ -144,12 +219,23 @@ def _cron(args: argparse.Namespace) -> int:
             ) from None
         if start.tzinfo is None:  # a wall-clock time in the expression's zone
             start = start.replace(tzinfo=zone)
+        if start < EARLIEST_START:
+            raise UsageFailure(
+                f"invalid --from {args.start!r}: fire times are listed after "
+                f"{EARLIEST_START.isoformat()} at the earliest"
+            )
     times = schedule.fire_times(start, args.n)
+    after = f"after {start.isoformat(timespec='seconds')} ({zone_name(zone)})"
     print(f"{schedule.expression}: {schedule.describe()}")
-    print(f"Next {len(times)} fire time{'s' if len(times) != 1 else ''} "
-          f"after {start.isoformat(timespec='seconds')} ({zone_name(zone)}):")
+    # fewer times than asked for: the next one would be past 9999-12-31, where datetime ends
+    if not times:
+        print(f"No fire time {after}: dates end with the year 9999.")
+        return 0
+    print(f"Next {len(times)} fire time{'s' if len(times) != 1 else ''} {after}:")
     for when in times:
         print(f"  {when.isoformat()}  {when:%a}")
+    if len(times) < args.n:
+        print("No more fire times: dates end with the year 9999.")
     return 0
 
 
@@ -173,16 +259,17 @@ def _service(config_file: Path | None) -> BackgroundJobService:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .plugins import disabled_record, discover, format_plugins_table, inspect_plugin
+    from .plugins import discover, format_plugins_table, inspect_plugin, load_plugin
 
     service = _service(args.config)
     try:
         records: list[Any] = []
         for entry_point in discover():
-            override = service.plugin_config.get(entry_point.name) or {}
             if entry_point.name in service.disabled_plugins:
-                records.append(disabled_record(entry_point, override))
+                # the record the service makes: nothing imported, but where the plugin is from
+                records.append(load_plugin(service, entry_point))
                 continue
+            override = service.plugin_config.get(entry_point.name) or {}
             records.append(
                 inspect_plugin(entry_point, override, default_timezone=service.timezone)
             )
@@ -200,9 +287,10 @@ def _run(args: argparse.Namespace) -> int:
         level=logging.INFO, stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Every flag is checked before any plugin is imported or bootstrapped (the parser checked
+    # the numbers): a usage error must not come after minutes of plugin start-up.
     collector_factory: Callable[[BackgroundJobService], Any] | None = None
     if args.metrics_port is not None:
-        # check before loading anything: a missing extra is a usage error, not a crash later
         try:
             import prometheus_client  # noqa: F401
 
@@ -213,32 +301,38 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageFailure(
                 "--metrics-port needs prometheus-client: pip install 'mashroom-jobs[metrics]'"
             ) from None
-    if args.shutdown_timeout < 0:
-        raise UsageFailure(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
 
     service = _service(args.config)
-    service.observe(_log_new_jobs, names="jobs")
+    server = None
+    serving = False
     stop = threading.Event()
     received: list[str] = []
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, frame: Any) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    server = None
     try:
+        if collector_factory is not None:
+            # bind now: a port in use or a bad host is a usage error, found before loading
+            server = _bind_metrics(collector_factory(service), args.metrics_host,
+                                   args.metrics_port)
+        service.observe(_log_new_jobs, names="jobs")
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         from .plugins import PluginLoader
 
         records = PluginLoader(service).load()
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
-            log.error("no background-job plugin could be loaded (%d installed, %d failed)",
-                      len(records), sum(r.state == "failed" for r in records))
+            log.error("%s", _nothing_loaded(records))
             return 1
-        if collector_factory is not None:
-            server = _serve_metrics(collector_factory(service), args.metrics_host,
-                                    args.metrics_port)
+        if server is not None:
+            threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
+                             daemon=True).start()
+            serving = True
+            log.info("serving metrics on http://%s:%d/metrics", args.metrics_host,
+                     server.server_port)
         log.info("running %d background job%s: %s; stop with Ctrl-C or SIGTERM",
                  len(loaded), "s" if len(loaded) != 1 else "",
                  ", ".join(repr(r.name) for r in loaded))
@@ -249,14 +343,34 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     finally:
         service.unschedule_all()
-        service.shutdown(wait=True, timeout=args.shutdown_timeout)
+        for job in service.shutdown(wait=True, timeout=args.shutdown_timeout):
+            log.warning("job %r was still running after --shutdown-timeout %g s: it is "
+                        "abandoned (its run is not recorded; its thread ends with this process)",
+                        job.name, args.shutdown_timeout)
         if server is not None:
-            server.shutdown()
+            if serving:  # shutdown() waits for serve_forever() to return: only when it runs
+                server.shutdown()
             server.server_close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if received:
             log.info("stopped")
+
+
+def _nothing_loaded(records: Sequence[Any]) -> str:
+    """Why ``run`` has nothing to run: no plugin installed, or each one failed or disabled."""
+    from .plugins import ENTRY_POINT_GROUP
+
+    if not records:
+        return (f"no background-job plugin is installed "
+                f"(none in the entry-point group {ENTRY_POINT_GROUP!r})")
+    failed = sum(r.state == "failed" for r in records)
+    disabled = [r.name for r in records if r.state == "disabled"]
+    text = (f"no background-job plugin could be loaded: {len(records)} installed, "
+            f"{failed} failed, {len(disabled)} disabled")
+    if disabled:
+        text += f" ({', '.join(map(repr, disabled))}, by c.BackgroundJobService.disabled_plugins)"
+    return text
 
 
 def _log_new_jobs(change: Any) -> None:
@@ -281,8 +395,8 @@ def _log_run(change: Any) -> None:
         log.info("job %r output: %s", job.name, line)
 
 
-def _serve_metrics(collector: Any, host: str, port: int) -> Any:
-    """Serve ``/metrics`` from a daemon thread; returns the server (``shutdown()`` stops it)."""
+def _bind_metrics(collector: Any, host: str, port: int) -> Any:
+    """A server for ``/metrics``, bound but not yet serving (``serve_forever()`` starts it)."""
     from wsgiref.simple_server import WSGIRequestHandler, make_server
 
     from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -294,33 +408,140 @@ def _serve_metrics(collector: Any, host: str, port: int) -> Any:
     registry = CollectorRegistry()
     registry.register(collector)
     try:
-        server = make_server(host, port, make_wsgi_app(registry), handler_class=QuietHandler)
-    except OSError as exc:
+        return make_server(host, port, make_wsgi_app(registry), handler_class=QuietHandler)
+    except (OSError, ValueError) as exc:  # in use, no permission, unknown host, bad IDNA name
         raise UsageFailure(f"cannot serve metrics on {host}:{port}: {exc}") from None
-    thread = threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
-                              daemon=True)
-    thread.start()
-    log.info("serving metrics on http://%s:%d/metrics", host, server.server_port)
-    return server
 
 
 # --- autoload -------------------------------------------------------------------------------
 
 
 def kernel_config_path(profile: str = "default") -> Path:
-    """The ``ipython_kernel_config.py`` of an IPython profile (respects ``IPYTHONDIR``)."""
+    """The ``ipython_kernel_config.py`` of an IPython profile (respects ``IPYTHONDIR``).
+
+    Raises
+    ------
+    UsageFailure
+        When IPython cannot use its folder (``IPYTHONDIR`` is a file, or not writable) and
+        would fall back to a new temporary folder, which no kernel would read.
+    """
+    return _ipython_dir() / f"profile_{profile}" / "ipython_kernel_config.py"
+
+
+def _ipython_dir() -> Path:
+    import tempfile
+    import warnings
+
     from IPython.paths import get_ipython_dir
 
-    return Path(get_ipython_dir()) / f"profile_{profile}" / "ipython_kernel_config.py"
+    configured = os.environ.get("IPYTHONDIR")
+    if configured and os.path.exists(configured) and not os.path.isdir(configured):
+        raise UsageFailure(_unusable_ipython_dir(configured, "it is a file, not a folder"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning would be a second, vaguer line
+        ipdir = get_ipython_dir()
+    # IPython falls back to tempfile.mkdtemp() when its folder is not writable; the profile
+    # written there would be lost, and `enable` would report success for nothing
+    wanted = os.path.normpath(os.path.expanduser(configured or "~/.ipython"))
+    fell_back = (ipdir != wanted and Path(ipdir).parent == Path(tempfile.gettempdir())
+                 and Path(ipdir).name.startswith(tempfile.gettempprefix()))
+    if fell_back:
+        try:
+            os.rmdir(ipdir)  # the empty folder IPython just made
+        except OSError:
+            pass
+        path = Path(wanted)
+        if path.exists():
+            reason = "it is not a folder you can write to"
+        else:
+            reason = f"its parent {str(path.parent)!r} is not a folder you can write to"
+        raise UsageFailure(_unusable_ipython_dir(configured or wanted, reason))
+    return Path(ipdir)
+
+
+def _unusable_ipython_dir(path: str, reason: str) -> str:
+    return (f"IPYTHONDIR is {path!r}, which IPython cannot use ({reason}): it would put the "
+            f"profile in a new temporary folder that no kernel reads; point IPYTHONDIR at a "
+            f"folder you can write to")
+
+
+# the config classes whose `extensions` a kernel loads (IPKernelApp is an InteractiveShellApp)
+_EXTENSION_OWNERS = ("InteractiveShellApp", "IPKernelApp")
+
+
+def _is_extensions(node: Any) -> bool:
+    """``c.InteractiveShellApp.extensions`` or ``c.IPKernelApp.extensions``."""
+    return (isinstance(node, ast.Attribute) and node.attr == "extensions"
+            and isinstance(node.value, ast.Attribute) and node.value.attr in _EXTENSION_OWNERS)
+
+
+def _adds_mashroom_jobs(node: Any) -> bool:
+    """Whether a statement puts "mashroom_jobs" into the kernel's extensions."""
+    def mentions(tree: Any) -> bool:
+        return any(isinstance(n, ast.Constant) and n.value == "mashroom_jobs"
+                   for n in ast.walk(tree))
+
+    # not `+=`: on a config value that was never assigned it raises TypeError, and the kernel
+    # then skips the whole file
+    if isinstance(node, ast.Assign):
+        return any(map(_is_extensions, node.targets)) and mentions(node.value)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        func = node.value.func
+        return (isinstance(func, ast.Attribute) and func.attr in ("append", "extend", "insert")
+                and _is_extensions(func.value) and mentions(node.value))
+    return False
+
+
+def _users_lines(text: str, path: Path) -> list[tuple[int, int, str]]:
+    """The statements outside our block that load mashroom_jobs: (first line, last line, text)."""
+    try:
+        tree = ast.parse(text, filename=str(path))
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, before Python 3.12
+        where = (f"{path}, line {exc.lineno}: {exc.msg}" if isinstance(exc, SyntaxError)
+                 else f"{path}: {exc}")
+        raise UsageFailure(
+            f"{where}: the file is not valid Python, so it cannot be checked; fix it first"
+        ) from None
+    lines = text.splitlines()
+    ours = range(0)
+    if AUTOLOAD_BEGIN in lines and AUTOLOAD_END in lines:
+        ours = range(lines.index(AUTOLOAD_BEGIN) + 1, lines.index(AUTOLOAD_END) + 2)
+    statements = [n for n in ast.walk(tree) if isinstance(n, ast.stmt) and _adds_mashroom_jobs(n)]
+    return sorted(
+        (node.lineno, node.end_lineno or node.lineno, lines[node.lineno - 1].strip())
+        for node in statements
+        if node.lineno not in ours
+    )
+
+
+def _where(found: list[tuple[int, int, str]], path: Path) -> str:
+    """``line 3 of /x/ipython_kernel_config.py: c.Inter...``, for a message."""
+    first, last, source = found[0]
+    if len(found) == 1 and first == last:
+        return f"line {first} of {path}: {source}"
+    spans = [f"{a}-{b}" if b > a else str(a) for a, b, _ in found]
+    return f"line{'s' if len(found) > 1 or first != last else ''} {', '.join(spans)} of {path}"
 
 
 def _autoload(args: argparse.Namespace) -> int:
-    if not args.profile or "/" in args.profile or args.profile.startswith("."):
-        raise UsageFailure(f"invalid profile name {args.profile!r}")
-    path = kernel_config_path(args.profile)
-    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    profile = args.profile
+    if (not profile or profile.startswith(".") or "\0" in profile
+            or any(sep and sep in profile for sep in (os.sep, os.altsep))):
+        raise UsageFailure(
+            f"invalid profile name {profile!r}: a profile is a folder name such as 'default' "
+            f"or 'jobs', without '/' and not starting with '.'"
+        )
+    path = kernel_config_path(profile)
+    try:
+        text = path.read_text(encoding="utf-8") if path.exists() else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageFailure(f"cannot read {path}: {exc}") from None
     present = AUTOLOAD_BEGIN in text
+    users = _users_lines(text, path)
     if args.action == "enable":
+        if users:
+            print(f"mashroom_jobs is already loaded at kernel start by {_where(users, path)}")
+            return 0
         if present:
             print(f"mashroom_jobs is already loaded at kernel start ({path})")
             return 0
@@ -332,11 +553,26 @@ def _autoload(args: argparse.Namespace) -> int:
         path.write_text(f"{text}\n{AUTOLOAD_BLOCK}", encoding="utf-8")
         print(f"mashroom_jobs will be loaded at kernel start: added to {path}")
         return 0
-    if not present:
-        print(f"mashroom_jobs is not loaded at kernel start by {path}: nothing to do")
+    if present:
+        text = _remove_block(text)
+        path.write_text(text, encoding="utf-8")
+        users = _users_lines(text, path)  # line numbers as the file now is
+        if users:
+            # never claim success while the kernel still loads it
+            raise CommandFailure(
+                f"removed the block `mashroom-jobs autoload enable` wrote from {path}, but "
+                f"mashroom_jobs is still loaded at kernel start by {_where(users, path)}; "
+                f"remove that line to stop loading the extension"
+            )
+        print(f"mashroom_jobs will no longer be loaded at kernel start: removed from {path}")
         return 0
-    path.write_text(_remove_block(text), encoding="utf-8")
-    print(f"mashroom_jobs will no longer be loaded at kernel start: removed from {path}")
+    if users:
+        raise CommandFailure(
+            f"mashroom_jobs is loaded at kernel start by {_where(users, path)}; "
+            f"`mashroom-jobs autoload enable` did not write that line, so it is left alone: "
+            f"remove it to stop loading the extension"
+        )
+    print(f"mashroom_jobs is not loaded at kernel start by {path}: nothing to do")
     return 0
 
 

@@ -388,9 +388,7 @@ class BackgroundJobService(ServiceSettings):
             runtime.deactivate()
         if wait:
             self.wait_until_idle(max(0.0, deadline - time.monotonic()))
-        me = current_run()
-        left = tuple(r.owner for r in runtimes
-                     if r.started and (me is None or me.runtime is not r))
+        left = tuple(r.owner for r in self._runner.running(exclude=current_run()))
         self._runner.shutdown(wait, max(0.0, deadline - time.monotonic()))
         self._notifier.shutdown(wait, max(0.0, deadline - time.monotonic()))
         capture.uninstall()

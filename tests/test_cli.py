@@ -5,15 +5,19 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from mashroom_jobs.cli import AUTOLOAD_BEGIN
 
 COMMAND = [sys.executable, "-m", "mashroom_jobs"]
 
@@ -92,6 +96,36 @@ def test_cron_describes_an_expression_and_lists_its_next_fire_times_after_from()
     ]
 
 
+def test_cron_lists_the_fire_times_left_before_year_10000_and_says_there_are_no_more() -> None:
+    result = _run("cron", "*/20 * * * * *", "--tz", "UTC", "--from", "9999-12-31T23:59")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        "*/20 * * * * *: Every 20 seconds",
+        "Next 2 fire times after 9999-12-31T23:59:00+00:00 (UTC):",
+        "  9999-12-31T23:59:20+00:00  Fri",
+        "  9999-12-31T23:59:40+00:00  Fri",
+        "No more fire times: dates end with the year 9999.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "start"),
+    [("* * * * *", "9999-12-31T23:59"), ("0 0 29 2 *", "9996-03-01")],
+    ids=["last-minute", "no-leap-day-left"],
+)
+def test_cron_after_the_last_fire_time_before_year_10000_says_there_is_none(
+    expression: str, start: str
+) -> None:
+    result = _run("cron", expression, "--tz", "UTC", "--from", start)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(f"{expression}: ")
+    assert lines[1] == (f"No fire time after {datetime.fromisoformat(start).isoformat()}+00:00 "
+                        f"(UTC): dates end with the year 9999.")
+
+
 def test_cron_without_from_lists_times_after_now() -> None:
     result = _run("cron", "@hourly", "--tz", "UTC")
     assert result.returncode == 0, result.stderr
@@ -106,9 +140,16 @@ def test_cron_without_from_lists_times_after_now() -> None:
         (["* * * *"], "expected 5 fields"),
         (["* * * * *", "--tz", "Mars/Base"], "Invalid time zone 'Mars/Base'"),
         (["* * * * *", "--from", "yesterday"], "invalid --from 'yesterday'"),
-        (["* * * * *", "-n", "0"], "-n must be at least 1, got 0"),
+        (["* * * * *", "-n", "0"],
+         "argument -n: expected a whole number from 1 to 10000, got '0'"),
+        (["*/100000 * * * *"], "Invalid cron expression '*/100000 * * * *': "
+                               "minute step 100000 is larger than the field's range 0-59"),
+        (["* * * * *", "--tz", "UTC", "--from", "0001-01-01T23:59"],
+         "invalid --from '0001-01-01T23:59': fire times are listed after "
+         "0001-01-02T00:00:00+00:00 at the earliest"),
     ],
-    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times"],
+    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-too-large",
+         "from-year-1"],
 )
 def test_cron_with_bad_input_prints_the_error_on_stderr_and_exits_2(
     args: list[str], message: str
@@ -159,6 +200,45 @@ def test_plugins_applies_the_config_file(plugin_dists: Any, tmp_path: Path) -> N
     assert result.stdout.count(" JST") == 3
 
 
+def _plugin_rows(stdout: str) -> dict[str, list[str]]:
+    """The table of `plugins`: each plugin's row, split into name, state and schedule."""
+    rows: dict[str, list[str]] = {}
+    for line in stdout.splitlines()[1:]:
+        if line.startswith("  ") and not line.startswith("    "):
+            name, state, schedule = re.split(r"\s{2,}", line.strip())
+            rows[name] = [state, schedule]
+    return rows
+
+
+def test_plugins_lists_a_disabled_plugin_as_disabled_with_where_it_comes_from(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Example heartbeat"][0] == "disabled"
+    # the record the service itself makes for a disabled plugin: no import, but its origin
+    assert "from: mashroom-jobs-example 0.1.0 (mashroom_jobs_example:bootstrap)" in result.stdout
+    assert "next:" not in result.stdout  # a disabled plugin never fires
+
+
+def test_plugins_does_not_say_a_disabled_plugin_runs_once_at_load(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Example heartbeat"] == ["disabled", "-"]
+
+
+def test_plugins_says_the_schedule_of_an_unimportable_plugin_is_unknown(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    result = _run("plugins", env=plugin_dists.env(plugin_dists.broken))
+    assert result.returncode == 0, result.stderr
+    assert _plugin_rows(result.stdout)["Broken import"] == ["error", "(unknown)"]
+
+
 # --- run -------------------------------------------------------------------------------------
 
 
@@ -185,6 +265,44 @@ def test_run_runs_plugins_logs_each_run_and_stops_cleanly_on_a_signal(
     assert text.rstrip().endswith("stopped")
     assert "Background job plugin 'Broken bootstrap' failed: bootstrap raised RuntimeError" in text
     assert "Traceback" not in text
+
+
+def _hanging_plugin(folder: Path) -> Path:
+    """A real installed plugin (a dist-info with an entry point) whose job never ends."""
+    folder.mkdir()
+    (folder / "hanging_plugin.py").write_text(
+        "import threading\n"
+        "from mashroom_jobs import background_job_plugin\n"
+        "@background_job_plugin(default_config={'cron_schedule': '0 0 1 1 *',\n"
+        "                                       'invoke_immediately': True})\n"
+        "def bootstrap(name, config, holder):\n"
+        "    def hang():\n"
+        "        print('hanging', flush=True)\n"
+        "        threading.Event().wait()\n"
+        "    return hang\n"
+    )
+    dist = folder / "hanging_plugin-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hanging-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[mashroom_jobs.plugins]\nHanging = hanging_plugin:bootstrap\n")
+    return folder
+
+
+def test_run_says_which_job_it_abandoned_when_the_shutdown_timeout_passes(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    env = plugin_dists.env(_hanging_plugin(tmp_path / "plugins"))
+    process = _Process("run", "--shutdown-timeout", "0.5", env=env)
+    try:
+        process.wait_for_line(r"running \d+ background jobs?: .*'Hanging'")
+        time.sleep(0.5)  # the immediate run has started (and hangs)
+        code = process.stop(signal.SIGTERM)
+    finally:
+        process.kill()
+    assert code == 0, process.text
+    assert ("job 'Hanging' was still running after --shutdown-timeout 0.5 s: it is abandoned"
+            in process.text)
 
 
 def test_run_serves_prometheus_metrics_while_running(plugin_dists: Any, tmp_path: Path) -> None:
@@ -221,8 +339,44 @@ def test_run_exits_non_zero_when_no_plugin_can_be_loaded(
         env=plugin_dists.env(plugin_dists.broken),
     )
     assert result.returncode == 1
-    assert "no background-job plugin could be loaded" in result.stderr
+    assert re.search(r"no background-job plugin could be loaded: \d+ installed, [1-9]\d* failed, "
+                     r"1 disabled \('Example heartbeat', by c\.BackgroundJobService\."
+                     r"disabled_plugins\)", result.stderr), result.stderr
     assert "Background job plugin 'Broken import' failed" in result.stderr
+
+
+def test_run_with_every_plugin_disabled_says_they_are_disabled(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, (
+        "from mashroom_jobs.plugins import discover\n"
+        "c.BackgroundJobService.disabled_plugins = [ep.name for ep in discover()]\n"
+    ))
+    result = subprocess.run(
+        [*COMMAND, "run", "--config", config], capture_output=True, text=True, timeout=60,
+        env=plugin_dists.env(plugin_dists.example),
+    )
+    assert result.returncode == 1
+    match = re.search(r"no background-job plugin could be loaded: (\d+) installed, 0 failed, "
+                      r"(\d+) disabled \(([^)]*)\)", result.stderr)
+    assert match is not None, result.stderr
+    assert match[1] == match[2] != "0"
+    assert "'Example heartbeat'" in match[3]
+
+
+def test_run_without_any_plugin_installed_says_so(tmp_path: Path) -> None:
+    code = (
+        "import sys, mashroom_jobs.plugins.loading as plugins\n"
+        "plugins.discover = lambda group=plugins.ENTRY_POINT_GROUP: []\n"
+        "from mashroom_jobs.cli import main\n"
+        "sys.exit(main(['run']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert ("no background-job plugin is installed "
+            "(none in the entry-point group 'mashroom_jobs.plugins')") in result.stderr
+    assert "0 failed" not in result.stderr
 
 
 def test_run_with_metrics_port_but_without_prometheus_client_is_a_clear_error(
@@ -238,6 +392,101 @@ def test_run_with_metrics_port_but_without_prometheus_client_is_a_clear_error(
     assert ("mashroom-jobs run: --metrics-port needs prometheus-client: "
             "pip install 'mashroom-jobs[metrics]'") in result.stderr
     assert "Example heartbeat" not in result.stderr  # nothing was loaded
+
+
+def _one_line_usage_error(result: subprocess.CompletedProcess[str], prefix: str) -> str:
+    """The single stderr line of a usage error (exit 2), after checking there is one."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(prefix), lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--metrics-port", "70000"], "argument --metrics-port: expected a port number "
+                                      "from 1 to 65535 (or 0: any free port), got '70000'"),
+        (["--metrics-port", "-1"], "argument --metrics-port: expected a port number "
+                                   "from 1 to 65535 (or 0: any free port), got '-1'"),
+        (["--metrics-port", "٩٠٩٠"], "got '٩٠٩٠'"),  # int() reads Arabic-Indic digits as 9090
+        (["--metrics-port", "9_090"], "got '9_090'"),  # and int() ignores the underscore
+        (["--shutdown-timeout", "nan"], "argument --shutdown-timeout: expected a number of "
+                                        "seconds from 0 to 86400 such as 10 or 2.5, got 'nan'"),
+        (["--shutdown-timeout", "inf"], "got 'inf'"),
+        (["--shutdown-timeout", "1" + "0" * 20], "got '100000000000000000000'"),  # OverflowError
+        (["--shutdown-timeout", "-1"], "got '-1'"),
+        (["--shutdown-timeout", "١٠"], "got '١٠'"),
+        (["--config", "a.py", "--config", "b.py"],
+         "argument --config: given twice ('a.py', then 'b.py'); give it once"),
+        (["--metrics-host", "::1", "--metrics-host", "127.0.0.1"],
+         "argument --metrics-host: given twice"),
+    ],
+    ids=["port-too-large", "port-negative", "port-arabic-indic-digits", "port-underscore",
+         "timeout-nan", "timeout-inf", "timeout-too-long", "timeout-negative",
+         "timeout-arabic-indic-digits",
+         "config-twice", "host-twice"],
+)
+def test_run_with_a_bad_flag_says_so_in_one_line_before_loading_anything(
+    plugin_dists: Any, args: list[str], message: str
+) -> None:
+    result = _run("run", *args, env=plugin_dists.env(plugin_dists.example))
+    line = _one_line_usage_error(result, "mashroom-jobs run: ")
+    assert message in line
+    assert "Example heartbeat" not in result.stderr  # no plugin was loaded
+
+
+def test_run_with_a_metrics_port_in_use_fails_before_loading_any_plugin(
+    plugin_dists: Any,
+) -> None:
+    pytest.importorskip("prometheus_client")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _run("run", "--metrics-port", str(port),
+                      env=plugin_dists.env(plugin_dists.example))
+    line = _one_line_usage_error(result, f"mashroom-jobs run: cannot serve metrics on "
+                                         f"127.0.0.1:{port}: ")
+    assert "in use" in line
+    assert "Example heartbeat" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-n", "٣"], "argument -n: expected a whole number from 1 to 10000, got '٣'"),
+        (["-n", "３"], "got '３'"),
+        (["-n", "+3"], "got '+3'"),
+        (["-n", "10001"], "got '10001'"),
+        (["-n", "-5"], "got '-5'"),
+        (["--tz", "UTC", "--tz", "Europe/Vienna"],
+         "argument --tz: given twice ('UTC', then 'Europe/Vienna'); give it once"),
+        (["-n", "3", "-n", "4"], "argument -n: given twice ('3', then '4'); give it once"),
+        (["--from", "2026-01-01", "--from", "2027-01-01"], "argument --from: given twice"),
+    ],
+    ids=["n-arabic-indic", "n-full-width", "n-plus-sign", "n-too-many", "n-negative",
+         "tz-twice", "n-twice", "from-twice"],
+)
+def test_cron_with_a_bad_flag_says_so_in_one_line(args: list[str], message: str) -> None:
+    line = _one_line_usage_error(_run("cron", "* * * * *", *args), "mashroom-jobs cron: ")
+    assert message in line
+
+
+def test_plugins_with_config_given_twice_is_an_error(tmp_path: Path) -> None:
+    first, second = _config(tmp_path, ""), str(tmp_path / "other.py")
+    line = _one_line_usage_error(_run("plugins", "--config", first, "--config", second),
+                                 "mashroom-jobs plugins: ")
+    assert f"argument --config: given twice ({first!r}, then {second!r}); give it once" in line
+
+
+def test_a_missing_command_or_an_unknown_flag_is_a_one_line_error() -> None:
+    line = _one_line_usage_error(_run(), "mashroom-jobs: ")
+    assert "COMMAND" in line and "--help" in line
+    line = _one_line_usage_error(_run("run", "--no-such-flag"), "mashroom-jobs: ")
+    assert "unrecognized arguments: --no-such-flag" in line
 
 
 # --- autoload --------------------------------------------------------------------------------
@@ -310,3 +559,177 @@ def test_a_kernel_app_with_the_autoload_config_loads_the_extension(tmp_path: Pat
                             timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     assert "mashroom_jobs" in result.stdout
+
+
+def _kernel_extensions(env: dict[str, str]) -> list[str]:
+    """The extensions a real IPKernelApp would load with this environment's profile."""
+    code = (
+        "from ipykernel.kernelapp import IPKernelApp\n"
+        "app = IPKernelApp()\n"
+        "app.init_profile_dir()\n"
+        "app.load_config_file()\n"
+        "print(repr(list(app.extensions)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    extensions: list[str] = eval(result.stdout.strip().splitlines()[-1])
+    return extensions
+
+
+_USER_LINES = {
+    "readme-line": 'c.InteractiveShellApp.extensions.append("mashroom_jobs")\n',
+    "assignment": "c.InteractiveShellApp.extensions = ['autoreload', 'mashroom_jobs']\n",
+    "kernel-app-extend": "c.IPKernelApp.extensions.extend(['mashroom_jobs'])\n",
+    "insert": "c.InteractiveShellApp.extensions.insert(0, 'mashroom_jobs')\n",
+}
+
+
+def _profile_with(tmp_path: Path, line: str) -> tuple[dict[str, str], Path]:
+    env = _ipython_env(tmp_path / "ipython")
+    config_file = tmp_path / "ipython" / "profile_default" / "ipython_kernel_config.py"
+    config_file.parent.mkdir(parents=True)
+    config_file.write_text("c = get_config()  # noqa\n" + line)
+    return env, config_file
+
+
+@pytest.mark.parametrize("line", list(_USER_LINES.values()), ids=list(_USER_LINES))
+def test_autoload_enable_names_the_users_own_line_that_already_loads_the_extension(
+    tmp_path: Path, line: str
+) -> None:
+    env, config_file = _profile_with(tmp_path, line)
+    assert "mashroom_jobs" in _kernel_extensions(env)
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        f"mashroom_jobs is already loaded at kernel start by line 2 of {config_file}: "
+        f"{line.strip()}"
+    )
+    assert config_file.read_text() == "c = get_config()  # noqa\n" + line  # unchanged
+
+
+def test_autoload_enable_finds_a_list_written_over_several_lines(tmp_path: Path) -> None:
+    env, config_file = _profile_with(tmp_path, (
+        "c.InteractiveShellApp.extensions = [\n"
+        "    'autoreload',\n"
+        "    'mashroom_jobs',\n"
+        "]\n"
+    ))
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"already loaded at kernel start by lines 2-5 of {config_file}" in result.stdout
+    assert AUTOLOAD_BEGIN not in config_file.read_text()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '# c.InteractiveShellApp.extensions.append("mashroom_jobs")\n',
+        'c.InteractiveShellApp.extensions.remove("mashroom_jobs")\n',
+        'c.InteractiveShellApp.extensions.append("mashroom_jobs_extra")\n',
+        'print("c.InteractiveShellApp.extensions.append(\'mashroom_jobs\')")\n',
+    ],
+    ids=["commented-out", "remove", "another-extension", "in-a-string"],
+)
+def test_autoload_enable_adds_its_block_when_no_line_of_the_user_loads_the_extension(
+    tmp_path: Path, line: str
+) -> None:
+    env, config_file = _profile_with(tmp_path, line)
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "will be loaded at kernel start: added to" in result.stdout
+    assert AUTOLOAD_BEGIN in config_file.read_text()
+
+
+def test_autoload_disable_refuses_to_claim_success_while_the_users_line_loads_it(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, _USER_LINES["readme-line"])
+    before = config_file.read_text()
+    result = _run("autoload", "disable", env=env)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: mashroom_jobs is loaded at kernel start by line 2 of "
+        f"{config_file}: {_USER_LINES['readme-line'].strip()}; `mashroom-jobs autoload enable` "
+        f"did not write that line, so it is left alone: remove it to stop loading the extension"
+    ]
+    assert config_file.read_text() == before
+    assert "mashroom_jobs" in _kernel_extensions(env)  # what the message says is true
+
+
+def test_autoload_disable_removes_only_its_own_block_and_says_the_users_line_remains(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, "")
+    assert _run("autoload", "enable", env=env).returncode == 0
+    with config_file.open("a") as f:  # the user adds the README's line afterwards
+        f.write(_USER_LINES["readme-line"])
+    result = _run("autoload", "disable", env=env)
+    assert result.returncode == 1
+    text = config_file.read_text()
+    assert AUTOLOAD_BEGIN not in text and _USER_LINES["readme-line"] in text
+    line_number = text.splitlines().index(_USER_LINES["readme-line"].strip()) + 1
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: removed the block `mashroom-jobs autoload enable` wrote from "
+        f"{config_file}, but mashroom_jobs is still loaded at kernel start by line "
+        f"{line_number} of {config_file}: {_USER_LINES['readme-line'].strip()}; remove that "
+        f"line to stop loading the extension"
+    ]
+    assert _kernel_extensions(env) == ["mashroom_jobs"]
+
+
+@pytest.mark.parametrize("action", ["enable", "disable"])
+def test_autoload_with_ipythondir_pointing_to_a_file_fails_naming_it(
+    tmp_path: Path, action: str
+) -> None:
+    not_a_folder = tmp_path / "ipython"
+    not_a_folder.write_text("")
+    result = _run("autoload", action, env=_ipython_env(not_a_folder))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: IPYTHONDIR is {str(not_a_folder)!r}, which IPython cannot "
+        f"use (it is a file, not a folder): it would put the profile in a new temporary folder "
+        f"that no kernel reads; point IPYTHONDIR at a folder you can write to"
+    ]
+
+
+def test_autoload_with_ipythondir_inside_a_file_fails_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    inside = tmp_path / "file" / "ipython"
+    result = _run("autoload", "enable", env=_ipython_env(inside))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"mashroom-jobs autoload: IPYTHONDIR is {str(inside)!r}, which IPython cannot use "
+        f"(its parent {str(tmp_path / 'file')!r} is not a folder you can write to): it would "
+        f"put the profile in a new temporary folder that no kernel reads; point IPYTHONDIR at "
+        f"a folder you can write to"
+    ]
+
+
+def test_autoload_with_a_config_file_that_is_not_python_fails_naming_the_line(
+    tmp_path: Path,
+) -> None:
+    env, config_file = _profile_with(tmp_path, "c.InteractiveShellApp.extensions = [\n")
+    before = config_file.read_text()
+    result = _run("autoload", "enable", env=env)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert line.startswith(f"mashroom-jobs autoload: {config_file}, line 2: ")
+    assert line.endswith("the file is not valid Python, so it cannot be checked; fix it first")
+    assert config_file.read_text() == before
+
+
+@pytest.mark.parametrize("profile", ["../x", ".hidden", "", "a\x00b"],
+                         ids=["parent", "dot", "empty", "nul"])
+def test_autoload_with_an_invalid_profile_name_is_a_usage_error(
+    tmp_path: Path, profile: str
+) -> None:
+    code = ("import sys\nfrom mashroom_jobs.cli import main\n"
+            f"sys.exit(main(['autoload', 'enable', '--profile', {profile!r}]))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, env=_ipython_env(tmp_path / "ipython"))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"mashroom-jobs autoload: invalid profile name {profile!r}")
+    assert "Traceback" not in result.stderr

@@ -5,12 +5,14 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mashroom_jobs import CronSchedule, InvalidCronExpressionError, InvalidTimezoneError
+from mashroom_jobs.core.cron import EARLIEST_START
 
 UTC = timezone.utc
 
@@ -138,6 +140,7 @@ def test_a_tzinfo_is_accepted_as_the_zone() -> None:
         ("1,,2 * * * *", "empty or malformed item"),
         ("@reboot", "cron_schedule=None"),
         ("@often", "unknown macro"),
+        ("@wee\u212aly", "unknown macro"),  # KELVIN SIGN, which str.lower() turns into 'k'
         ("0 0 30 2 *", "can never fire: day-of-month 30 does not exist in Feb"),
         ("0 0 31 4,6 *", "can never fire"),
     ],
@@ -149,6 +152,119 @@ def test_invalid_expressions_say_what_is_wrong(expression: str, message: str) ->
     assert message in str(info.value)
     assert repr(expression) in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "¹ * * * *",  # superscript one: str.isdigit() says yes, int() says no
+        "٣ * * * *",  # Arabic-Indic three: int() reads it as 3
+        "３ * * * *",  # full-width three
+        "1-٣ * * * *",
+        "0 0 ٣ * *",
+        "0 0 * ² *",
+        "0 0 * * ５",
+        "٣ * * * * *",
+        "0 Ⅻ * * *",  # Roman numeral twelve: numeric, not a digit
+    ],
+    ids=["superscript", "arabic-indic", "full-width", "in-a-range", "day-of-month", "month",
+         "day-of-week", "seconds", "roman-numeral"],
+)
+def test_digits_other_than_ascii_0_to_9_are_not_numbers(expression: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert "is not a number" in str(info.value)
+    assert repr(expression) in str(info.value)
+
+
+@pytest.mark.parametrize("step", ["٣", "３", "¹", "½"], ids=["arabic-indic", "full-width",
+                                                           "superscript", "vulgar-fraction"])
+def test_a_step_in_digits_other_than_ascii_is_not_a_number(step: str) -> None:
+    with pytest.raises(InvalidCronExpressionError,
+                       match=f"minute step '{step}' in '\\*/{step}' is not a number"):
+        CronSchedule(f"*/{step} * * * *", "UTC")
+
+
+def test_a_number_too_long_for_int_is_out_of_range() -> None:
+    # int() refuses more than 4300 digits with a plain ValueError
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule("1" * 5000 + " * * * *", "UTC")
+    reason = "minute 11111111111111111111... (5000 digits) is out of range 0-59"
+    assert str(info.value).endswith(f": {reason}")
+
+
+@pytest.mark.parametrize(
+    ("expression", "character"),
+    [
+        ("1\u30001 * * * *", "U+3000 IDEOGRAPHIC SPACE"),
+        ("1\xa01 * * * *", "U+00A0 NO-BREAK SPACE"),
+        ("* * * * *\u2003", "U+2003 EM SPACE"),
+        ("*\x1f* * * * *", "U+001F"),  # str.split() splits on the ASCII unit separator too
+    ],
+    ids=["ideographic", "no-break", "em-space-at-the-end", "unit-separator"],
+)
+def test_fields_must_be_separated_by_ascii_blanks(expression: str, character: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert "fields are separated by spaces or tabs" in str(info.value)
+    assert character in str(info.value)
+
+
+def test_tabs_and_surrounding_newlines_still_separate_fields() -> None:
+    assert CronSchedule("\n*/5\t*  * * *\n", "UTC") == CronSchedule("*/5 * * * *", "UTC")
+
+
+_LARGER = "is larger than the field's range"
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("*/100000 * * * *",
+         "minute step 100000 is larger than the field's range 0-59 (a step is at most 60)"),
+        ("*/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("0-30/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("5/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("*/61 * * * * *", f"second step 61 {_LARGER} 0-59 (a step is at most 60)"),
+        ("0 */25 * * *",
+         "hour step 25 is larger than the field's range 0-23 (a step is at most 24)"),
+        ("0 0 */32 * *", f"day-of-month step 32 {_LARGER} 1-31 (a step is at most 31)"),
+        ("0 0 1 */13 *", f"month step 13 {_LARGER} 1-12 (a step is at most 12)"),
+        ("0 0 * * */8",
+         "day-of-week step 8 is larger than the field's range 0-6 (a step is at most 7)"),
+        ("*/" + "1" * 5000 + " * * * *",
+         "minute step 11111111111111111111... (5000 digits) is larger than the field's range "
+         "0-59 (a step is at most 60)"),
+    ],
+    ids=["huge", "61", "range", "start-and-step", "seconds", "hour", "day-of-month", "month",
+         "day-of-week", "5000-digits"],
+)
+def test_a_step_larger_than_its_fields_range_is_rejected(expression: str, message: str) -> None:
+    with pytest.raises(InvalidCronExpressionError) as info:
+        CronSchedule(expression, "UTC")
+    assert str(info.value) == f"Invalid cron expression {expression!r}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        # a step as long as the field's cycle fires once per cycle: every 60 minutes is hourly
+        ("*/60 * * * *", ["01:00", "02:00", "03:00"]),
+        ("0 */24 * * *", ["00:00", "00:00", "00:00"]),
+        ("*/060 * * * *", ["01:00", "02:00", "03:00"]),
+    ],
+    ids=["every-60-minutes", "every-24-hours", "leading-zero"],
+)
+def test_a_step_as_long_as_its_fields_cycle_fires_once_per_cycle(
+    expression: str, expected: list[str]
+) -> None:
+    times = fires(expression, "UTC", "2026-01-01T00:00:00+00:00", 3)
+    assert [t[11:16] for t in times] == expected
+
+
+def test_a_weekday_step_of_seven_fires_every_sunday() -> None:
+    times = fires("0 0 * * */7", "UTC", "2026-01-01T00:00:00+00:00", 2)
+    assert times == ["2026-01-04T00:00:00+00:00", "2026-01-11T00:00:00+00:00"]
 
 
 def test_a_non_string_expression_is_an_invalid_expression() -> None:
@@ -205,6 +321,59 @@ def test_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(text:
         return
     nxt = schedule.next_fire_time(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
     assert nxt is None or nxt > datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+
+
+#: characters a cron field is made of, mixed with any character at all (st.characters() draws
+#: from the whole of Unicode) and with ones that look like digits or blanks but are not ASCII
+_ANY_CRON_CHARACTER = st.one_of(
+    st.sampled_from("0123456789*/-,?"),
+    st.characters(),
+    st.characters(categories=("Nd", "No", "Nl", "Zs", "Zl", "Zp", "Cc")),
+)
+#: valid in every field (1-7 is a day, a month and a weekday)
+_VALID_FIELD = st.one_of(
+    st.just("*"),
+    st.integers(1, 7).map(str),
+    st.integers(1, 7).map(lambda n: f"*/{n}"),
+    st.tuples(st.integers(1, 3), st.integers(4, 7)).map(lambda t: f"{t[0]}-{t[1]}"),
+)
+_BLANK = st.sampled_from([" ", " ", " ", "  ", "\t", "\u3000", "\xa0", "\u2003", "\x1c"])
+
+
+@st.composite
+def _unicode_cron_shaped(draw: st.DrawFn) -> str:
+    """Four to seven fields, many of them valid, with a few characters swapped for anything."""
+    size = draw(st.sampled_from([4, 5, 5, 5, 6, 6, 7]))
+    field = st.one_of(_VALID_FIELD, _VALID_FIELD, _VALID_FIELD, _FIELD,
+                      st.text(_ANY_CRON_CHARACTER, min_size=1, max_size=6))
+    fields = draw(st.lists(field, min_size=size, max_size=size))
+    for _ in range(draw(st.integers(0, 2))):
+        index = draw(st.integers(0, len(fields) - 1))
+        field = fields[index]
+        at = draw(st.integers(0, len(field)))
+        keep = draw(st.booleans())  # insert the character, or replace the one there
+        fields[index] = field[:at] + draw(_ANY_CRON_CHARACTER) + field[at + (not keep):]
+    text = fields[0]
+    for field in fields[1:]:
+        text += draw(_BLANK) + field
+    return text
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.text(max_size=40), _unicode_cron_shaped()))
+def test_unicode_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(
+    text: str,
+) -> None:
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    try:
+        schedule = CronSchedule(text, "Europe/Berlin")
+    except InvalidCronExpressionError:
+        return
+    # only ASCII is cron: whatever parses is ASCII, and it fires
+    assert text.strip(" \t\n\r").isascii(), schedule.normalized
+    times = schedule.fire_times(start, 3)
+    assert len(times) == 3
+    assert start < times[0] < times[1] < times[2]
 
 
 # --- daylight saving (cronie's rules) ----------------------------------------------------
@@ -289,6 +458,115 @@ def test_southern_hemisphere_gap_is_handled_too() -> None:
         "2026-10-04T03:00:00+11:00",
         "2026-10-05T02:30:00+11:00",
     ]
+
+
+# --- the ends of the calendar (datetime holds years 1 to 9999) ---------------------------
+
+
+def test_the_last_minute_of_year_9999_has_no_next_fire_time() -> None:
+    schedule = CronSchedule("* * * * *", "UTC")
+    assert schedule.next_fire_time(datetime(9999, 12, 31, 23, 59, tzinfo=UTC)) is None
+    assert schedule.next_fire_time(datetime.max.replace(tzinfo=UTC)) is None
+
+
+def test_fire_times_near_year_9999_list_those_that_exist_and_stop() -> None:
+    assert fires("* * * * *", "UTC", "9999-12-31T23:57:00+00:00", 5) == [
+        "9999-12-31T23:58:00+00:00",
+        "9999-12-31T23:59:00+00:00",
+    ]
+    assert fires("*/20 * * * * *", "UTC", "9999-12-31T23:59:00+00:00", 5) == [
+        "9999-12-31T23:59:20+00:00",
+        "9999-12-31T23:59:40+00:00",
+    ]
+
+
+def test_a_leap_day_after_the_last_one_before_year_10000_does_not_exist() -> None:
+    # 9996 is the last leap year datetime can hold: the next 29 February would be in 10000
+    schedule = CronSchedule("0 0 29 2 *", "UTC")
+    assert schedule.fire_times(datetime(9996, 3, 1, tzinfo=UTC), 3) == []
+    assert fires("0 0 29 2 *", "UTC", "9990-01-01T00:00:00+00:00", 5) == [
+        "9992-02-29T00:00:00+00:00",
+        "9996-02-29T00:00:00+00:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("zone", "expected"),
+    [
+        # 23:59 in New York is 04:59 on 1 January 10000 in UTC: not a time datetime can hold
+        ("America/New_York", ["9999-12-31T18:58:00-05:00", "9999-12-31T18:59:00-05:00"]),
+        ("Pacific/Kiritimati", []),  # UTC+14: local time is already in the year 10000
+        ("Asia/Tokyo", []),
+    ],
+    ids=["west-of-utc", "far-east-of-utc", "east-of-utc"],
+)
+def test_fire_times_stop_at_the_last_instant_utc_can_hold_in_every_zone(
+    zone: str, expected: list[str]
+) -> None:
+    assert fires("* * * * *", zone, "9999-12-31T23:57:00+00:00", 5) == expected
+
+
+def test_an_aware_time_past_the_last_utc_instant_has_no_next_fire_time() -> None:
+    after = datetime(9999, 12, 31, 23, 0, tzinfo=ZoneInfo("America/New_York"))
+    assert CronSchedule("* * * * *", "America/New_York").next_fire_time(after) is None
+    assert CronSchedule("0 0 * * *", "UTC").next_fire_time(after) is None
+
+
+def test_fire_times_a_microsecond_apart_are_told_apart_in_any_year() -> None:
+    # a float timestamp of the year 3000 cannot tell 00:59:59.999999 from 01:00
+    assert fires("0 * * * *", "UTC", "3000-01-01T00:59:59.999999+00:00", 3) == [
+        "3000-01-01T01:00:00+00:00",
+        "3000-01-01T02:00:00+00:00",
+        "3000-01-01T03:00:00+00:00",
+    ]
+    schedule = CronSchedule("0 * * * *", "UTC")
+    assert schedule.next_fire_time(datetime(9999, 1, 1, 1, 0, tzinfo=UTC)) == datetime(
+        9999, 1, 1, 2, 0, tzinfo=UTC
+    )
+    just_before = datetime(9999, 1, 1, 0, 59, 59, 999999, tzinfo=UTC)
+    assert schedule.next_fire_time(just_before) == datetime(9999, 1, 1, 1, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati"])
+def test_fire_times_from_the_second_day_of_year_1_exist_in_every_zone(zone: str) -> None:
+    times = CronSchedule("* * * * *", zone).fire_times(EARLIEST_START, 2)
+    assert len(times) == 2 and EARLIEST_START < times[0] < times[1]
+
+
+def test_fire_times_before_the_second_day_of_year_1_are_refused_naming_the_argument() -> None:
+    with pytest.raises(ValueError, match=r"after must be at or after 0001-01-02T00:00:00\+00:00"):
+        CronSchedule("* * * * *", "America/New_York").next_fire_time(
+            datetime(1, 1, 1, 12, 0, tzinfo=UTC)
+        )
+
+
+_EDGE_EXPRESSIONS = st.sampled_from(
+    ["* * * * *", "*/7 * * * * *", "0 0 29 2 *", "30 2 * * *", "0 0 1 1 *", "0 9 1-7 * */7"]
+)
+_EDGE_ZONES = st.sampled_from(["UTC", "America/New_York", "Pacific/Kiritimati",
+                               "Pacific/Pago_Pago", "Europe/Berlin", "Australia/Lord_Howe"])
+_OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=-12)), timezone(timedelta(hours=14))])
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDGE_EXPRESSIONS, _EDGE_ZONES,
+       st.datetimes(min_value=datetime(9899, 1, 1), max_value=datetime.max, timezones=_OFFSETS))
+def test_next_fire_time_near_year_9999_is_a_later_time_or_none(
+    expression: str, zone: str, after: datetime
+) -> None:
+    result = CronSchedule(expression, zone).next_fire_time(after)
+    assert result is None or result > after
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDGE_EXPRESSIONS, _EDGE_ZONES,
+       st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(101, 1, 1), timezones=_OFFSETS))
+def test_next_fire_time_near_year_1_is_a_later_time(
+    expression: str, zone: str, after: datetime
+) -> None:
+    assume(after >= EARLIEST_START)
+    result = CronSchedule(expression, zone).next_fire_time(after)
+    assert result is not None and result > after
 
 
 # --- description -------------------------------------------------------------------

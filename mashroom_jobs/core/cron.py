@@ -21,6 +21,7 @@ import functools
 import os
 import re
 import threading
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -31,9 +32,16 @@ from croniter import CroniterBadDateError, croniter
 
 from .errors import InvalidCronExpressionError, InvalidTimezoneError
 
-__all__ = ["CronSchedule", "local_zone", "resolve_zone", "zone_name"]
+__all__ = ["EARLIEST_START", "CronSchedule", "local_zone", "resolve_zone", "zone_name"]
 
 UTC = timezone.utc
+
+#: the earliest ``after`` that :meth:`CronSchedule.next_fire_time` accepts: a day into year 1,
+#: so that a local time in any zone (UTC offsets are below 24 h) is a date ``datetime`` holds
+EARLIEST_START = datetime(1, 1, 2, tzinfo=UTC)
+#: croniter looks this many years ahead at most (its max_years_between_matches is 50); a date
+#: error of croniter's from closer to the year 9999 means it ran past the end of the calendar
+_END_MARGIN_YEARS = 100
 
 MACROS = {
     "@yearly": "0 0 1 1 *",
@@ -55,6 +63,18 @@ class _Field:
     low: int
     high: int
     names: dict[str, int] | None = None
+    #: how many distinct values the field has (7 weekdays, although 7 is Sunday again)
+    size: int = 0
+
+    @property
+    def max_step(self) -> int:
+        """The largest step that is still true to its word.
+
+        A step as long as the field (``*/60`` minutes) fires once per cycle, i.e. every 60
+        minutes, as cron does; a longer one (``*/61``) would fire just as often while saying
+        it fires less often, so the parser refuses it.
+        """
+        return self.size or self.high - self.low + 1
 
 
 _SECOND = _Field("second", 0, 59)
@@ -62,29 +82,61 @@ _MINUTE = _Field("minute", 0, 59)
 _HOUR = _Field("hour", 0, 23)
 _DOM = _Field("day-of-month", 1, 31)
 _MONTH = _Field("month", 1, 12, _MONTHS)
-_DOW = _Field("day-of-week", 0, 7, _DAYS)
+_DOW = _Field("day-of-week", 0, 7, _DAYS, size=7)
 _FIVE = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW)
 _SIX = (_SECOND, *_FIVE)
 
 _ITEM = re.compile(r"^(?P<base>\*|[^-/]+(?:-[^-/]+)?)(?:/(?P<step>.*))?$")
 _OPEN_STEP = re.compile(r"^[0-9]+/[0-9]+$")
+# Only ASCII 0-9 are cron digits: str.isdigit() also accepts '¹' (which int() refuses) and
+# '٣' or '３' (which int() reads as 3); [0-9] in a str pattern is ASCII only, unlike \d.
+_DIGITS = re.compile(r"[0-9]+")
+#: the blanks that separate fields, as in cron; str.split() also splits on U+3000, U+00A0...
+_BLANKS = " \t\r\n\f\v"
+#: more digits than this is out of range of every field (and would reach int()'s digit limit)
+_MAX_DIGITS = 9
+
+
+def _number(text: str) -> int | None:
+    """The value of a run of ASCII digits, or None when ``text`` is not one."""
+    if _DIGITS.fullmatch(text) is None:
+        return None
+    digits = text.lstrip("0") or "0"
+    return int(digits) if len(digits) <= _MAX_DIGITS else 10**_MAX_DIGITS
+
+
+def _shown(text: str) -> str:
+    """A number as an error message shows it: a long one shortened."""
+    return text if len(text) <= 24 else f"{text[:20]}... ({len(text)} digits)"
+
+
+def _character(c: str) -> str:
+    """``U+3000 IDEOGRAPHIC SPACE``: a character an error message cannot just print."""
+    name = unicodedata.name(c, "")
+    return f"U+{ord(c):04X} {name}" if name else f"U+{ord(c):04X}"
+
+
+def _not_a_number_hint(text: str) -> str:
+    if any(c.isdigit() or c.isnumeric() for c in text) and not text.isascii():
+        return " (only the ASCII digits 0-9 are cron digits)"
+    return ""
 
 
 def _value(text: str, field: _Field, expression: str) -> int:
-    if text.isdigit():
-        value = int(text)
-    elif field.names is not None and text.lower() in field.names:
-        value = field.names[text.lower()]
-    else:
-        hint = ""
-        if field.names is not None:
+    value = _number(text)
+    if value is None:
+        if field.names is not None and text.isascii() and text.lower() in field.names:
+            return field.names[text.lower()]
+        hint = _not_a_number_hint(text)
+        if field.names is not None and not hint:
             hint = f" (use {field.low}-{field.high} or names like {next(iter(field.names))!r})"
         raise InvalidCronExpressionError(
             expression, f"{field.name} value {text!r} is not a number{hint}"
         )
     if not field.low <= value <= field.high:
+        shown = value if value < 10**_MAX_DIGITS else _shown(text)
         raise InvalidCronExpressionError(
-            expression, f"{field.name} {value} is out of range {field.low}-{field.high}"
+            expression, f"{field.name} {shown} is out of range {field.low}-{field.high}"
         )
     return value
 
@@ -103,12 +155,27 @@ def _parse_field(text: str, field: _Field, expression: str) -> frozenset[int]:
         base, step_text = match.group("base"), match.group("step")
         step = 1
         if step_text is not None:
-            if not step_text.isdigit() or int(step_text) == 0:
+            number = _number(step_text)
+            if number is None:
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"{field.name} step {step_text!r} in {item!r} is not a number"
+                    f"{_not_a_number_hint(step_text)}",
+                )
+            if number == 0:
                 raise InvalidCronExpressionError(
                     expression,
                     f"{field.name} step {step_text!r} in {item!r} must be a positive whole number",
                 )
-            step = int(step_text)
+            if number > field.max_step:
+                shown = number if number < 10**_MAX_DIGITS else _shown(step_text)
+                raise InvalidCronExpressionError(
+                    expression,
+                    f"{field.name} step {shown} is larger than the field's range "
+                    f"{field.low}-{field.low + field.max_step - 1} "
+                    f"(a step is at most {field.max_step})",
+                )
+            step = number
         if base == "*":
             low, high = field.low, field.high
         elif "-" in base:
@@ -204,6 +271,13 @@ def zone_name(zone: tzinfo) -> str:
     return str(zone)
 
 
+# The memo and the span are keyed by ``when - _EPOCH``, a timedelta, exact to the
+# microsecond. A float timestamp has about 16 significant digits: from the year 3000 on it
+# cannot tell 00:59:59.999999 from 01:00, and a memo keyed by it answered one for the other.
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_DAY = timedelta(days=1)
+
+
 # --- DST helpers ----------------------------------------------------------------
 
 
@@ -289,11 +363,19 @@ class CronSchedule:
             raise InvalidCronExpressionError(
                 expression, f"expected a string, got {type(expression).__name__}"
             )
-        self.expression = expression.strip()
+        self.expression = expression.strip(_BLANKS)
         self.zone = resolve_zone(timezone)
         text = self.expression
+        odd_blank = next((c for c in text if c.isspace() and c not in _BLANKS), None)
+        if odd_blank is not None:
+            raise InvalidCronExpressionError(
+                expression,
+                f"fields are separated by spaces or tabs, found {_character(odd_blank)} "
+                f"at position {expression.index(odd_blank)}",
+            )
         if text.startswith("@"):
-            if text.lower() not in MACROS:
+            # isascii: 'K' (U+212A KELVIN SIGN).lower() is 'k'
+            if not text.isascii() or text.lower() not in MACROS:
                 raise InvalidCronExpressionError(
                     expression,
                     f"unknown macro {text!r}; known: {', '.join(MACROS)}"
@@ -337,9 +419,9 @@ class CronSchedule:
         except Exception as exc:  # our parser should have caught it; never leak croniter's types
             raise InvalidCronExpressionError(expression, str(exc)) from None
         self._lock = threading.Lock()
-        self._memo: dict[float, datetime | None] = {}
+        self._memo: dict[timedelta, datetime | None] = {}
         # (from, to, result): next_fire_time(t) is result for every t in [from, to)
-        self._span: tuple[float, float, datetime] | None = None
+        self._span: tuple[timedelta, timedelta, datetime] | None = None
         # the fast path of _next_naive: the smallest unit, and the sets to match
         self._step = timedelta(seconds=1) if self.has_seconds else timedelta(minutes=1)
         fields = self.fields
@@ -379,6 +461,12 @@ class CronSchedule:
                 result: datetime = self._iter.get_next(datetime)
             except CroniterBadDateError:
                 return None
+            except (OverflowError, ValueError):
+                # searching past 9999-12-31 raises assorted errors ("year 10000 is out of
+                # range", then "'*' is not in list"); anywhere else it is a real bug
+                if naive.year < datetime.max.year - _END_MARGIN_YEARS:
+                    raise
+                raise OverflowError(f"no wall-clock time after {naive} within year 9999") from None
         return result
 
     def _matches(self, wall: datetime) -> bool:
@@ -414,11 +502,24 @@ class CronSchedule:
         """The first fire time strictly after ``after`` (an aware datetime).
 
         Returns an aware datetime in the schedule's zone, or None when the
-        expression has no further fire time.
+        expression has no further fire time. Fire times end where ``datetime``
+        does: the last is at most 9999-12-31 23:59:59 UTC and in the zone, so
+        ``0 0 29 2 *`` has none after 29 February 9996.
+
+        Raises
+        ------
+        ValueError
+            When ``after`` is naive, or earlier than :data:`EARLIEST_START`
+            (0001-01-02 00:00 UTC).
         """
         if after.tzinfo is None or after.utcoffset() is None:
             raise ValueError(f"after must be timezone-aware, got {after!r}")
-        key = after.timestamp()
+        if after < EARLIEST_START:
+            raise ValueError(
+                f"after must be at or after {EARLIEST_START.isoformat()} (fire times in the "
+                f"first day of year 1 are not computed), got {after.isoformat()}"
+            )
+        key = after - _EPOCH
         span = self._span
         if span is not None and span[0] <= key < span[1]:
             return span[2]
@@ -427,7 +528,12 @@ class CronSchedule:
             return memo[key]
         except KeyError:
             pass
-        result = self._compute_next(after)
+        try:
+            result = self._compute_next(after)
+        except OverflowError:
+            # the next fire time, or the UTC instant of one, would be after 9999-12-31 23:59:59
+            # (after >= EARLIEST_START, so the start of the calendar never overflows)
+            result = None
         if len(memo) > 512:
             memo.clear()
         memo[key] = result
@@ -435,7 +541,7 @@ class CronSchedule:
             self._remember_span(after, key, result)
         return result
 
-    def _remember_span(self, after: datetime, key: float, result: datetime) -> None:
+    def _remember_span(self, after: datetime, key: timedelta, result: datetime) -> None:
         """Remember that nothing fires in [after, result), so every caller asking for
         the next time after "now" in that span (10,000 jobs being scheduled) gets it free.
 
@@ -444,8 +550,8 @@ class CronSchedule:
         wall-clock time is a plain shift of real time there and the answer is the same
         for every point of the span.
         """
-        end = result.timestamp()
-        if end - key > 86400:
+        end = result - _EPOCH
+        if end - key > _ONE_DAY:
             return
         zone = self.zone
         local = after.astimezone(zone)
@@ -551,6 +657,7 @@ def shared_schedule(expression: str, zone: str | tzinfo | None = None) -> CronSc
     """
     resolved = resolve_zone(zone)
     try:
-        return _shared(expression.strip() if isinstance(expression, str) else expression, resolved)
+        key = expression.strip(_BLANKS) if isinstance(expression, str) else expression
+        return _shared(key, resolved)
     except TypeError:  # an unhashable tzinfo: no sharing
         return CronSchedule(expression, resolved)

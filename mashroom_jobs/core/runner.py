@@ -449,6 +449,13 @@ class Runner:
     def in_flight(self) -> int:
         return len(self._inflight)
 
+    def running(self, exclude: Run | None = None) -> list[JobRuntime]:
+        """The jobs with a run in progress (once each; unscheduled ones too), but
+        ``exclude``'s own."""
+        runtimes = {run.runtime: None for run in list(self._inflight)
+                    if run.state == RUNNING and run is not exclude}
+        return list(runtimes)
+
     def wait_idle(self, timeout: float | None = None, *, exclude: Run | None = None) -> bool:
         """Block until no run is queued or running (but ``exclude``, the caller's own)."""
         def idle() -> bool:

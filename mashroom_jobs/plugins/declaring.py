@@ -166,6 +166,9 @@ class PluginRecord:
     traceback: str | None = field(default=None, repr=False)
     entry_point: str = ""
     distribution: str | None = None
+    #: False when the bootstrap could not be imported: its default config, and so the
+    #: default ``cron_schedule``, is unknown
+    defaults_known: bool = True
 
     @property
     def cron_schedule(self) -> str | None:

@@ -179,6 +179,7 @@ def load_plugins(
                 error=f"another plugin is already called {name!r} ({seen[name]}); "
                       f"{entry_point.value} was not loaded",
                 entry_point=entry_point.value, distribution=distribution_of(entry_point),
+                defaults_known=False,
             )
             log.error("Background job plugin %r failed: %s", name, record.error)
         else:
@@ -209,6 +210,7 @@ def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
         return PluginRecord(
             spec.name, "failed", spec.config, error=error, traceback=tb,
             entry_point=spec.entry_point, distribution=spec.distribution,
+            defaults_known=spec.bootstrap is not None,
         )
 
     if spec.error is not None or spec.bootstrap is None:

@@ -33,17 +33,20 @@ def format_plugins_table(
         else:
             state = "error" if record.error else "found"
         cron = record.cron_schedule
-        if cron is not None:
-            schedule = cron
-        elif state in ("loaded", "found"):
-            schedule = "(once, at load)"
-        else:  # disabled, or failed before its config could be read: nothing runs
-            schedule = "-"
+        disabled = isinstance(record, PluginRecord) and record.state == "disabled"
+        known = (record.bootstrap is not None if isinstance(record, PluginSpec)
+                 else record.defaults_known)
+        if disabled:
+            schedule = "-"  # not loaded: it has no schedule
+        elif cron is not None:
+            schedule = cron  # the user's override, or the default config
+        else:
+            schedule = "(once, at load)" if known else "(unknown)"
         lines.append(f"  {record.name.ljust(width)}  {state:<8}  {schedule}")
         if record.error:
             lines.append(f"      error: {record.error}")
             continue
-        if cron is not None:
+        if cron is not None and not disabled:
             try:
                 zone = record.config.get("timezone") or None
                 parsed = CronSchedule(cron, zone)
