@@ -22,7 +22,10 @@ def _section(heading: str) -> str:
 
 
 def _error_class(name: str) -> type[BaseException]:
-    cls = getattr(mashroom_jobs, name, None) or getattr(builtins, name)
+    import traitlets
+
+    cls = getattr(mashroom_jobs, name, None) or getattr(builtins, name, None) \
+        or getattr(traitlets, name)
     assert isinstance(cls, type) and issubclass(cls, BaseException), name
     return cls
 
