@@ -648,6 +648,79 @@ The jobs table (and the panel) marks the job as failed (✗) and shows the error
 service
 """),
     md("""
+## Stop, timeout and retries
+
+Python cannot interrupt a thread, so a long plain-function job polls its context's
+`stop_requested` flag (or calls `context.check_stop()`, which raises `JobStopped`).
+`job.stop()`, the panel's **Stop** button and a `timeout=` all set that flag; a run that
+does not end within `stop_grace` seconds is recorded as stopped anyway and its thread is
+abandoned.
+"""),
+    code("""
+started = threading.Event()
+
+def crunch(context):
+    started.set()
+    chunks = 0
+    while not context.stop_requested.wait(0.02):  # a chunk of work, then a look at the flag
+        chunks += 1
+    print(f"stopped cleanly after {chunks} chunks")
+
+cruncher = service.schedule_job("Crunch", "0 3 * * *", crunch)
+pending = cruncher.invoke_now()
+assert started.wait(10)
+asked = cruncher.stop()
+stopped = pending.result(timeout=10)
+print(asked, stopped.success, stopped.error_message)
+
+assert asked == 1 and not stopped.success and stopped.error_message == "stopped"
+assert stopped.output.startswith("stopped cleanly after")
+assert service.abandoned_runs == 0  # it ended within the grace period
+"""),
+    md("""
+A coroutine job is cancelled: here a `timeout` of 0.2 s ends a coroutine that would sleep
+for a minute.
+"""),
+    code("""
+async def slow_download(context):
+    await asyncio.sleep(60)
+
+download = service.schedule_job("Slow download", "0 4 * * *", slow_download, timeout=0.2)
+timed_out = download.invoke_now().result(timeout=10)
+print(timed_out.error_message)
+
+assert not timed_out.success and timed_out.error_message == "timed out after 0.2 s"
+assert timed_out.execution_time_ms < 5_000
+"""),
+    md("""
+A failed run is retried up to `retries` times, `retry_delay` seconds apart (manual runs
+excepted: a click is its own retry). This run-once job fails twice, then succeeds;
+`on_failure` callbacks hear only of failures that are not retried, so they stay quiet.
+"""),
+    code("""
+attempts = []
+succeeded = threading.Event()
+failures_heard = []
+stop_listening = service.on_failure(lambda job, run: failures_heard.append(job.name))
+
+def flaky_upload():
+    attempts.append(len(attempts) + 1)
+    if len(attempts) < 3:
+        raise TimeoutError(f"upload attempt {len(attempts)} timed out")
+    succeeded.set()
+
+upload = service.schedule_job("Flaky upload", None, flaky_upload, retries=2, retry_delay=0.1)
+assert succeeded.wait(10)
+service.wait_until_idle(timeout=10)
+for run in upload.history:
+    print(run.trigger, run.attempt, run.success, run.error_message)
+
+assert [(r.trigger, r.attempt, r.success) for r in upload.history] == [
+    ("immediate", 1, False), ("retry", 2, False), ("retry", 3, True)]
+assert failures_heard == []
+stop_listening()
+"""),
+    md("""
 ## A job in another time zone
 
 Each job evaluates its expression in its own zone (default: the service's `timezone`).
@@ -776,7 +849,7 @@ assert cli[2:] == [
     code("""
 %unload_ext mashroom_jobs
 
-assert service.is_shut_down and not inventory.active and not tokyo.active
+assert service.is_shut_down and not inventory.active and not tokyo.active and not upload.active
 """),
 ]
 
