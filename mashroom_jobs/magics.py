@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 
+from .core.arguments import check_name
 from .core.errors import MashroomJobsError
 from .plugins import format_plugins_table
 
@@ -111,6 +112,10 @@ class JobMagics(Magics):
         name = args.name.strip()
         if not name:
             raise UsageError("%%schedule: the job name is empty")
+        try:
+            check_name(name)  # before the name goes into the compiled cell's file name
+        except ValueError as exc:
+            raise UsageError(f"%%schedule: {exc}") from None
         if not cell.strip():
             raise UsageError(f"%%schedule {name!r}: the cell is empty, there is nothing to run")
         callback = self._compile_cell(name, cell)

@@ -44,6 +44,7 @@ from .loading import (
     inspect_plugin,
     load_plugin,
     load_plugins,
+    schedule_arguments,
 )
 from .table import format_plugins_table
 
@@ -62,4 +63,5 @@ __all__ = [
     "inspect_plugin",
     "load_plugin",
     "load_plugins",
+    "schedule_arguments",
 ]
