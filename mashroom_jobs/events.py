@@ -94,7 +94,7 @@ class JobsListener:
     def state_changed(self, runtime: JobRuntime, state: JobState) -> None:
         job = runtime.owner
         if isinstance(job, BackgroundJob):
-            job.set_trait("state", state)
+            job.announce_state(state)
 
     def run_finished(self, runtime: JobRuntime, event: RunFinished) -> None:
         invocation = event.invocation
@@ -102,11 +102,6 @@ class JobsListener:
         if self.sink is not None and not invocation.elsewhere:
             self.sink.record(event.job, invocation)
         job = runtime.owner
-        if not isinstance(job, BackgroundJob):
-            return
-        try:
-            job.set_trait("state", event.state)
-        except Exception:
-            log.exception("an observer of job %r raised", event.job)
-        if not invocation.success and not invocation.elsewhere and not event.retrying:
+        if (isinstance(job, BackgroundJob) and not invocation.success
+                and not invocation.elsewhere and not event.retrying):
             self.notifier.notify(job, invocation)

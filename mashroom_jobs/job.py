@@ -1,19 +1,24 @@
 """BackgroundJob: one scheduled job, as users see it (observable, read-only).
 
 A job's attributes read the core's live record of it
-(:class:`~mashroom_jobs.core.runtime.JobRuntime`); its one trait, ``state``
-(a :class:`~mashroom_jobs.core.records.JobState`), is what observers watch::
+(:class:`~mashroom_jobs.core.runtime.JobRuntime`).  What observers watch is one
+name, ``state`` (a :class:`~mashroom_jobs.core.records.JobState`)::
 
     job.observe(lambda change: print(change.new.run_count), names="state")
 
-``state`` is published after each run, pause, resume, skip or unschedule, on
+``state`` is announced after each run, pause, resume, skip or unschedule, on
 the thread that made the change (a worker or the pool's bookkeeping thread for
-runs, your thread for pause/resume), under the job's lock: observers see each
-job's states in order and must be quick.  Changes between two publications are
-coalesced: a run that starts and ends in between is one change, with
+runs, your thread for pause/resume), one announcement at a time: observers see
+each job's states in order and must be quick.  Changes between two announcements
+are coalesced: a run that starts and ends in between is one change, with
 ``running`` False and ``run_count`` one higher.  An observer that raises is
-logged and never reaches the scheduler.  The verbs (:meth:`~BackgroundJob.invoke_now`,
-:meth:`~BackgroundJob.pause`, ...) call the service's public methods.
+logged and never reaches the scheduler.
+
+``state`` is a property, not a stored trait: reading it builds the state now,
+and announcements are made (with traitlets' public ``notify_change``) only while
+someone observes the job, so 10,000 unobserved jobs build nothing per run.  The
+verbs (:meth:`~BackgroundJob.invoke_now`, :meth:`~BackgroundJob.pause`, ...) call
+the service's public methods.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import Executor, Future
 from datetime import datetime
 from typing import Any, Protocol
 
-from traitlets import HasTraits, Instance, default
+from traitlets import All, Bunch, HasTraits
 
 from .core.cron import CronSchedule, zone_name
 from .core.records import JobInvocation, JobState, Trigger
@@ -47,20 +52,45 @@ class JobHost(Protocol):
 class BackgroundJob(HasTraits):
     """One scheduled job. Created by :meth:`BackgroundJobService.schedule_job`."""
 
-    state = Instance(
-        JobState, read_only=True,
-        help="The job's observable state (running, paused, next and last run, counts).",
-    )
-
     def __init__(self, host: JobHost, runtime: JobRuntime) -> None:
+        self._watchers = 0  # before HasTraits' init, which may observe
         super().__init__()
         self._host = host
         self._runtime = runtime
         self._description: str | None = None
+        self._shown: JobState | None = None  # what observers were last told
 
-    @default("state")
-    def _default_state(self) -> JobState:
+    @property
+    def state(self) -> JobState:
+        """The job's state now: running, paused, next and last run, counts (observable)."""
         return self._runtime.snapshot()
+
+    # -- observing `state` --
+
+    def observe(self, handler: Any, names: Any = All, type: Any = "change") -> None:
+        super().observe(handler, names=names, type=type)
+        if _names_state(names):
+            self._watchers += 1
+            if self._shown is None:
+                self._shown = self._runtime.snapshot()
+            self._runtime.watched = True
+
+    def unobserve(self, handler: Any, names: Any = All, type: Any = "change") -> None:
+        super().unobserve(handler, names=names, type=type)
+        if _names_state(names):
+            self._watchers = max(0, self._watchers - 1)
+            self._runtime.watched = self._watchers > 0
+
+    def unobserve_all(self, name: Any = All) -> None:
+        super().unobserve_all(name)
+        if _names_state(name):
+            self._watchers = 0
+            self._runtime.watched = False
+
+    def announce_state(self, state: JobState) -> None:
+        """Tell the observers of ``state`` (the service calls it; one call at a time)."""
+        old, self._shown = self._shown, state
+        self.notify_change(Bunch(name="state", old=old, new=state, owner=self, type="change"))
 
     # -- what it is (fixed: scheduling the name again makes a new job) --
 
@@ -230,3 +260,11 @@ class BackgroundJob(HasTraits):
         state = "paused" if runtime.paused else ("active" if runtime.active else "unscheduled")
         schedule = self.cron_schedule if self.cron_schedule is not None else "once"
         return f"<BackgroundJob {self.name!r} {schedule!r} {state} runs={runtime.run_count}>"
+
+
+def _names_state(names: Any) -> bool:
+    if names is All:
+        return True
+    if isinstance(names, str):
+        return names == "state"
+    return "state" in names or All in names

@@ -35,14 +35,15 @@ class MetricsRecorder:
 
     The service calls :meth:`record` once per finished run, on the thread that
     recorded it; fires another process ran (``elsewhere``) are not runs here.
+    Each job's figures are one ``bytearray`` of doubles (successes, failures, the sum
+    of seconds, then the bucket counts): nothing for the garbage collector to track
+    (an ``array.array`` would be).
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        # job name -> [successes, failures]
-        self._outcomes: dict[str, list[int]] = {}
-        # job name -> (bucket counts (not cumulative), sum of seconds)
-        self._durations: dict[str, tuple[list[int], list[float]]] = {}
+        # job name -> [successes, failures, sum of seconds, *bucket counts (not cumulative)]
+        self._figures: dict[str, bytearray] = {}
 
     def record(self, job: str, invocation: JobInvocation) -> None:
         """Count one finished run of ``job``."""
@@ -50,14 +51,13 @@ class MetricsRecorder:
             return
         seconds = invocation.execution_time_ms / 1000.0
         with self._lock:
-            outcomes = self._outcomes.get(job)
-            if outcomes is None:
-                outcomes = self._outcomes[job] = [0, 0]
-                self._durations[job] = ([0] * len(DURATION_BUCKETS), [0.0])
-            outcomes[0 if invocation.success else 1] += 1
-            counts, total = self._durations[job]
-            counts[bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
-            total[0] += seconds
+            buffer = self._figures.get(job)
+            if buffer is None:
+                buffer = self._figures[job] = bytearray(8 * (3 + len(DURATION_BUCKETS)))
+            with memoryview(buffer).cast("d") as figures:
+                figures[0 if invocation.success else 1] += 1
+                figures[2] += seconds
+                figures[3 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
 
     def snapshot(self, last_runs: Iterable[JobInvocation | None]) -> dict[str, Any]:
         """The figures as plain data (see :meth:`BackgroundJobService.metrics`);
@@ -66,16 +66,15 @@ class MetricsRecorder:
         failed = sum(1 for run in last_runs
                      if run is not None and not run.success and not run.elsewhere)
         with self._lock:
-            invocations = {
-                name: {"success": counts[0], "failure": counts[1]}
-                for name, counts in sorted(self._outcomes.items())
-            }
-            durations = {}
-            for name, (counts, total) in sorted(self._durations.items()):
-                cumulative = list(itertools.accumulate(counts))
-                durations[name] = {
-                    "bucket_counts": cumulative, "sum": total[0], "count": cumulative[-1],
-                }
+            figures = {name: list(memoryview(buffer).cast("d"))
+                       for name, buffer in sorted(self._figures.items())}
+        invocations = {name: {"success": int(v[0]), "failure": int(v[1])}
+                       for name, v in figures.items()}
+        durations = {}
+        for name, values in figures.items():
+            cumulative = [int(c) for c in itertools.accumulate(values[3:])]
+            durations[name] = {"bucket_counts": cumulative, "sum": values[2],
+                               "count": cumulative[-1]}
         return {
             "mashroom_background_jobs_total": len(last_runs),
             "mashroom_background_jobs_failed": failed,

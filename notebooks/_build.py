@@ -198,7 +198,7 @@ print(repr(invocation.output))
 assert invocation.success and invocation.trigger == "manual"
 assert invocation.output == "report 1 written\\n"
 assert invocation.scheduled_for is None  # a manual run serves no fire time
-assert job.last_invocation is invocation and job.run_count == 1
+assert job.last_invocation == invocation and job.run_count == 1
 assert reports[0] != threading.main_thread().name  # it ran on a worker thread
 """),
     md("""

@@ -195,7 +195,7 @@ def test_invoke_now_returns_a_future_resolving_with_the_invocation(
     assert isinstance(future, Future)
     invocation = future.result(timeout=5)
     assert invocation.trigger == "manual" and invocation.scheduled_for is None
-    assert invocation.success and job.last_invocation is invocation
+    assert invocation.success and job.last_invocation == invocation
 
 
 # --- callbacks ------------------------------------------------------------------------
@@ -610,7 +610,7 @@ def test_history_is_bounded_by_history_size(clock: ManualClock) -> None:
         for _ in range(10):
             job.invoke_now().result(5)
         assert len(job.history) == 3 and job.run_count == 10
-        assert job.history[-1] is job.last_invocation
+        assert job.history[-1] == job.last_invocation
     finally:
         service.shutdown()
 

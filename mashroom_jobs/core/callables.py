@@ -23,6 +23,11 @@ class CallbackKind(NamedTuple):
     is_async: bool
 
 
+# the four kinds there are, shared by every job (one object fewer per job for the collector)
+_KINDS = {(context, is_async): CallbackKind(context, is_async)
+          for context in (False, True) for is_async in (False, True)}
+
+
 def _name(callback: Callable[..., Any]) -> str:
     return repr(getattr(callback, "__qualname__", callback))
 
@@ -52,8 +57,8 @@ def inspect_callback(callback: Callable[..., Any]) -> CallbackKind:
         kwonly = code.co_varnames[positional:positional + code.co_kwonlyargcount]
         kwdefaults = callback.__kwdefaults__ or {}
         if required <= 1 and all(k in kwdefaults for k in kwonly):
-            return CallbackKind(required == 1, bool(flags & inspect.CO_COROUTINE))
-    return CallbackKind(_takes_context(callback), _is_async(callback))
+            return _KINDS[required == 1, bool(flags & inspect.CO_COROUTINE)]
+    return _KINDS[_takes_context(callback), _is_async(callback)]
 
 
 def _generator_error(callback: Callable[..., Any], is_async: bool) -> TypeError:

@@ -1,14 +1,18 @@
 """Turning a job's state changes into :class:`JobState` publications, coalesced.
 
-What observers see of a job is its last published state.  A change the user
-makes (pause, resume, unschedule) is published at once, on the user's thread; a
-run's record when it is written; the rest (a skipped fire, a coalesced misfire,
-a dropped retry) on the bookkeeping path, where changes until then merge into
-one publication.  "Running" is published only for runs still going
-:attr:`StatePublisher.running_delay` seconds after they started: a quick run is
-one change (its end), and 10,000 starts cost one timed call, not 10,000.
-Every publication of a job is made under its lock, so observers see its
-states in order.
+Only jobs someone observes (``runtime.watched``) are published: for the others
+nothing is built at all, so a run leaves no object behind for the garbage
+collector.  A change the user makes (pause, resume, unschedule) is published at
+once, on the user's thread; a run's end when its record is written; the rest
+(a skipped fire, a coalesced misfire, a dropped retry) on the bookkeeping path,
+where changes until then merge into one publication.  "Running" is published
+only for runs still going :attr:`StatePublisher.running_delay` seconds after
+they started: a quick run is one change (its end), and 10,000 starts cost one
+timed call, not 10,000.
+
+Every publication takes its snapshot and tells the listener under one lock (the
+publisher's, not the job's): observers see each job's states in order, and may
+call a job's verbs (which take the job's lock) without deadlocking.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from .records import JobState
 from .runs import RunFinished, RunListener
 
 if TYPE_CHECKING:
@@ -42,38 +45,55 @@ class StatePublisher:
         self.listener = listener
         self._timer = timer
         self._pool = pool  # the runner's (made on first use)
+        self._emit_lock = threading.RLock()  # reentrant: an observer may publish again
         self._lock = threading.Lock()
         self._running_soon: dict[JobRuntime, None] = {}
         self._running_call: TimerCall | None = None
 
-    def publish(self, runtime: JobRuntime) -> None:
-        """Publish the job's state now, on this thread."""
-        with runtime.lock:
-            runtime.publish_queued = False
-            self._emit(runtime, runtime.snapshot())
+    def publish(self, runtime: JobRuntime, *, unless_pending: bool = False) -> None:
+        """Publish the job's state now, on this thread, if someone watches it.
+
+        With ``unless_pending``, not while a run is queued or being recorded (its start
+        or its end will publish).
+        """
+        runtime.publish_queued = False
+        if not runtime.watched:
+            return
+        with self._emit_lock:
+            with runtime.lock:
+                if unless_pending and runtime.pending and not runtime.started:
+                    return
+                state = runtime.snapshot()
+            if state == runtime.published:
+                return
+            runtime.published = state
+            try:
+                self.listener.state_changed(runtime, state)
+            except Exception:
+                log.exception("a listener of job %r raised", runtime.spec.name)
 
     def publish_later(self, runtime: JobRuntime) -> None:
         """Publish soon, on the bookkeeping path; changes until then are coalesced."""
-        with runtime.lock:
-            if runtime.publish_queued:
-                return
-            runtime.publish_queued = True
+        if not runtime.watched or runtime.publish_queued:
+            return
+        runtime.publish_queued = True
         try:
             self._pool().defer_later(self._publish_queued, runtime)
         except RuntimeError:  # shut down: nobody is looking any more
             pass
 
     def finished(self, runtime: JobRuntime, event: RunFinished) -> None:
-        """A run was recorded (called under ``runtime.lock``): its state goes with it."""
-        runtime.publish_queued = False
-        runtime.published = event.state
+        """A run was recorded: tell the listener, then publish the job's new state."""
         try:
             self.listener.run_finished(runtime, event)
         except Exception:
             log.exception("a listener of job %r raised", runtime.spec.name)
+        self.publish(runtime)
 
     def run_started(self, runtime: JobRuntime) -> None:
         """A job's first run in flight started: say "running" if it lasts."""
+        if not runtime.watched:
+            return
         with self._lock:
             self._running_soon[runtime] = None
             if self._running_call is not None:
@@ -97,25 +117,9 @@ class StatePublisher:
 
     def _publish_running(self, runtimes: list[JobRuntime]) -> None:
         for runtime in runtimes:
-            with runtime.lock:
-                if runtime.started:
-                    self._emit(runtime, runtime.snapshot())
+            if runtime.started:
+                self.publish(runtime)
 
     def _publish_queued(self, runtime: JobRuntime) -> None:
-        with runtime.lock:
-            if not runtime.publish_queued:
-                return
-            runtime.publish_queued = False
-            if runtime.pending and not runtime.started:
-                return  # a run is queued or being recorded: its start or end publishes
-            self._emit(runtime, runtime.snapshot())
-
-    def _emit(self, runtime: JobRuntime, state: JobState) -> None:
-        # under runtime.lock
-        if state == runtime.published:
-            return
-        runtime.published = state
-        try:
-            self.listener.state_changed(runtime, state)
-        except Exception:
-            log.exception("a listener of job %r raised", runtime.spec.name)
+        if runtime.publish_queued:
+            self.publish(runtime, unless_pending=True)

@@ -328,7 +328,6 @@ class Runner:
     def _finish(self, run: Run, invocation: JobInvocation) -> None:
         """Record a run once (the first caller wins), tell the listener, resolve its future."""
         runtime = run.runtime
-        spec = runtime.spec
         try:
             with runtime.lock:
                 if run.state == DONE:
@@ -339,10 +338,10 @@ class Runner:
                 runtime.pending -= 1
                 runtime.record(invocation, self.history_size)
                 retrying = self._schedule_retry(run, invocation)
-                self.publisher.finished(
-                    runtime, RunFinished(spec.name, invocation, runtime.snapshot(), retrying))
+            self.publisher.finished(runtime, RunFinished(runtime.spec.name, invocation, retrying))
             if not invocation.success and not invocation.elsewhere:
-                log.warning("Background job %r failed: %s", spec.name, invocation.error_message)
+                log.warning("Background job %r failed: %s", runtime.spec.name,
+                            invocation.error_message)
         finally:
             if run.watch is not None:
                 run.watch.cancel()

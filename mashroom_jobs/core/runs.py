@@ -36,7 +36,6 @@ class RunFinished(NamedTuple):
 
     job: str
     invocation: JobInvocation
-    state: JobState
     #: a retry of this run is scheduled: it is not the fire's last word yet
     retrying: bool
 

@@ -1,11 +1,12 @@
 """One job's runtime: what it runs (:class:`JobSpec`) and where it stands (:class:`JobRuntime`).
 
 A JobRuntime is the timer's target for its job, counts its runs in flight
-(the overlap rule), and keeps its counters, its last run and a short history
-in plain attributes.  It never reads the clock or runs anything itself: it
-asks its :class:`~mashroom_jobs.core.runner.Runner`.  Every change of what an
-observer may see goes out as one :class:`~mashroom_jobs.core.records.JobState`,
-through the runner, to whoever listens (the service's ``BackgroundJob``).
+(the overlap rule), and keeps its counters and its recent runs (a compact
+:class:`~.history.RunHistory`) in plain attributes.  It never reads the clock
+or runs anything itself: it asks its :class:`~mashroom_jobs.core.runner.Runner`.
+While someone watches (``watched``), every change of what they may see goes out
+as one :class:`~mashroom_jobs.core.records.JobState`, through the runner's
+publisher, to the service's ``BackgroundJob``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from .callables import CallbackKind
 from .cron import CronSchedule
 from .errors import JobNotScheduledError
+from .history import RunHistory
 from .records import JobInvocation, JobState, Trigger
 from .scheduler import TimerCall, TimerEntry
 
@@ -55,9 +57,9 @@ class JobRuntime:
     """The mutable half of a job.  Everything changes under :attr:`lock`."""
 
     __slots__ = (
-        "active", "elsewhere_count", "entry", "failure_count", "history", "last", "lock",
-        "misfire_count", "owner", "paused", "pending", "publish_queued", "published", "retry",
-        "run_count", "runner", "skip_count", "spec", "started",
+        "active", "elsewhere_count", "entry", "failure_count", "lock", "misfire_count", "owner",
+        "paused", "pending", "publish_queued", "published", "retry", "run_count", "runner",
+        "runs", "skip_count", "spec", "started", "watched",
     )
 
     def __init__(self, spec: JobSpec, runner: Runner, owner: object = None) -> None:
@@ -65,8 +67,8 @@ class JobRuntime:
         self.runner = runner
         #: the object the listener publishes to (the service's BackgroundJob)
         self.owner = owner
-        # reentrant: observers run under it and may call the job's verbs
-        self.lock = threading.RLock()
+        # held briefly, never while observers run (see publishing.py)
+        self.lock = threading.Lock()
         self.entry: TimerEntry | None = None
         self.retry: TimerCall | None = None
         self.active = True
@@ -75,8 +77,9 @@ class JobRuntime:
         self.started = 0  # runs started and not finished: "running"
         self.run_count = self.failure_count = self.skip_count = 0
         self.misfire_count = self.elsewhere_count = 0
-        self.last: JobInvocation | None = None
-        self.history: tuple[JobInvocation, ...] = ()
+        self.runs = RunHistory(runner.history_size)
+        #: someone observes the job's state: publish its changes (else build nothing)
+        self.watched = False
         self.publish_queued = False
         self.published: JobState | None = None  # what the listener heard last
 
@@ -86,6 +89,16 @@ class JobRuntime:
     def next_fire(self) -> datetime | None:
         entry = self.entry
         return entry.next_fire if entry is not None else None
+
+    @property
+    def last(self) -> JobInvocation | None:
+        """The last finished run (built from the history: nothing is kept per run)."""
+        return self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+
+    @property
+    def history(self) -> tuple[JobInvocation, ...]:
+        """The runs kept, oldest first."""
+        return self.runs.runs(self.spec.zone)
 
     def snapshot(self) -> JobState:
         """The state now, as one immutable record."""
@@ -103,9 +116,7 @@ class JobRuntime:
             self.run_count += 1
             if not invocation.success:
                 self.failure_count += 1
-        self.last = invocation
-        keep = max(1, history_size) - 1
-        self.history = (*self.history[-keep:], invocation) if keep else (invocation,)
+        self.runs.append(invocation, history_size)
 
     # -- verbs (the service calls them on the caller's thread) --
 
