@@ -181,6 +181,11 @@ class BackgroundJob(HasTraits):
         return self._runtime.last
 
     @property
+    def failing(self) -> bool:
+        """True when the last run failed (cheaper than reading ``last_invocation``)."""
+        return self._runtime.failing
+
+    @property
     def history(self) -> tuple[JobInvocation, ...]:
         """The last runs kept in memory (``service.history_size``), newest last."""
         return self._runtime.history

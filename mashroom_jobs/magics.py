@@ -31,7 +31,7 @@ def _parse(magic: Any, line: str) -> Any:
     try:
         argv = shlex.split(line)
     except ValueError as exc:  # e.g. "No closing quotation"
-        raise UsageError(f"%{magic.__name__}: {exc} in: {line}") from None
+        raise UsageError(f"%{magic.__name__}: {exc} in: {line!r}") from None
     return magic.parser.parse_args(argv)  # its errors are UsageErrors
 
 

@@ -59,12 +59,10 @@ class MetricsRecorder:
                 figures[2] += seconds
                 figures[3 + bisect.bisect_left(DURATION_BUCKETS, seconds)] += 1
 
-    def snapshot(self, last_runs: Iterable[JobInvocation | None]) -> dict[str, Any]:
+    def snapshot(self, failing: Iterable[bool]) -> dict[str, Any]:
         """The figures as plain data (see :meth:`BackgroundJobService.metrics`);
-        ``last_runs`` are the scheduled jobs' last runs."""
-        last_runs = list(last_runs)
-        failed = sum(1 for run in last_runs
-                     if run is not None and not run.success and not run.elsewhere)
+        ``failing`` says, for each scheduled job, whether its last run failed."""
+        failing = list(failing)
         with self._lock:
             figures = {name: list(memoryview(buffer).cast("d"))
                        for name, buffer in sorted(self._figures.items())}
@@ -76,8 +74,8 @@ class MetricsRecorder:
             durations[name] = {"bucket_counts": cumulative, "sum": values[2],
                                "count": cumulative[-1]}
         return {
-            "mashroom_background_jobs_total": len(last_runs),
-            "mashroom_background_jobs_failed": failed,
+            "mashroom_background_jobs_total": len(failing),
+            "mashroom_background_jobs_failed": sum(failing),
             "mashroom_background_jobs_invocations_total": invocations,
             "mashroom_background_jobs_duration_seconds": {
                 "buckets": list(DURATION_BUCKETS),

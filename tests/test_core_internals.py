@@ -429,6 +429,51 @@ def test_a_fired_group_merges_with_the_group_already_waiting_at_its_next_time(
         timer.stop(WAIT)
 
 
+def test_a_timer_with_a_handoff_wakes_its_lead_early_and_hands_the_fires_over(
+    clock: ManualClock,
+) -> None:
+    handed: list[tuple[float, list[tuple[int, datetime, datetime | None, bool]]]] = []
+
+    def receive(start: float, due: list[Any]) -> None:
+        handed.append((start, [(len(e), s, f, c) for e, s, f, c in due]))
+
+    timer = Timer(clock, name="handoff-timer", handoff=receive, lead=0.5)
+    recorder = Recorder()
+    try:
+        timer.add(CronSchedule("* * * * *", "UTC"), recorder)  # due at 00:01:00
+        clock.advance(59.4)
+        assert handed == []
+        clock.advance(0.1)  # 00:00:59.5: the lead before the fire time
+        minute = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+        assert handed == [(pytest.approx(clock.monotonic() + 0.5),
+                           [(1, minute, minute + timedelta(minutes=1), False)])]
+        assert recorder.fires == []  # the receiver fires them, not the timer
+    finally:
+        timer.stop(WAIT)
+
+
+def test_a_handed_over_batch_fires_its_targets_at_its_start_from_the_pool(
+    clock: ManualClock,
+) -> None:
+    service = BackgroundJobService(clock=clock, timezone="UTC")
+    try:
+        ran: list[str] = []
+        jobs = [service.schedule_job(f"j{i}", "0 * * * *", lambda i=i: ran.append(f"j{i}"))
+                for i in range(20)]
+        clock.advance_to("2026-01-01T01:00:00+00:00")  # the timer fires them itself...
+        assert service.wait_until_idle(5) and len(ran) == 20
+        ran.clear()
+        # ...a handed-over batch (the real clock's path) fires the same way
+        due = [([job.runtime.entry for job in jobs], datetime(2026, 1, 1, 2, tzinfo=UTC),
+                datetime(2026, 1, 1, 3, tzinfo=UTC), False)]
+        service._runner.handoff(clock.monotonic(), due)
+        assert service.wait_until_idle(5)
+        assert sorted(ran) == sorted(job.name for job in jobs)
+        assert {job.last_invocation.scheduled_for.hour for job in jobs} == {2}
+    finally:
+        service.shutdown()
+
+
 # --- the cron fast path -------------------------------------------------------------------
 
 

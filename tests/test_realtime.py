@@ -101,3 +101,25 @@ def test_a_thread_ignoring_its_timeout_is_abandoned_after_the_grace_and_the_next
     finally:
         never.set()
         service.shutdown()
+
+
+def test_a_job_that_blocks_does_not_hold_up_the_others_due_in_the_same_second() -> None:
+    service = BackgroundJobService()
+    release = threading.Event()
+    late: list[float] = []
+    done = threading.Event()
+
+    def quick() -> None:
+        late.append(time.time() % 1.0)  # fire times are whole seconds
+        if len(late) == 20:
+            done.set()
+
+    try:
+        service.schedule_job("blocker", "* * * * * *", lambda: release.wait(5))
+        for i in range(20):
+            service.schedule_job(f"quick-{i}", "* * * * * *", quick)
+        assert done.wait(5)
+        assert max(late) < 0.5, late  # the first fire's 20 quick runs, none behind the blocker
+    finally:
+        release.set()
+        service.shutdown()

@@ -228,17 +228,32 @@ def test_retries_stop_at_the_first_success(
         ("schedule", False), ("retry", True)]
 
 
-def test_the_next_fire_wins_over_a_pending_retry(
+def test_a_retry_that_would_come_after_the_next_fire_is_dropped_the_fire_wins(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:
+    heard: list[int] = []
+    service.on_failure(lambda job, run: heard.append(run.attempt))
     job = service.schedule_job("minutely", "* * * * *", failing, retries=3, retry_delay=90)
-    step(clock, service, 60)  # fails; a retry is due 90 s later...
-    step(clock, service, 60)  # ...but the next fire comes first: it runs, the retry is dropped
-    assert [(r.trigger, r.attempt) for r in job.history] == [("schedule", 1), ("schedule", 1)]
+    step(clock, service, 60)  # fails; a retry 90 s later would come after the next fire
     assert job.skip_count == 1
-    step(clock, service, 90)  # the second fire's retry is due at 90 s, after the third fire
-    assert [r.trigger for r in job.history] == ["schedule"] * 3
-    assert job.skip_count == 2
+    step(clock, service, 60)  # the next fire runs (and fails: the same again)
+    step(clock, service, 90)  # one more fire at 00:03; no retry ran in between
+    assert [(r.trigger, r.attempt) for r in job.history] == [("schedule", 1)] * 3
+    assert job.skip_count == 3
+    assert wait_for(lambda: heard == [1, 1, 1])  # each fire's failure was final: announced
+
+
+def test_a_fire_drops_a_pending_retry_when_the_clock_jumps_past_both(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("hourly", "0 * * * *", failing, retries=1, retry_delay=600)
+    step(clock, service, 3600)  # 01:00 fails; the retry is due at 01:10
+    clock.jump(3600)  # the wall clock steps to 02:00 at once (an NTP step, a suspend)
+    step(clock, service, 1)  # the 02:00 fire wins; its failure schedules a retry of its own
+    step(clock, service, 600)
+    assert [(r.trigger, r.scheduled_for.hour) for r in job.history] == [
+        ("schedule", 1), ("schedule", 2), ("retry", 2)]
+    assert job.skip_count == 1
 
 
 def test_manual_runs_and_runs_stopped_by_the_user_are_not_retried(

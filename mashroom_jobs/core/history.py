@@ -85,6 +85,14 @@ class RunHistory:
         """Every run kept, oldest first."""
         return tuple(self.get(i, zone) for i in range(self._count))
 
+    def last_failed(self) -> bool:
+        """Whether the newest run failed (a fire run elsewhere is not a failure): cheap."""
+        if not self._count:
+            return False
+        index = (self._start + self._count - 1) % self._size
+        bits = _RECORD.unpack_from(self._buffer, index * _RECORD.size)[3]
+        return not bits & (_SUCCESS | _ELSEWHERE)
+
     def started(self, position: int) -> float:
         """When the run at ``position`` started (epoch seconds): to merge histories cheaply."""
         index = (self._start + position % max(1, self._count)) % self._size

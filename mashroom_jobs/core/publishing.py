@@ -60,10 +60,9 @@ class StatePublisher:
         if not runtime.watched:
             return
         with self._emit_lock:
-            with runtime.lock:
-                if unless_pending and runtime.pending and not runtime.started:
-                    return
-                state = runtime.snapshot()
+            if unless_pending and runtime.pending and not runtime.started:
+                return  # (read without the job's lock: a stale answer only delays)
+            state = runtime.snapshot()
             if state == runtime.published:
                 return
             runtime.published = state

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import itertools
 import logging
 import threading
 import time
@@ -49,7 +50,7 @@ from .runs import (
     leave_run,
 )
 from .runtime import JobRuntime
-from .scheduler import Timer
+from .scheduler import Due, Timer, TimerEntry
 
 __all__ = ["Runner"]
 
@@ -82,6 +83,10 @@ class Runner:
         self._loop: LoopThread | None = None
         self._idle = threading.Condition(threading.Lock())
         self._inflight: dict[Run, None] = {}
+        self._batches = 0  # batches handed over and not yet fired
+        self._batch_wait = threading.Condition(threading.Lock())
+        #: a batch's first worker polls the last stretch before the fire time
+        self.precise = False
 
     @property
     def pool(self) -> DaemonThreadPool:
@@ -115,17 +120,98 @@ class Runner:
     def launch(self, runtime: JobRuntime, trigger: Trigger, scheduled_for: datetime | None,
                attempt: int, future: Future[JobInvocation] | None) -> None:
         """Start a run already counted in ``runtime.pending``; never raises."""
-        run = Run(runtime, trigger, scheduled_for, attempt, future)
+        self._go(Run(runtime, trigger, scheduled_for, attempt, future), here=False)
+
+    def _go(self, run: Run, *, here: bool) -> None:
+        """Start ``run``; with ``here`` (on a pool worker), a plain callback runs on this
+        thread and an exclusive fire is claimed on it, instead of going to the pool."""
         with self._idle:
             self._inflight[run] = None
-        spec = runtime.spec
+        spec = run.runtime.spec
         try:
-            if spec.exclusive and trigger == "schedule" and self.claimer is not None:
-                self.pool.dispatch(Runner._claim_then_start, self, run)
+            if spec.exclusive and run.trigger == "schedule" and self.claimer is not None:
+                if here:
+                    self._claim_then_start(run)
+                else:
+                    self.pool.dispatch(Runner._claim_then_start, self, run)
+            elif here and spec.remote is None and spec.executor is None \
+                    and not spec.kind.is_async:
+                self._run_sync(run)
             else:
                 self._start(run)
         except Exception as exc:  # the executor refused (shut down, full...): record it
             self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
+
+    # -- fires handed over by the timer ahead of their time --------------------------------
+
+    def handoff(self, start: float, due: list[Due]) -> None:
+        """The timer's hand-off (:attr:`Timer.handoff`): fire ``due`` at ``start``
+        (monotonic) from a pool worker.  On the timer thread: quick."""
+        batch = _Batch(start, due)
+        if not batch.entries:
+            return
+        with self._idle:
+            self._batches += 1
+        try:
+            self.pool.dispatch(Runner._run_batch, self, batch)
+        except RuntimeError:  # shut down: nothing starts any more
+            self._batch_done()
+
+    def _run_batch(self, batch: _Batch) -> None:
+        """The batch's first worker: warm up, wait for the fire time, then fire, with
+        helpers joining so that a callback that blocks does not hold up the others."""
+        for entry in batch.entries[:4096]:  # after a second asleep the caches are cold
+            warm = getattr(entry.target, "warm", None)
+            if warm is not None:
+                warm()
+        clock = self.clock
+        precise = getattr(clock, "wait_precise", None) if self.precise else None
+        with self._batch_wait:
+            while clock.monotonic() < batch.start:
+                if precise is not None:
+                    precise(self._batch_wait, batch.start)
+                else:
+                    clock.wait(self._batch_wait, batch.start)
+        helpers = min(self.max_workers, len(batch.entries)) - 1
+        try:
+            for _ in range(helpers):
+                self.pool.dispatch(Runner._join_batch, self, batch)
+        except RuntimeError:  # shut down meanwhile: this worker fires alone
+            pass
+        self._join_batch(batch)
+
+    def _join_batch(self, batch: _Batch) -> None:
+        """Take the batch's fires one by one, starting plain runs on this thread."""
+        entries, bounds, total = batch.entries, batch.bounds, len(batch.entries)
+        group = 0
+        with self.pool.hold_deferred():  # records wait until the whole batch has started
+            for index in batch.claims:
+                if index >= total:
+                    return
+                while bounds[group][0] <= index:
+                    group += 1
+                _, scheduled, following, coalesced = bounds[group]
+                entry = entries[index]
+                try:
+                    if not entry.active:
+                        pass
+                    elif isinstance(entry.target, JobRuntime):
+                        if entry.target.take_fire(coalesced):
+                            self._go(Run(entry.target, "schedule", scheduled, 1, None),
+                                     here=True)
+                    else:
+                        entry.target.fire(scheduled, following, coalesced)
+                except Exception:  # one target must not stop the batch
+                    log.exception("error while firing %r", entry.target)
+                finally:
+                    if next(batch.fired) == total - 1:
+                        self._batch_done()
+
+    def _batch_done(self) -> None:
+        with self._idle:
+            self._batches -= 1
+            if not self._batches and not self._inflight:
+                self._idle.notify_all()
 
     def _start(self, run: Run) -> None:
         spec = run.runtime.spec
@@ -349,7 +435,7 @@ class Runner:
                 run.future.set_result(invocation)
             with self._idle:
                 self._inflight.pop(run, None)
-                if not self._inflight:
+                if not self._inflight and not self._batches:
                     self._idle.notify_all()
 
     # -- stop, timeout, retry ---------------------------------------------------------
@@ -408,6 +494,15 @@ class Runner:
                 or run.stopped_by_user or run.attempt > spec.retries
                 or not runtime.active or runtime.paused):
             return False
+        following = runtime.next_fire
+        if following is not None and following.timestamp() <= (
+                self.clock.now().timestamp() + spec.retry_delay):
+            # the next fire comes first: it is the retry (decided now, whatever the order
+            # in which threads see the fire and the retry's time)
+            runtime.skip_count += 1
+            log.warning("retry %d of job %r dropped: its next scheduled fire (%s) comes "
+                        "before the retry would", run.attempt, spec.name, following)
+            return False
         try:
             runtime.retry = self.timer.call_later(
                 spec.retry_delay, Runner._retry, self, runtime, run.scheduled_for, run.attempt + 1)
@@ -458,7 +553,8 @@ class Runner:
     def wait_idle(self, timeout: float | None = None, *, exclude: Run | None = None) -> bool:
         """Block until no run is queued or running (but ``exclude``, the caller's own)."""
         def idle() -> bool:
-            return not self._inflight or (len(self._inflight) == 1 and exclude in self._inflight)
+            return not self._batches and (
+                not self._inflight or (len(self._inflight) == 1 and exclude in self._inflight))
 
         with self._idle:
             return self._idle.wait_for(idle, timeout)
@@ -471,6 +567,24 @@ class Runner:
                                 timeout=max(0.0, deadline - time.monotonic()) if wait else 0)
         if self._loop is not None:
             self._loop.shutdown(max(0.0, deadline - time.monotonic()) if wait else 0)
+
+
+class _Batch:
+    """Fires handed over by the timer: its groups' entries in one list, claimed in order
+    by the workers that fire them."""
+
+    __slots__ = ("bounds", "claims", "entries", "fired", "start")
+
+    def __init__(self, start: float, due: list[Due]) -> None:
+        self.start = start
+        self.entries: list[TimerEntry] = []
+        # per group: (index after its last entry, fire time, next fire time, coalesced)
+        self.bounds: list[tuple[int, datetime, datetime | None, bool]] = []
+        for entries, scheduled, following, coalesced in due:
+            self.entries.extend(entries)
+            self.bounds.append((len(self.entries), scheduled, following, coalesced))
+        self.claims = itertools.count()  # next(): atomic under the GIL
+        self.fired = itertools.count()
 
 
 async def _awaiting(awaitable: Awaitable[Any], buffer: capture.OutputBuffer | None,

@@ -93,20 +93,30 @@ class JobRuntime:
     @property
     def last(self) -> JobInvocation | None:
         """The last finished run (built from the history: nothing is kept per run)."""
-        return self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+        with self.lock:
+            return self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last run failed (without building it)."""
+        with self.lock:
+            return self.runs.last_failed()
 
     @property
     def history(self) -> tuple[JobInvocation, ...]:
         """The runs kept, oldest first."""
-        return self.runs.runs(self.spec.zone)
+        with self.lock:
+            return self.runs.runs(self.spec.zone)
 
     def snapshot(self) -> JobState:
-        """The state now, as one immutable record."""
-        return JobState(
-            self.started > 0, self.paused, self.active, self.next_fire, self.last,
-            self.run_count, self.failure_count, self.skip_count, self.misfire_count,
-            self.elsewhere_count,
-        )
+        """The state now, as one immutable record (takes :attr:`lock`)."""
+        with self.lock:
+            last = self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+            return JobState(
+                self.started > 0, self.paused, self.active, self.next_fire, last,
+                self.run_count, self.failure_count, self.skip_count, self.misfire_count,
+                self.elsewhere_count,
+            )
 
     def record(self, invocation: JobInvocation, history_size: int) -> None:
         """Count a finished run and keep it (under :attr:`lock`)."""
@@ -177,9 +187,15 @@ class JobRuntime:
     # -- TimerTarget: the timer thread, once per job and fire: keep it short --
 
     def fire(self, scheduled_for: datetime, next_fire: datetime | None, coalesced: bool) -> None:
+        if self.take_fire(coalesced):
+            self.runner.launch(self, "schedule", scheduled_for, 1, None)
+
+    def take_fire(self, coalesced: bool) -> bool:
+        """Apply a fire's rules (paused, overlap, a pending retry); True when a run is to
+        start (it is then counted in ``pending``).  Per job and fire: keep it short."""
         with self.lock:
             if not self.active or self.paused:
-                return
+                return False
             changed = coalesced
             if coalesced:
                 self.misfire_count += 1
@@ -194,8 +210,7 @@ class JobRuntime:
                 changed = True
         if changed:
             self.runner.publisher.publish_later(self)
-        if launch:
-            self.runner.launch(self, "schedule", scheduled_for, 1, None)
+        return launch
 
     def rescheduled(self, next_fire: datetime | None) -> None:
         self.runner.publisher.publish_later(self)

@@ -38,7 +38,7 @@ from typing import Protocol
 from .clock import Clock
 from .cron import CronSchedule
 
-__all__ = ["Timer", "TimerCall", "TimerEntry", "TimerTarget"]
+__all__ = ["Due", "Handoff", "Timer", "TimerCall", "TimerEntry", "TimerTarget"]
 
 log = logging.getLogger("mashroom_jobs")
 
@@ -51,6 +51,13 @@ class TimerTarget(Protocol):
 
     def rescheduled(self, next_fire: datetime | None) -> None:
         """The next fire time changed without a fire (the wall clock went backwards)."""
+
+
+#: One group's fire: its entries, the fire time served, the next one, and whether
+#: several missed fires were coalesced into this one.
+Due = tuple[list["TimerEntry"], datetime, "datetime | None", bool]
+#: Receives due fires to start at a monotonic time (see :attr:`Timer.handoff`).
+Handoff = Callable[[float, list[Due]], None]
 
 
 class TimerEntry:
@@ -121,11 +128,19 @@ class Timer:
 
     def __init__(self, clock: Clock, name: str = "mashroom-jobs-timer",
                  around_fires: Callable[[], AbstractContextManager[object]] | None = None,
-                 *, precise: bool = False) -> None:
+                 *, precise: bool = False, handoff: Handoff | None = None,
+                 lead: float = 0.0) -> None:
         #: Wake :attr:`warm_lead` early and poll the last stretch holding the GIL: fires
         #: start ~1 ms sooner, at 2-8 ms of CPU (and of the GIL) per fire time.  Off by
         #: default: in a kernel the main thread's work matters more than a millisecond.
         self.precise = precise
+        #: When set, the timer does not fire targets itself: it wakes :attr:`lead`
+        #: seconds before each fire time and hands the due groups to ``handoff(start,
+        #: due)``, which fires them at ``start`` (monotonic) on another thread.  The
+        #: hand-off is then off the fire time's critical path, and the timer is free.
+        self.handoff = handoff
+        #: seconds before a fire time the timer wakes to hand it over (0: at the time)
+        self.lead = lead
         self._clock = clock
         self._name = name
         # entered around each batch of fires (the service holds back run bookkeeping)
@@ -258,7 +273,9 @@ class Timer:
                 if (now_ts - last_wall) - (mono - last_mono) < -self.jump_tolerance:
                     moved = self._reschedule_all(now)
                 last_wall, last_mono = now_ts, mono
-                due = self._pop_due(now, now_ts)
+                handoff = self.handoff
+                lead = self.lead if handoff is not None else 0.0
+                due = self._pop_due(now, now_ts, now_ts + lead)
                 calls = self._pop_calls(mono)
             # Targets are called without the lock: they take their own locks and
             # may add or cancel entries (a job may unschedule itself).
@@ -266,8 +283,10 @@ class Timer:
                 try:
                     entry.target.rescheduled(entry.next_fire)
                 except Exception:
-                    log.exception("mashroom-jobs: error while rescheduling %r", entry.target)
-            if due:
+                    log.exception("error while rescheduling %r", entry.target)
+            if due and handoff is not None:
+                self._hand_over(handoff, due, now_ts, mono)
+            elif due:
                 with (self._around_fires or nullcontext)():
                     for entries, scheduled, following, coalesced in due:
                         for entry in entries:
@@ -276,8 +295,7 @@ class Timer:
                             try:
                                 entry.target.fire(scheduled, following, coalesced)
                             except Exception:  # the timer must survive any target
-                                log.exception("mashroom-jobs: error while firing %r",
-                                              entry.target)
+                                log.exception("error while firing %r", entry.target)
             for call in calls:
                 if call.cancelled:  # by a target fired just before (a fire drops a retry)
                     continue
@@ -289,35 +307,56 @@ class Timer:
             with cond:
                 if self._stopping:
                     return
-                heap = self._heap
-                while heap and heap[0][2].dead:
-                    heapq.heappop(heap)
-                now_ts, mono = clock.now().timestamp(), clock.monotonic()
-                deadline = mono + self.max_sleep
-                precise = None
-                if heap and heap[0][0] - now_ts < self.max_sleep:
-                    deadline = mono + max(0.0, heap[0][0] - now_ts)
-                    # a fire time: a clock may offer to wake right on it
-                    precise = getattr(clock, "wait_precise", None) if self.precise else None
-                calls_heap = self._calls
-                while calls_heap and calls_heap[0][2].cancelled:
-                    heapq.heappop(calls_heap)
-                if calls_heap and calls_heap[0][0] < deadline:
-                    deadline, precise = calls_heap[0][0], None
-                self._ready.set()
-                least, most = self.warm_lead
-                lead = min(most, max(least, self._late + 0.001))
-                if precise is None:
-                    clock.wait(cond, deadline)
-                elif deadline - mono > lead:
-                    early = deadline - lead
-                    clock.wait(cond, early)  # then warm, then precisely
-                    late = clock.monotonic() - early
-                    self._late = max(late, self._late * 0.8)
-                else:
-                    self._warm(heap[0][2], deadline)
-                    precise(cond, deadline)
-                self.wakeups += 1
+                self._sleep(cond, lead)
+
+    def _hand_over(self, handoff: Handoff, due: list[Due], now_ts: float, mono: float) -> None:
+        """Give the due groups to ``handoff``: those overdue to start now, those due
+        within the lead at their fire time (on the monotonic clock)."""
+        overdue = [item for item in due if item[1].timestamp() <= now_ts]
+        upcoming = [item for item in due if item[1].timestamp() > now_ts]
+        for batch in (overdue, upcoming):
+            if not batch:
+                continue
+            start = mono + max(0.0, batch[0][1].timestamp() - now_ts)
+            try:
+                handoff(start, batch)
+            except Exception:  # the timer must survive any receiver
+                log.exception("error while handing over fires due at %s", batch[0][1])
+
+    def _sleep(self, cond: threading.Condition, lead: float) -> None:
+        """Wait (holding ``cond``) until the next fire time (less ``lead``), the next
+        timed call, a change, or :attr:`max_sleep`."""
+        clock = self._clock
+        heap = self._heap
+        while heap and heap[0][2].dead:
+            heapq.heappop(heap)
+        now_ts, mono = clock.now().timestamp(), clock.monotonic()
+        deadline = mono + self.max_sleep
+        precise = None
+        if heap and heap[0][0] - lead - now_ts < self.max_sleep:
+            deadline = mono + max(0.0, heap[0][0] - lead - now_ts)
+            # a fire time the timer fires itself: a clock may offer to wake right on it
+            if self.precise and self.handoff is None:
+                precise = getattr(clock, "wait_precise", None)
+        calls_heap = self._calls
+        while calls_heap and calls_heap[0][2].cancelled:
+            heapq.heappop(calls_heap)
+        if calls_heap and calls_heap[0][0] < deadline:
+            deadline, precise = calls_heap[0][0], None
+        self._ready.set()
+        least, most = self.warm_lead
+        warm = min(most, max(least, self._late + 0.001))
+        if precise is None:
+            clock.wait(cond, deadline)
+        elif deadline - mono > warm:
+            early = deadline - warm
+            clock.wait(cond, early)  # then warm, then precisely
+            late = clock.monotonic() - early
+            self._late = max(late, self._late * 0.8)
+        else:
+            self._warm(heap[0][2], deadline)
+            precise(cond, deadline)
+        self.wakeups += 1
 
     def _warm(self, group: _Group, deadline: float) -> None:
         """Touch the due targets shortly before they fire (see :attr:`warm_lead`)."""
@@ -337,13 +376,12 @@ class Timer:
                 due.append(call)
         return due
 
-    def _pop_due(
-        self, now: datetime, now_ts: float
-    ) -> list[tuple[list[TimerEntry], datetime, datetime | None, bool]]:
-        """Take the due groups off the heap and push each back at its next time."""
+    def _pop_due(self, now: datetime, now_ts: float, horizon: float) -> list[Due]:
+        """Take the groups due by ``horizon`` off the heap and push each back at its
+        next time."""
         heap = self._heap
-        due: list[tuple[list[TimerEntry], datetime, datetime | None, bool]] = []
-        while heap and heap[0][0] <= now_ts:
+        due: list[Due] = []
+        while heap and heap[0][0] <= horizon:
             group = heapq.heappop(heap)[2]
             if group.dead:
                 continue

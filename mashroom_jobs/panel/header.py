@@ -67,8 +67,7 @@ class Header:
         for job in jobs:
             running += job.running
             paused += job.paused
-            last = job.last_invocation
-            failing += last is not None and not last.success
+            failing += job.failing
         n = len(jobs)
         text = (f"<b>{n:,} job{'s' if n != 1 else ''}</b> · {running:,} running · "
                 f"{paused:,} paused · {failing:,} failing")
