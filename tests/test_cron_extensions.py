@@ -7,10 +7,12 @@ import subprocess
 import sys
 import zlib
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
-from mashroom_jobs import CronSchedule, InvalidCronExpressionError
+from mashroom_jobs import BackgroundJobService, CronSchedule, InvalidCronExpressionError
+from mashroom_jobs.cli import main
 from mashroom_jobs.core.cron import describe, shared_schedule
 
 UTC = timezone.utc
@@ -243,6 +245,36 @@ def test_shared_schedules_are_keyed_by_name_only_when_the_expression_has_h() -> 
                                                                           name="b")
     assert a is not b and a is shared_schedule("H 6 * * *", "UTC", name="a")
     assert (a.name, b.name) == ("a", "b")
+
+
+def test_the_service_hashes_h_from_each_jobs_name(service: BackgroundJobService) -> None:
+    first = service.schedule_job("backup", "H H * * *", lambda: None)
+    second = service.schedule_job("report", "H H * * *", lambda: None)
+    assert first.schedule is not None and second.schedule is not None
+    assert (first.schedule.normalized, second.schedule.normalized) == (
+        "24 6 * * *", "44 10 * * *")
+    assert first.next_invocation == datetime(2026, 1, 1, 6, 24, tzinfo=UTC)
+    assert first.description == "At 06:24 (H: hashed from the job's name)"
+
+
+def test_the_panel_form_hashes_h_from_the_name_typed(panel: Any) -> None:
+    panel.form.cron.value = "H 6 * * *"
+    assert "H needs the job's name" in panel.form.feedback.value
+    panel.form.name.value = "backup"
+    assert panel.form.feedback.value.startswith(
+        "At 06:24 (H: hashed from the job's name) — next: 2026-01-01 06:24:00")
+
+
+def test_the_cron_command_hashes_h_from_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cron", "H H * * *", "--tz", "UTC", "--name", "backup", "-n", "1",
+                 "--from", "2026-01-01T00:00"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "H H * * *: At 06:24 (H: hashed from the job's name)",
+        "Next 1 fire time after 2026-01-01T00:00:00+00:00 (UTC):",
+        "  2026-01-01T06:24:00+00:00  Thu",
+    ]
+    assert main(["cron", "H H * * *", "--tz", "UTC"]) == 2
+    assert "H needs the job's name" in capsys.readouterr().err
 
 
 # --- errors -----------------------------------------------------------------------------------
