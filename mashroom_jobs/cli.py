@@ -158,6 +158,8 @@ def _parser() -> argparse.ArgumentParser:
                            f"(default: %(default)s)")
     cron.add_argument("--from", action=_Once, dest="start", metavar="ISO-DATETIME",
                       help="list fire times after this time (default: now)")
+    cron.add_argument("--name", action=_Once, default=None, metavar="NAME",
+                      help="the job's name, which H in the expression is hashed from")
 
     autoload = commands.add_parser(
         "autoload", help="load the extension at every kernel start (or stop doing so)",
@@ -204,7 +206,7 @@ def _cron(args: argparse.Namespace) -> int:
 
     try:
         zone = resolve_zone(args.tz)
-        schedule = CronSchedule(args.expression, zone)
+        schedule = CronSchedule(args.expression, zone, name=args.name)
     except MashroomJobsError as exc:
         raise UsageFailure(str(exc)) from None
     if args.start is None:

@@ -152,8 +152,9 @@ class BackgroundJobService(ServiceSettings):
             Unique, non-empty, one line of at most 200 characters.
         cron_schedule : str, CronSchedule or None
             Cron expression (5 fields, or 6 with seconds first, or a macro such
-            as ``@hourly``), or a parsed :class:`CronSchedule` (the job takes its
-            zone). None or empty: run once, right away.
+            as ``@hourly``; ``H`` is hashed from ``name``), or a parsed
+            :class:`CronSchedule` (the job takes its zone). None or empty: run once,
+            right away.
         callback : callable
             Takes the :class:`PluginContext` as its one required argument, or no
             required argument; may be ``async``.
@@ -199,7 +200,7 @@ class BackgroundJobService(ServiceSettings):
         timeout = check_seconds(timeout, "timeout", low=0.001, allow_none=True)
         check_count(retries, "retries")
         retry_delay = check_seconds(retry_delay, "retry_delay") or 0.0
-        schedule, zone = self._schedule_of(cron_schedule, timezone)
+        schedule, zone = self._schedule_of(cron_schedule, timezone, name)
         local, remote = self._executor_of(executor)
         spec = JobSpec(name, callback, kind, schedule, zone, overlap, local, remote,
                        timeout, retries, retry_delay, exclusive)
@@ -222,8 +223,8 @@ class BackgroundJobService(ServiceSettings):
             runtime.invoke("immediate")
         return job
 
-    def _schedule_of(self, cron_schedule: object,
-                     timezone: str | tzinfo | None) -> tuple[CronSchedule | None, tzinfo]:
+    def _schedule_of(self, cron_schedule: object, timezone: str | tzinfo | None,
+                     name: str) -> tuple[CronSchedule | None, tzinfo]:
         if isinstance(cron_schedule, CronSchedule):
             if timezone is not None and resolve_zone(timezone) != cron_schedule.zone:
                 raise ValueError(
@@ -235,7 +236,7 @@ class BackgroundJobService(ServiceSettings):
         if cron_schedule is None or (isinstance(cron_schedule, str) and not cron_schedule.strip()):
             return None, zone
         if isinstance(cron_schedule, str):
-            return shared_schedule(cron_schedule, zone), zone
+            return shared_schedule(cron_schedule, zone, name=name), zone  # name: for H
         raise InvalidCronExpressionError(
             cron_schedule,
             f"expected a string, a CronSchedule or None, got {type(cron_schedule).__name__}",

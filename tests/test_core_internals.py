@@ -1,6 +1,7 @@
-"""The performance internals: the pool's deferred bookkeeping, timer groups, the cron
-fast path and the trait fast path.  Scheduled behaviour moves on a ManualClock; the
-pool's own timing is checked with Events and generous timeouts, never with sleeps."""
+"""The performance internals: the pool's deferred bookkeeping, timer groups and the trait
+fast path (the cron layer's are in test_cron_differential.py).  Scheduled behaviour moves
+on a ManualClock; the pool's own timing is checked with Events and generous timeouts,
+never with sleeps."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
-from hypothesis import strategies as st
 from traitlets import All
 
-from mashroom_jobs import BackgroundJobService, InvalidCronExpressionError
+from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.core.cron import CronSchedule
 from mashroom_jobs.core.executors import DaemonThreadPool
 from mashroom_jobs.core.scheduler import Timer
@@ -472,156 +471,6 @@ def test_a_handed_over_batch_fires_its_targets_at_its_start_from_the_pool(
         assert {job.last_invocation.scheduled_for.hour for job in jobs} == {2}
     finally:
         service.shutdown()
-
-
-# --- the cron fast path -------------------------------------------------------------------
-
-
-class CroniterOnly(CronSchedule):
-    """The slow path: the fast check never matches, so croniter computes every time."""
-
-    def _matches(self, wall: datetime) -> bool:
-        return False
-
-
-def _item(low: int, high: int) -> st.SearchStrategy[str]:
-    value = st.integers(low, high)
-    return st.one_of(
-        st.just("*"),
-        st.integers(1, max(1, (high - low) // 2)).map(lambda n: f"*/{n}"),
-        value.map(str),
-        st.tuples(value, value).map(lambda p: f"{min(p)}-{max(p)}"),
-        st.tuples(value, st.integers(1, 20)).map(lambda p: f"{p[0]}/{p[1]}"),
-        st.tuples(value, value, st.integers(1, 9)).map(
-            lambda p: f"{min(p[:2])}-{max(p[:2])}/{p[2]}"),
-        st.lists(value, min_size=2, max_size=4).map(lambda v: ",".join(map(str, v))),
-    )
-
-
-@st.composite
-def expressions(draw: st.DrawFn) -> str:
-    fields = [
-        draw(_item(0, 59)), draw(_item(0, 23)),
-        draw(_item(1, 31)), draw(_item(1, 12)), draw(_item(0, 7)),
-    ]
-    if draw(st.booleans()):
-        fields.insert(0, draw(_item(0, 59)))
-    return " ".join(fields)
-
-
-ZONES = ["UTC", "Europe/Berlin", "Australia/Sydney", "America/New_York"]
-# 2026 transitions (UTC): Berlin Mar 29 01:00 / Oct 25 01:00, New York Mar 8 07:00 /
-# Nov 1 06:00, Sydney Apr 4 16:00 (back) / Oct 3 16:00 (forward); and ordinary days
-ANCHORS = [
-    datetime(2026, 3, 29, 1, tzinfo=UTC), datetime(2026, 10, 25, 1, tzinfo=UTC),
-    datetime(2026, 3, 8, 7, tzinfo=UTC), datetime(2026, 11, 1, 6, tzinfo=UTC),
-    datetime(2026, 4, 4, 16, tzinfo=UTC), datetime(2026, 10, 3, 16, tzinfo=UTC),
-    datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 28, 23, 59, 59, tzinfo=UTC),
-    datetime(2026, 6, 30, 12, 34, 56, tzinfo=UTC), datetime(2026, 12, 31, 23, 59, tzinfo=UTC),
-]
-
-
-@st.composite
-def instants(draw: st.DrawFn) -> datetime:
-    anchor = draw(st.sampled_from(ANCHORS))
-    offset = draw(st.integers(-3 * 3600, 3 * 3600))
-    micro = draw(st.sampled_from([0, 0, 1, 500_000, 999_999]))
-    return anchor + timedelta(seconds=offset, microseconds=micro)
-
-
-def instant(when: datetime | None) -> tuple[float, Any, Any] | None:
-    """What a fire time means: the instant, its offset and its zone (``==`` between two
-    datetimes of one zone ignores ``fold``, so it cannot tell the two passes apart)."""
-    if when is None:
-        return None
-    return when.timestamp(), when.utcoffset(), when.tzinfo
-
-
-def build(cls: type[CronSchedule], expression: str, zone: str) -> CronSchedule:
-    try:
-        return cls(expression, zone)
-    except InvalidCronExpressionError:
-        assume(False)
-        raise
-
-
-CRON_SETTINGS = settings(max_examples=250, deadline=None, derandomize=True,
-                         suppress_health_check=[HealthCheck.too_slow])
-
-
-@CRON_SETTINGS
-@given(expression=expressions(), zone=st.sampled_from(ZONES), after=instants(),
-       in_zone=st.booleans(), lead=st.integers(0, 60_000_000))
-@example(expression="* * * * * *", zone="Europe/Berlin",
-         after=datetime(2026, 3, 29, 0, 59, 59, tzinfo=UTC), in_zone=True, lead=0)
-@example(expression="*/15 * * * *", zone="America/New_York",
-         after=datetime(2026, 11, 1, 5, 59, 30, tzinfo=UTC), in_zone=True, lead=0)
-@example(expression="30 2 * * *", zone="Europe/Berlin",
-         after=datetime(2026, 3, 29, 0, 29, tzinfo=UTC), in_zone=False, lead=0)
-def test_the_cron_fast_path_agrees_with_croniter(
-    expression: str, zone: str, after: datetime, in_zone: bool, lead: int
-) -> None:
-    fast = build(CronSchedule, expression, zone)
-    slow = build(CroniterOnly, expression, zone)
-    if lead:
-        # just before a fire time (within one second or one minute): the fast path's case
-        fire = CroniterOnly(expression, zone).next_fire_time(after)
-        assume(fire is not None)
-        assert fire is not None
-        unit = 1_000_000 if fast.has_seconds else 60_000_000
-        before = fire.timestamp() - (1 + (lead - 1) % unit) / 1e6
-        after = datetime.fromtimestamp(before, UTC)
-    if in_zone:
-        after = after.astimezone(fast.zone)
-    expected = slow.next_fire_time(after)
-    got = fast.next_fire_time(after)
-    assert instant(got) == instant(expected), f"{expression!r} in {zone} after {after}"
-    if got is not None:
-        assert got.timestamp() > after.timestamp()
-
-
-@settings(max_examples=60, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(expression=expressions(), zone=st.sampled_from(ZONES), start=instants())
-def test_a_reused_schedule_lists_the_same_fire_times_as_croniter_step_by_step(
-    expression: str, zone: str, start: datetime
-) -> None:
-    # one instance across calls: its memo and remembered span are in play
-    fast = build(CronSchedule, expression, zone)
-    slow = build(CroniterOnly, expression, zone)
-    times = fast.fire_times(start, 12)
-    expected: list[datetime] = []
-    current: datetime | None = start
-    for _ in range(12):
-        assert current is not None
-        current = CroniterOnly(expression, zone).next_fire_time(current)
-        if current is None:
-            break
-        expected.append(current)
-    assert [instant(t) for t in times] == [instant(t) for t in expected]
-    stamps = [t.timestamp() for t in times]
-    assert stamps == sorted(set(stamps))
-    # asking again from points inside the remembered spans gives the same answers
-    for earlier, later in zip([start, *times], times):
-        middle = datetime.fromtimestamp((earlier.timestamp() + later.timestamp()) / 2, UTC)
-        assert instant(fast.next_fire_time(middle)) == instant(later)
-        assert instant(slow.next_fire_time(middle)) == instant(later)
-
-
-@pytest.mark.parametrize(
-    "expression", ["0 0 15 * 0-6", "0 0 15 * 1-7", "0 0 15 * sun-sat", "0 0 1-31 * 1"]
-)
-def test_next_fire_time_does_not_depend_on_whether_the_next_minute_is_checked_first(
-    expression: str,
-) -> None:
-    """A day field spelled as a full range (not ``*``): croniter and the fast check
-    must read the day rule alike, or the answer depends on the time asked from."""
-    schedule = CronSchedule(expression, "UTC")
-    from_midday = schedule.next_fire_time(datetime(2026, 1, 1, 12, tzinfo=UTC))
-    from_last_minute = CronSchedule(expression, "UTC").next_fire_time(
-        datetime(2026, 1, 1, 23, 59, tzinfo=UTC))
-    # nothing fires between midday and 23:59, so both ask for the same next fire time
-    assert from_midday == from_last_minute
 
 
 # --- the published state ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from mashroom_jobs import CronSchedule, InvalidCronExpressionError, InvalidTimezoneError
@@ -309,16 +309,24 @@ _FIELD = st.one_of(
         lambda t: f"{t[0]}/{t[1]}"
     ),
     st.sampled_from(["jan", "MON", "?", ",", "L", "1#2", "-", "/", "*/", "sun-sat"]),
+    # the extensions, well and badly formed: L, W, #, H
+    st.sampled_from(["L", "l", "LW", "15W", "W15", "31w", "1,L", "15-L", "L-3", "L/2", "5L",
+                     "L5", "FRIL", "sunL", "L-FRI", "MON#2", "5#5", "1#0", "1#6", "1-3#2", "#",
+                     "1#", "H", "h", "H/15", "H(0-29)", "H(0-29)/10", "H(30-10)", "H(0-99)",
+                     "H()", "H/0", "H/99", "H,H", "H-5", "H(MON-FRI)", "7L", "0#1", "LW,L"]),
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(_FIELD, min_size=4, max_size=7).map(" ".join))
-def test_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(text: str) -> None:
+@given(st.lists(_FIELD, min_size=4, max_size=7).map(" ".join), st.one_of(st.none(), st.text()))
+def test_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(
+    text: str, name: str | None
+) -> None:
     try:
-        schedule = CronSchedule(text, "Europe/Berlin")
+        schedule = CronSchedule(text, "Europe/Berlin", name=name)
     except InvalidCronExpressionError:
         return
+    event("parsed, with H" if schedule.hashed else "parsed")
     nxt = schedule.next_fire_time(datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
     assert nxt is None or nxt > datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
@@ -330,9 +338,10 @@ _ANY_CRON_CHARACTER = st.one_of(
     st.characters(),
     st.characters(categories=("Nd", "No", "Nl", "Zs", "Zl", "Zp", "Cc")),
 )
-#: valid in every field (1-7 is a day, a month and a weekday)
+#: valid in every field (1-7 is a day, a month and a weekday; H with a name)
 _VALID_FIELD = st.one_of(
     st.just("*"),
+    st.sampled_from(["H", "H/3", "H(1-5)", "H(2-6)/2"]),
     st.integers(1, 7).map(str),
     st.integers(1, 7).map(lambda n: f"*/{n}"),
     st.tuples(st.integers(1, 3), st.integers(4, 7)).map(lambda t: f"{t[0]}-{t[1]}"),
@@ -359,21 +368,75 @@ def _unicode_cron_shaped(draw: st.DrawFn) -> str:
     return text
 
 
+#: a job's name, for H: anything at all (st.text() draws from the whole of Unicode)
+_NAME = st.one_of(st.none(), st.just(""), st.text(max_size=12),
+                  st.text(st.characters(categories=("Cs", "Co", "Cn", "So", "Mn")),
+                          min_size=1, max_size=6))
+
+
 @settings(max_examples=600, deadline=None)
-@given(st.one_of(st.text(max_size=40), _unicode_cron_shaped()))
+@given(st.one_of(st.text(max_size=40), _unicode_cron_shaped()), _NAME)
 def test_unicode_cron_shaped_strings_only_ever_raise_invalid_cron_expression_error(
-    text: str,
+    text: str, name: str | None,
 ) -> None:
     start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     try:
-        schedule = CronSchedule(text, "Europe/Berlin")
+        schedule = CronSchedule(text, "Europe/Berlin", name=name)
     except InvalidCronExpressionError:
         return
     # only ASCII is cron: whatever parses is ASCII, and it fires
     assert text.strip(" \t\n\r").isascii(), schedule.normalized
+    event("parsed, with H" if schedule.hashed else "parsed")
     times = schedule.fire_times(start, 3)
     assert len(times) == 3
-    assert start < times[0] < times[1] < times[2]
+    # timestamps: within one zone, < compares wall times and ignores fold
+    stamps = [t.timestamp() for t in times]
+    assert start.timestamp() < stamps[0] < stamps[1] < stamps[2]
+    assert schedule.describe()
+
+
+_TIME_ITEM = st.sampled_from(["*", "0", "5", "*/7", "10-20/5", "H", "h", "H/15", "H(0-23)",
+                              "H(10-20)/4"])
+_EXTENDED_FIELDS = (
+    _TIME_ITEM,
+    st.sampled_from(["*", "3", "H", "H/6", "H(9-17)", "H(9-17)/4"]),
+    st.sampled_from(["*", "?", "1", "L", "l", "15W", "31w", "LW", "1,L", "15-L", "L,15W", "H",
+                     "H(1-31)", "*/3"]),
+    st.sampled_from(["*", "2", "feb", "H", "*/5"]),
+    st.sampled_from(["*", "?", "1", "MON#2", "mon#5", "5L", "L5", "FRIL", "0L", "7#1",
+                     "SAT,MON#1", "H", "H/2", "*/2"]),
+)
+
+
+@st.composite
+def _extended_expressions(draw: st.DrawFn) -> str:
+    fields = [draw(field) for field in _EXTENDED_FIELDS]
+    if draw(st.booleans()):
+        fields.insert(0, draw(_TIME_ITEM))
+    return " ".join(fields)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_extended_expressions(), st.one_of(
+    st.text(min_size=1, max_size=20),
+    st.text(st.characters(categories=("Cs", "Co", "Cn", "So", "Zs")), min_size=1, max_size=5)))
+def test_every_valid_extended_expression_fires_and_describes_itself_for_any_name(
+    text: str, name: str,
+) -> None:
+    """L, W, # and H with names from the whole of Unicode (lone surrogates too): only
+    InvalidCronExpressionError escapes (an expression that can never fire), and whatever
+    parses has fire times and a description."""
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    try:
+        schedule = CronSchedule(text, "Europe/Berlin", name=name)
+    except InvalidCronExpressionError as exc:
+        assert "can never fire" in str(exc)
+        return
+    event("hashed" if schedule.hashed else "not hashed")
+    stamps = [t.timestamp() for t in schedule.fire_times(start, 3)]
+    assert len(stamps) == 3 and start.timestamp() < stamps[0] < stamps[1] < stamps[2]
+    assert schedule.describe()
+    assert CronSchedule(text, "Europe/Berlin", name=name) == schedule  # the hash is stable
 
 
 # --- daylight saving (cronie's rules) ----------------------------------------------------

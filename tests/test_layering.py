@@ -139,7 +139,7 @@ def test_the_core_and_the_package_import_without_jupyter_modules() -> None:
 
 
 def test_the_core_modules_import_neither_traitlets_nor_jupyter() -> None:
-    for path in (PACKAGE / "core").glob("*.py"):
+    for path in (PACKAGE / "core").rglob("*.py"):
         text = path.read_text()
         for banned in ("import traitlets", "from traitlets", "IPython", "ipywidgets"):
             assert banned not in text, f"{path.name} mentions {banned}"

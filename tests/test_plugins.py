@@ -455,3 +455,16 @@ def test_the_prometheus_collector_exposes_the_same_figures(
             " 1.0") in text
     assert 'mashroom_background_jobs_duration_seconds_bucket{job="job \\"quoted\\"",le="+Inf"} 1.0'\
         in text
+
+
+def test_a_plugins_cron_schedule_may_use_h_hashed_from_the_plugins_name(
+    installed_plugins: Any, service: BackgroundJobService, loader: PluginLoader
+) -> None:
+    from mashroom_jobs import CronSchedule
+
+    service.plugin_config = {"Example heartbeat": {"cron_schedule": "H * * * *"}}
+    job = _by_name(loader.load())["Example heartbeat"].job
+    expected = CronSchedule("H * * * *", "UTC", name="Example heartbeat")
+    assert job.cron_schedule == "H * * * *"
+    assert job.next_invocation == expected.next_fire_time(service.now())
+    assert "hashed" in format_plugins_table(service.plugins)

@@ -1,4 +1,4 @@
-"""The scheduling core: stdlib, croniter and cron-descriptor only (no Jupyter)."""
+"""The scheduling core: the stdlib and cron-descriptor only (no Jupyter)."""
 
 from .clock import Clock, SystemClock
 from .cron import CronSchedule, local_zone, resolve_zone, shared_schedule, zone_name

@@ -75,6 +75,7 @@ class AddJobForm:
         self.message = widgets.HTML()
         self.cron.observe(self._on_change, names="value")
         self.zone.observe(self._on_change, names="value")
+        self.name.observe(self._on_change, names="value")  # H is hashed from the name
         self.schedule.on_click(lambda _b: self.submit())
         wrap = widgets.Layout(flex_flow="row wrap")
         self.box = widgets.VBox(
@@ -93,7 +94,9 @@ class AddJobForm:
         zone_text = self.zone.value.strip()
         zone = resolve_zone(zone_text) if zone_text else self._service.zone
         expr = self.cron.value.strip()
-        return (CronSchedule(expr, zone) if expr else None), zone
+        # H is hashed from the job's name: the same value the service will resolve
+        return (CronSchedule(expr, zone, name=self.name.value.strip() or None) if expr
+                else None), zone
 
     def _on_change(self, _change: Any) -> None:
         """Check the expression as it is typed: its description and next fire times."""

@@ -109,14 +109,16 @@ def inspect_plugin(
         )
     default = getattr(bootstrap, DEFAULT_CONFIG_ATTRIBUTE, None) or {}
     config = MappingProxyType({**default, **override})
-    error = _config_error(config, default_timezone)
+    error = _config_error(config, default_timezone, name)
     return PluginSpec(
         name, entry_point.value, distribution, config, bootstrap=bootstrap, error=error
     )
 
 
-def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None) -> dict[str, Any]:
-    """``schedule_job``'s arguments from a plugin's config (the keys of RESERVED_KEYS).
+def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None,
+                       name: str | None = None) -> dict[str, Any]:
+    """``schedule_job``'s arguments from a plugin's config (the keys of RESERVED_KEYS);
+    ``name`` (the plugin's, its job's) is what an ``H`` in ``cron_schedule`` hashes.
 
     A plugin's job is ``exclusive`` unless its config says ``"exclusive": False``: with a
     shared store, each fire runs in one of the kernels that load the plugin.
@@ -131,7 +133,8 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None) 
         raise TypeError(f"cron_schedule must be a cron expression string or None, got {cron!r}")
     zone = resolve_zone(config.get("timezone") or default_timezone)
     return {
-        "cron_schedule": CronSchedule(cron, zone) if cron is not None and cron.strip() else None,
+        "cron_schedule": (CronSchedule(cron, zone, name=name)
+                          if cron is not None and cron.strip() else None),
         "invoke_immediately": check_flag(config.get("invoke_immediately", False),
                                          "invoke_immediately"),
         "overlap": check_choice(config.get("overlap", "skip"), "overlap", ("skip", "allow")),
@@ -142,10 +145,11 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None) 
     }
 
 
-def _config_error(config: Mapping[str, Any], default_timezone: Any) -> str | None:
+def _config_error(config: Mapping[str, Any], default_timezone: Any,
+                  name: str | None) -> str | None:
     """What is wrong with the keys that mean something to us, or None."""
     try:
-        schedule_arguments(config, default_timezone)
+        schedule_arguments(config, default_timezone, name)
     except (MashroomJobsError, TypeError, ValueError) as exc:
         return f"invalid config: {exc}"
     return None
@@ -230,7 +234,7 @@ def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
             f"not a job callback (a function, possibly async)"
         )
     try:
-        arguments = schedule_arguments(spec.config, service.timezone)
+        arguments = schedule_arguments(spec.config, service.timezone, spec.name)
         job = service.schedule_job(spec.name, arguments.pop("cron_schedule"), callback,
                                    **arguments)
     except Exception as exc:  # invalid schedule, a callback taking two arguments, shut down...

@@ -49,7 +49,7 @@ def format_plugins_table(
         if cron is not None and not disabled:
             try:
                 zone = record.config.get("timezone") or None
-                parsed = CronSchedule(cron, zone)
+                parsed = CronSchedule(cron, zone, name=record.name)
             except Exception:  # shown as the record's error already
                 continue
             lines.append(f"      {parsed.describe()}")
