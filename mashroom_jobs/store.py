@@ -755,7 +755,16 @@ class SQLiteStore:
         with self._write_lock:
             conn = self._writer_conn
             conn.execute("VACUUM")
-            self._checkpoint(conn)
+            try:  # copy the rewritten pages into the file now, and empty the WAL
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+
+    def size(self) -> int:
+        """The database's size in bytes (its pages, wherever they are: file or WAL)."""
+        page_count = self._read("PRAGMA page_count", ())[0][0]
+        page_size = self._read("PRAGMA page_size", ())[0][0]
+        return int(page_count) * int(page_size)
 
     # -- closing ----------------------------------------------------------------------------
 
