@@ -481,32 +481,56 @@ class SQLiteStore:
             When the store cannot tell within about ``busy_timeout`` seconds (locked by
             another process's long write) or is closed.
         """
-        key = _micros(scheduled_for)
+        return self.claim_many([(job, scheduled_for)])[0]
+
+    def claim_many(self, fires: Sequence[tuple[str, datetime]]) -> list[str | None]:
+        """Claim several fires ``(job, scheduled_for)`` in one transaction (the runner
+        claims all the exclusive fires due together so): for each, None when this
+        process won it, else the winner's origin.
+
+        Raises
+        ------
+        StoreUnavailableError
+            As :meth:`claim`; then none of them was claimed.
+        """
         if not self._claim_lock.acquire(timeout=self.busy_timeout):
             raise StoreUnavailableError(
-                f"claiming {job!r} in {self.path} took longer than {self.busy_timeout:g} s")
+                f"could not claim {len(fires)} fire{'s' if len(fires) != 1 else ''} in "
+                f"{self.path} within {self.busy_timeout:g} s: the claims before them are "
+                f"still waiting")
         try:
             conn = self._claim_conn
             if conn is None:
                 raise StoreUnavailableError(f"the job store {self.path} is closed")
+            now = _micros(self.clock.now())
+            winners: list[str | None] = []
             try:
-                cursor = conn.execute(
-                    "INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)",
-                    (job, key, self.origin, _micros(self.clock.now())),
-                )
-                if cursor.rowcount == 1:
-                    return None
-                row = conn.execute(
-                    "SELECT origin FROM claims WHERE job = ? AND scheduled_for_us = ?",
-                    (job, key),
-                ).fetchone()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for job, scheduled_for in fires:
+                        key = _micros(scheduled_for)
+                        cursor = conn.execute("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)",
+                                              (job, key, self.origin, now))
+                        if cursor.rowcount == 1:
+                            winners.append(None)
+                            continue
+                        row = conn.execute(
+                            "SELECT origin FROM claims WHERE job = ? AND scheduled_for_us = ?",
+                            (job, key)).fetchone()
+                        winners.append(str(row[0]) if row is not None else "another process")
+                    conn.execute("COMMIT")  # won only once committed
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             except sqlite3.Error as exc:
+                what = repr(fires[0][0]) if len(fires) == 1 else f"{len(fires)} fires"
                 raise StoreUnavailableError(
-                    f"could not claim {job!r} in {self.path} within "
-                    f"{self.busy_timeout:g} s: {exc}") from None
+                    f"could not claim {what} in {self.path} within {self.busy_timeout:g} s: "
+                    f"{exc}") from None
+            return winners
         finally:
             self._claim_lock.release()
-        return str(row[0]) if row is not None else "another process"
 
     # -- runs (any thread; quick) ---------------------------------------------------------
 
@@ -794,6 +818,7 @@ class SQLiteStore:
             log.warning("mashroom-jobs: %d run%s could not be written to the job store %s "
                         "before it closed", left, "s" if left != 1 else "", self.path)
         for lock, name in ((self._claim_lock, "_claim_conn"), (self._read_lock, "_read_conn")):
+            # (a claim or a read going on finishes first)
             if lock.acquire(timeout=max(0.1, self._close_deadline - time.monotonic())):
                 try:
                     conn = getattr(self, name)
