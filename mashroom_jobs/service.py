@@ -414,7 +414,9 @@ class BackgroundJobService(ServiceSettings):
 
         Jobs stay in :attr:`jobs` (inactive) for inspection.  Called from a job, it does
         not wait for that job.  Threads left by a job that does not end are daemon
-        threads: interpreter exit never hangs.  Calling it twice is harmless.
+        threads: interpreter exit never hangs.  Calling it twice is harmless.  The job
+        store, if any, writes the runs still queued in what is left of ``timeout`` (at
+        least 0.5 s), then closes; :meth:`history` still reads it.
 
         Returns
         -------

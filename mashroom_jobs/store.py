@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -618,20 +618,16 @@ class SQLiteStore:
                 delay = min(delay * 2, 1.0)
 
     def _insert(self, conn: sqlite3.Connection, batch: list[tuple[str, JobInvocation]]) -> None:
-        rows = []
-        for job, inv in batch:
-            try:
-                rows.append(self._row(job, inv))
-            except Exception:  # a record we cannot convert is a bug: never retry it forever
-                log.exception("mashroom-jobs: cannot store a run of job %r: %r", job, inv)
         with self._write_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_INSERT_RUN, rows)
+                # rows made one at a time as SQLite takes them: no list of 1,000 tuples
+                # alive at once, so no extra garbage collections in the jobs' process
+                conn.executemany(_INSERT_RUN, self._rows(batch))
                 with self._mark_lock:
                     conn.execute("COMMIT")
                     self._writing = []
-                    self.written += len(rows)
+                    self.written += len(batch)
                     self._drained.notify_all()
             except BaseException:
                 if conn.in_transaction:
@@ -639,6 +635,15 @@ class SQLiteStore:
                 raise
             if next(self._commits) % 32 == 0:
                 self._checkpoint(conn)
+
+    def _rows(self, batch: list[tuple[str, JobInvocation]]) -> Iterator[tuple[Any, ...]]:
+        for job, inv in batch:
+            try:
+                row = self._row(job, inv)
+            except Exception:  # a record we cannot convert is a bug: never retry it forever
+                log.exception("mashroom-jobs: cannot store a run of job %r: %r", job, inv)
+                continue
+            yield row
 
     def _row(self, job: str, inv: JobInvocation) -> tuple[Any, ...]:
         scheduled = inv.scheduled_for
