@@ -999,7 +999,10 @@ assert after_restart == [t.isoformat() for t in stored_fires()]
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
-!{sys.executable} -m mashroom_jobs history "Refresh prices" --limit 5 --store {store_path}
+# in a terminal: mashroom-jobs history "Refresh prices" --limit 5 --store PATH
+command = [sys.executable, "-m", "mashroom_jobs", "history", "Refresh prices", "--limit", "5",
+           "--store", store_path]
+print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
 """),
     md("""
 ## When the store cannot be used
