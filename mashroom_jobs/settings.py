@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import tzinfo
 from typing import Any
 
@@ -59,8 +60,8 @@ class ServiceSettings(LoggingConfigurable):
              "the open jobs panels. (JupyterLab's notification toasts can't be raised from a "
              "kernel without front-end code, which mashroom-jobs does not ship.)",
     ).tag(config=True)
-    store = Unicode(
-        None, allow_none=True,
+    store = Union(
+        [Unicode(), Instance(os.PathLike)], default_value=None, allow_none=True,
         help=(
             "The job store: a SQLite file shared by every process that names it, which keeps "
             "every run and lets each fire of an exclusive job run in one process only. A path "
@@ -103,12 +104,13 @@ class ServiceSettings(LoggingConfigurable):
 
     @validate("store")
     def _validate_store(self, proposal: Any) -> str | None:
-        if proposal.value is not None:
-            try:
-                store_location(proposal.value)
-            except ValueError as exc:
-                raise TraitError(str(exc)) from None
-        return proposal.value  # type: ignore[no-any-return]
+        if proposal.value is None:
+            return None
+        try:
+            store_location(proposal.value)
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return os.fspath(proposal.value)  # a pathlib.Path is kept as its text
 
     @validate("store_retention_days")
     def _validate_retention_days(self, proposal: Any) -> float:

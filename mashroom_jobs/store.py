@@ -118,6 +118,8 @@ def store_location(value: object) -> str:
     ValueError
         For anything else, saying what a valid value looks like.
     """
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
     if not isinstance(value, str):
         raise ValueError(f"store must be a file path or a sqlite:///PATH URL, "
                          f"got {type(value).__name__}")
@@ -296,10 +298,11 @@ class SQLiteStore:
         message names the path and the reason.
     """
 
-    def __init__(self, path: str, *, origin: str | None = None, retention_runs: int = 1000,
-                 retention_days: float = 30.0, busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-                 clock: Clock | None = None, batch_delay: float = 0.1,
-                 prune_interval: float = 600.0, mounts: str = "/proc/mounts") -> None:
+    def __init__(self, path: str | os.PathLike[str], *, origin: str | None = None,
+                 retention_runs: int = 1000, retention_days: float = 30.0,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT, clock: Clock | None = None,
+                 batch_delay: float = 0.1, prune_interval: float = 600.0,
+                 mounts: str = "/proc/mounts") -> None:
         try:
             self.path = store_location(path)
         except ValueError as exc:
@@ -556,7 +559,10 @@ class SQLiteStore:
         return len(self._queue) + len(self._writing)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every run recorded so far is written; False if ``timeout`` passed."""
+        """Wait until every run recorded so far is written; False if ``timeout`` passed
+        (or the store was closed with runs unwritten)."""
+        if self._closed:
+            return self.pending == 0
         self._hurry.set()
         self._wake.set()
         with self._drained:

@@ -101,6 +101,14 @@ def test_a_bad_store_setting_is_a_trait_error_and_the_old_value_stays(
         service.shutdown()
 
 
+def test_a_pathlib_path_is_a_store_setting_too(tmp_path: Path) -> None:
+    service = BackgroundJobService(store=tmp_path / "jobs.sqlite")
+    try:
+        assert service.store == service.store_path == str(tmp_path / "jobs.sqlite")
+    finally:
+        service.shutdown()
+
+
 def test_a_network_file_system_is_found_by_the_longest_mount_point(tmp_path: Path) -> None:
     mounts = tmp_path / "mounts"
     mounts.write_text(
@@ -329,6 +337,7 @@ def test_close_writes_what_is_queued(path: str) -> None:
     for i in range(5):
         s.record("job", _run(T0 + timedelta(seconds=i)))
     assert s.close(5) and not s.thread.is_alive()
+    assert s.flush() and s.close()  # both harmless once closed
     assert len(s.history("job")) == 5  # a closed store can still be read
     with pytest.raises(StoreUnavailableError, match="closed"):
         s.claim("job", T0)
