@@ -348,7 +348,8 @@ def history_rows(result: dict[str, Any]) -> list[Row]:
             "n/a"),
         Row(case, "history() of one job (1,000 runs), p50 ms", result["history_1000_p50_ms"],
             "n/a"),
-        Row(case, "record(), µs per run (the caller's cost)", result["record_us"], "n/a"),
+        Row(case, "building a run and record() of it, µs (the recording thread)",
+            result["record_us"], "n/a"),
         Row(case, "runs written per second", result["write_runs_per_s"], "n/a"),
         Row(case, "file size, MB", result["file_mb"], "n/a"),
     ]
