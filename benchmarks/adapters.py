@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -45,6 +47,10 @@ class Adapter:
     def shutdown(self) -> None:
         raise NotImplementedError
 
+    def extra_figures(self) -> dict[str, Any]:
+        """Figures of this scheduler's own to add to a case's result (after shutdown)."""
+        return {}
+
     def served_fire_times(self, runs: list[tuple[int, float]], prefix: str) -> list[float]:
         """The fire time (epoch seconds) each run served, given (job index, callback start)
         pairs in start order; called after :meth:`shutdown`.
@@ -73,14 +79,18 @@ def _fields(expression: str) -> dict[str, str]:
 class MashroomAdapter(Adapter):
     label = "mashroom-jobs"
 
-    def __init__(self) -> None:
+    #: schedule jobs as exclusive (each fire claimed in the store)
+    exclusive = False
+
+    def __init__(self, **settings: Any) -> None:
         from mashroom_jobs import BackgroundJobService
 
         precise = os.environ.get("MASHROOM_JOBS_BENCH_PRECISE") == "1"
-        self.service = BackgroundJobService(timezone="UTC", precise_wakeups=precise)
+        self.service = BackgroundJobService(timezone="UTC", precise_wakeups=precise,
+                                            **settings)
 
     def add(self, name: str, expression: str, callback: Callable[[], Any]) -> None:
-        self.service.schedule_job(name, expression, callback)
+        self.service.schedule_job(name, expression, callback, exclusive=self.exclusive)
 
     def remove(self, name: str) -> None:
         self.service.unschedule_job(name)
@@ -112,6 +122,41 @@ class MashroomAdapter(Adapter):
                 assert scheduled is not None
                 served[position] = scheduled.timestamp()
         return served
+
+
+class MashroomStoreAdapter(MashroomAdapter):
+    """mashroom-jobs writing every run to a job store (a fresh SQLite file)."""
+
+    label = "mashroom-jobs, store"
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="mashroom-jobs-bench-")
+        self.path = os.path.join(self.folder, "store.sqlite")
+        super().__init__(store=self.path)
+
+    def shutdown(self) -> None:
+        self.service.wait_until_idle(5)
+        self.service.shutdown(wait=False, timeout=30)  # the store writes its last runs
+
+    def extra_figures(self) -> dict[str, Any]:
+        """Runs recorded in memory and in the store: none may be missing from the store."""
+        from mashroom_jobs.store import SQLiteStore
+
+        runs = sum(job.run_count for job in self.service.jobs)
+        store = SQLiteStore(self.path)
+        try:
+            stored = store.count()
+        finally:
+            store.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return {"runs": runs, "stored": stored, "lost_from_store": runs - stored}
+
+
+class MashroomExclusiveAdapter(MashroomStoreAdapter):
+    """The same, each job exclusive: every fire is also claimed in the store."""
+
+    label = "mashroom-jobs, store, exclusive"
+    exclusive = True
 
 
 class APSchedulerAdapter(Adapter):
@@ -167,5 +212,7 @@ class APSchedulerAdapter(Adapter):
 
 ADAPTERS: dict[str, type[Adapter]] = {
     "mashroom": MashroomAdapter,
+    "mashroom+store": MashroomStoreAdapter,
+    "mashroom+exclusive": MashroomExclusiveAdapter,
     "apscheduler": APSchedulerAdapter,
 }

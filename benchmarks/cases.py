@@ -138,6 +138,7 @@ def lateness(adapter: Adapter, n: int, window: int, busy: bool = False,
         "setup_s": setup_s,
         "threads": threads,
         "main_rounds_per_s": main_rounds / (wall1 - wall0) if busy else None,
+        **adapter.extra_figures(),
     }
 
 

@@ -42,6 +42,15 @@ class Plan:
     panel_firing: int
     panel_window: int
     panel_baseline: bool = True
+    #: case 7: every-second jobs without the store, with it, with it and exclusive
+    store_n: int = 1000
+    store_variants: tuple[str, ...] = (OURS, "mashroom+store", "mashroom+exclusive")
+    #: case 7's fires measured, and seconds waited after them for late runs
+    store_window: int = 8
+    store_grace: float = 2.0
+    #: case 8: runs in the store, of how many jobs
+    history_runs: int = 100_000
+    history_jobs: int = 100
 
 
 FULL = Plan(lateness_n=[1, 100, 1000, 10000], window=8, busy_n=100, setup_n=10000,
@@ -49,7 +58,11 @@ FULL = Plan(lateness_n=[1, 100, 1000, 10000], window=8, busy_n=100, setup_n=1000
             panel_n=10000, panel_firing=100, panel_window=8)
 QUICK = Plan(lateness_n=[1, 1000], window=2, busy_n=100, setup_n=1000, idle_n=1000,
              idle_window=2.0, memory_n=1000, invocations=2000, panel_n=1000,
-             panel_firing=100, panel_window=2, panel_baseline=False)
+             panel_firing=100, panel_window=2, panel_baseline=False,
+             store_variants=("mashroom+exclusive",), store_window=1, store_grace=1.0,
+             history_runs=20_000, history_jobs=20)
+STORE_LABELS = {OURS: "no store", "mashroom+store": "store",
+                "mashroom+exclusive": "store, exclusive jobs"}
 
 
 # -- running one measurement -------------------------------------------------------
@@ -295,6 +308,53 @@ def panel_rows(result: dict[str, Any], baseline: dict[str, Any] | None) -> list[
     return rows
 
 
+def store_rows(n: int, res: dict[str, dict[str, Any]]) -> list[Row]:
+    """Case 7: the same every-second jobs without the store, with it, and exclusive."""
+    case = f"7 store N={n:,}"
+    rows = []
+    base = _num(_get(res[OURS], "p99_ms")) if OURS in res else math.nan
+    for variant, result in res.items():
+        label = STORE_LABELS[variant]
+        missed = _get(result, "missed")
+        rows += [
+            Row(case, f"p50 lateness, ms, {label}", _get(result, "p50_ms"), "n/a"),
+            Row(case, f"p99 lateness, ms, {label}", _get(result, "p99_ms"), "n/a"),
+            Row(case, f"max lateness, ms, {label}", _get(result, "max_ms"), "n/a"),
+            Row(case, f"missed fires (of {_fmt(_get(result, 'expected'))}), {label}", missed,
+                "n/a", "0", missed == 0),
+            Row(case, f"CPU, cores, {label}", _get(result, "cpu_per_wall"), "n/a"),
+        ]
+        if variant != OURS:
+            lost = _get(result, "lost_from_store")
+            rows.append(Row(case, f"runs missing from the store (of {_fmt(_get(result, 'runs'))})"
+                                  f", {label}", lost, "n/a", "0", lost == 0))
+            ratio = _num(_get(result, "p99_ms")) / base
+            rows.append(Row(case, f"p99 lateness {label} ÷ no store", ratio, "n/a", "≤ 1.5",
+                            None if math.isnan(ratio) else ratio <= 1.5))
+    return rows
+
+
+def history_rows(result: dict[str, Any]) -> list[Row]:
+    """Case 8: history() on a store of many runs."""
+    if "error" in result:
+        return [Row("8 history", str(result["error"]), None, None)]
+    case = f"8 history, {result['runs']:,} runs of {result['jobs']} jobs"
+    p99 = result["history_one_p99_ms"]
+    return [
+        Row(case, "history() of one job (50 runs), p50 ms", result["history_one_p50_ms"],
+            "n/a"),
+        Row(case, "history() of one job (50 runs), p99 ms", p99, "n/a", "≤ 10 ms", p99 <= 10),
+        Row(case, "history() of every job (50 runs), p99 ms", result["history_all_p99_ms"],
+            "n/a"),
+        Row(case, "history() of one job (1,000 runs), p50 ms", result["history_1000_p50_ms"],
+            "n/a"),
+        Row(case, "building a run and record() of it, µs (the recording thread)",
+            result["record_us"], "n/a"),
+        Row(case, "runs written per second", result["write_runs_per_s"], "n/a"),
+        Row(case, "file size, MB", result["file_mb"], "n/a"),
+    ]
+
+
 # -- the machine ------------------------------------------------------------------------
 
 
@@ -380,10 +440,13 @@ def main(argv: list[str] | None = None) -> int:
         flip += 1
         return OURS if flip % 2 else THEIRS
 
+    case_one: dict[str, Any] | None = None  # N = store_n without a store, for case 7
     if wanted("1"):
         for n in plan.lateness_n:
             res = pair("lateness", {"n": n, "window": plan.window}, first(), log, args.repeat)
             rows += lateness_rows(n, res)
+            if n == plan.store_n:
+                case_one = res[OURS]
     if wanted("2"):
         print("  running main-thread baseline ...", file=sys.stderr, flush=True)
         baseline = measure("baseline", None, {"window": float(plan.window)})
@@ -413,6 +476,29 @@ def main(argv: list[str] | None = None) -> int:
             log.append({"case": "panel", "scheduler": OURS, "params": {**params, "panel": False},
                         "result": without})
         rows += panel_rows(with_panel, without)
+    if wanted("7"):
+        params = {"n": plan.store_n, "window": plan.store_window, "grace": plan.store_grace}
+        variants = list(plan.store_variants)
+        rounds: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
+        for _ in range(args.repeat):  # the order flipped each round, as for cases 1-2
+            for variant in variants:
+                print(f"  running lateness {variant} {json.dumps(params)} ...",
+                      file=sys.stderr, flush=True)
+                result = measure("lateness", variant, params)
+                rounds[variant].append(result)
+                log.append({"case": "store", "scheduler": variant, "params": params,
+                            "result": result})
+            variants.reverse()
+        res = {v: median_result(r) for v, r in rounds.items()}
+        if OURS not in res and case_one is not None:  # --quick: case 1's run without a store
+            res = {OURS: case_one, **res}
+        rows += store_rows(plan.store_n, res)
+    if wanted("8"):
+        params = {"runs": plan.history_runs, "jobs": plan.history_jobs}
+        print(f"  running history {json.dumps(params)} ...", file=sys.stderr, flush=True)
+        result = measure("history", OURS, params)
+        log.append({"case": "history", "scheduler": OURS, "params": params, "result": result})
+        rows += history_rows(result)
 
     meta["load_after"] = load()
     meta["duration_s"] = round(time.time() - started, 1)

@@ -22,6 +22,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         from .panel_case import panel_cost
 
         return panel_cost(**params)
+    if case == "history":
+        from .store_case import history_cost
+
+        return history_cost(**params)
     adapter = ADAPTERS[spec["scheduler"]]()
     function = {
         "lateness": cases.lateness,

@@ -7,18 +7,27 @@ works), registers the magics, shows the service as the jobs panel (an IPython
 display formatter) and loads the background-job plugins.  Unloading closes the
 service's panels, unloads the plugins, unschedules every job, shuts the service
 down (its threads end) and removes what it registered.
+
+The service keeps its runs in the job store: ``mashroom-jobs/store.sqlite`` in the
+Jupyter data folder, shared by every kernel that loads the extension, unless the
+config sets ``c.BackgroundJobService.store`` (even to None).  A store that cannot
+be used is reported in one warning line, and the kernel starts with runs kept in
+memory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .core.errors import MashroomJobsError
+from .core.errors import MashroomJobsError, StoreError
 from .plugins import PluginLoader
 from .service import BackgroundJobService
+from .store import default_store_path
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -47,8 +56,7 @@ class _Extension:
         from .magics import JobMagics
 
         shell = self.shell
-        # parent=shell: the service reads c.BackgroundJobService from the shell's config
-        service = self.service = BackgroundJobService(parent=shell, shell=shell)
+        service = self.service = _make_service(shell)
         shell.configurables.append(service)
         self.configurable_added = True
         self.magics = JobMagics(shell, service=service)
@@ -149,6 +157,42 @@ def get_service() -> BackgroundJobService:
             "or create a BackgroundJobService() yourself"
         )
     return extension.service
+
+
+def _make_service(shell: InteractiveShell) -> BackgroundJobService:
+    """The kernel's service, on the default store unless the config names one."""
+    # parent=shell: the service reads c.BackgroundJobService from the shell's config
+    kwargs: dict[str, Any] = {"parent": shell, "shell": shell, "kernel_id": kernel_id(shell)}
+    try:
+        if not _store_configured(shell):
+            kwargs["store"] = default_store_path()
+        return BackgroundJobService(**kwargs)
+    except StoreError as exc:  # the kernel must start: with runs kept in memory
+        logging.getLogger("mashroom_jobs").warning(
+            "mashroom-jobs: %s; runs are kept in this kernel's memory only", exc)
+        return BackgroundJobService(**{**kwargs, "store": None})
+
+
+def _store_configured(shell: Any) -> bool:
+    config = getattr(shell, "config", None)
+    if config is None:
+        return False
+    return any(f"{owner}.store" in config for owner in ("BackgroundJobService", "ServiceSettings"))
+
+
+def kernel_id(shell: Any) -> str | None:
+    """The id of the kernel ``shell`` runs in (from its connection file
+    ``kernel-ID.json``), or None outside a kernel."""
+    if getattr(shell, "kernel", None) is None:
+        return None
+    try:
+        from ipykernel.connect import get_connection_file
+
+        name = os.path.basename(get_connection_file())
+    except Exception:  # not an IPKernelApp (an embedded or test kernel)
+        return None
+    match = re.fullmatch(r"kernel-(.+)\.json", name)
+    return match.group(1) if match else None
 
 
 def widget_frontend(shell: Any) -> bool:

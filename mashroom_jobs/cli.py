@@ -1,15 +1,17 @@
 """The ``mashroom-jobs`` command: run plugins without Jupyter, list them, check cron
-expressions, and enable the extension at kernel start.
+expressions, read and maintain the job store, and enable the extension at kernel start.
 
-Exit codes: 0 success; 1 ``run`` could not load any plugin, or ``autoload disable`` could
-not stop the extension from loading (a line the user wrote loads it); 2 bad usage (an invalid
-expression, zone, date or flag, a missing optional dependency, an unusable IPython folder).
+Exit codes: 0 success; 1 ``run`` could not load any plugin, ``autoload disable`` could
+not stop the extension from loading (a line the user wrote loads it), there is no job store
+to read, or the store was busy too long; 2 bad usage (an invalid expression, zone, date or
+flag, a missing optional dependency, an unusable IPython folder or job store).
 """
 
 from __future__ import annotations
 
 import argparse
 import ast
+import json
 import logging
 import os
 import re
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from .job import BackgroundJob
     from .service import BackgroundJobService
+    from .store import SQLiteStore
 
 __all__ = ["main"]
 
@@ -84,6 +87,10 @@ _DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+")
 MAX_FIRE_TIMES = 10_000
 #: the longest --shutdown-timeout; threads cannot wait much longer than 2**63 ns anyway
 MAX_SHUTDOWN_SECONDS = 86_400
+#: the most runs `history` lists, and the most `store prune --keep-runs` keeps per job
+MAX_RUNS = 1_000_000
+#: the longest `store prune --keep-days`: about 100 years
+MAX_DAYS = 36_500
 
 
 def _fire_count(text: str) -> int:
@@ -112,6 +119,33 @@ def _seconds(text: str) -> float:
     )
 
 
+def _run_count(text: str) -> int:
+    if _WHOLE.fullmatch(text) and 1 <= int(text) <= MAX_RUNS:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_RUNS:,}, "
+                                     f"got {text!r}")
+
+
+def _days(text: str) -> float:
+    if _DECIMAL.fullmatch(text) and 0 < float(text) <= MAX_DAYS:
+        return float(text)
+    raise argparse.ArgumentTypeError(f"expected a number of days above 0 and at most "
+                                     f"{MAX_DAYS:,} such as 30 or 0.5, got {text!r}")
+
+
+def _store_flag(text: str) -> str | None:
+    """``--store PATH``, a ``sqlite:///PATH`` URL, or ``none`` (runs kept in memory)."""
+    if text.lower() == "none":
+        return None
+    from .store import store_location
+
+    try:
+        store_location(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mashroom-jobs",
@@ -135,6 +169,11 @@ def _parser() -> argparse.ArgumentParser:
                           f"{MAX_SHUTDOWN_SECONDS} (default: %(default)s)")
     run.add_argument("--config", action=_Once, metavar="FILE", type=Path,
                      help="a traitlets config file, e.g. with c.BackgroundJobService.plugin_config")
+    run.add_argument("--store", action=_Once, type=_store_flag, metavar="PATH",
+                     help="the job store shared with the kernels (a file or sqlite:///PATH), "
+                          "or 'none' to keep runs in memory (default: the config's "
+                          "c.BackgroundJobService.store, else the store the kernels use by "
+                          "default; `mashroom-jobs store path` prints it)")
 
     plugins = commands.add_parser(
         "plugins", help="list installed plugins, their schedules and load errors",
@@ -161,6 +200,32 @@ def _parser() -> argparse.ArgumentParser:
     cron.add_argument("--name", action=_Once, default=None, metavar="NAME",
                       help="the job's name, which H in the expression is hashed from")
 
+    history = commands.add_parser(
+        "history", help="list the runs in the job store, newest first",
+        description="List the runs kept in the job store, newest first: those of every kernel "
+                    "and `mashroom-jobs run` process sharing it.",
+    )
+    history.add_argument("name", nargs="?", metavar="NAME",
+                         help="only the runs of this job (quote a name with spaces)")
+    history.add_argument("--limit", action=_Once, type=_run_count, default=50, metavar="N",
+                         help="how many runs, at most (default: %(default)s)")
+    history.add_argument("--json", action="store_true",
+                         help="print the runs as a JSON list, with their output and traceback")
+    _store_option(history)
+
+    store = commands.add_parser(
+        "store", help="the job store: where it is, prune it, vacuum it",
+        description="path: print where the job store is. prune: delete the runs beyond the "
+                    "retention now (the kernels do so in the background). vacuum: rewrite the "
+                    "file to give the space of deleted runs back to the disk.",
+    )
+    store.add_argument("action", choices=["path", "prune", "vacuum"])
+    store.add_argument("--keep-runs", action=_Once, type=_run_count, default=1000, metavar="N",
+                       help="prune: runs to keep per job (default: %(default)s)")
+    store.add_argument("--keep-days", action=_Once, type=_days, default=30.0, metavar="DAYS",
+                       help="prune: days to keep runs for (default: %(default)g)")
+    _store_option(store)
+
     autoload = commands.add_parser(
         "autoload", help="load the extension at every kernel start (or stop doing so)",
         description="Add or remove mashroom_jobs in c.InteractiveShellApp.extensions of the "
@@ -186,7 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = _parser().parse_args(argv)
-    commands = {"run": _run, "plugins": _plugins, "cron": _cron, "autoload": _autoload}
+    commands = {"run": _run, "plugins": _plugins, "cron": _cron, "history": _history,
+                "store": _store_command, "autoload": _autoload}
     try:
         return commands[args.command](args)
     except UsageFailure as exc:
@@ -244,20 +310,48 @@ def _cron(args: argparse.Namespace) -> int:
 # --- plugins ------------------------------------------------------------------------------
 
 
-def _service(config_file: Path | None) -> BackgroundJobService:
+_UNSET: Any = object()
+
+
+def _service(config_file: Path | None, store: Any = _UNSET) -> BackgroundJobService:
+    """A service with the config file's settings; ``store`` (a path or None) overrides the
+    config's store, and without either ``run`` uses the default store."""
+    from .core.errors import StoreError
     from .service import BackgroundJobService
 
-    if config_file is None:
-        return BackgroundJobService()
-    if not config_file.is_file():
-        raise UsageFailure(f"config file {str(config_file)!r} does not exist")
+    config = None
+    if config_file is not None:
+        if not config_file.is_file():
+            raise UsageFailure(f"config file {str(config_file)!r} does not exist")
+        from traitlets.config.loader import PyFileConfigLoader
+
+        try:
+            config = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
+        except Exception as exc:
+            raise UsageFailure(f"config file {str(config_file)!r}: {exc}") from None
+    kwargs: dict[str, Any] = {}
+    if store is not _UNSET:
+        kwargs["store"] = store
+    try:
+        return BackgroundJobService(**kwargs) if config is None \
+            else BackgroundJobService(config=config, **kwargs)
+    except StoreError as exc:
+        raise UsageFailure(f"{exc} (--store none keeps runs in memory)") from None
+    except Exception as exc:
+        raise UsageFailure(f"config file {str(config_file)!r}: {exc}") from None
+
+
+def _configures_store(config_file: Path | None) -> bool:
+    """Whether the config file sets c.BackgroundJobService.store (read again by _service)."""
+    if config_file is None or not config_file.is_file():
+        return False
     from traitlets.config.loader import PyFileConfigLoader
 
     try:
         config = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
-        return BackgroundJobService(config=config)
-    except Exception as exc:
-        raise UsageFailure(f"config file {str(config_file)!r}: {exc}") from None
+    except Exception:
+        return False  # _service says what is wrong with it
+    return any(f"{owner}.store" in config for owner in ("BackgroundJobService", "ServiceSettings"))
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -304,7 +398,10 @@ def _run(args: argparse.Namespace) -> int:
                 "--metrics-port needs prometheus-client: pip install 'mashroom-jobs[metrics]'"
             ) from None
 
-    service = _service(args.config)
+    store: Any = args.store if "store" in getattr(args, "_given", {}) else _UNSET
+    if store is _UNSET and not _configures_store(args.config):
+        store = _default_store()  # the kernels' store, so plugins' fires run once in all
+    service = _service(args.config, store)
     server = None
     serving = False
     stop = threading.Event()
@@ -338,6 +435,7 @@ def _run(args: argparse.Namespace) -> int:
         log.info("running %d background job%s: %s; stop with Ctrl-C or SIGTERM",
                  len(loaded), "s" if len(loaded) != 1 else "",
                  ", ".join(repr(r.name) for r in loaded))
+        log.info("job store: %s", service.store_path or "none (runs are kept in memory)")
         while not stop.wait(1.0):
             pass
         log.info("received %s: stopping (waiting up to %.1f s for running jobs)",
@@ -387,6 +485,10 @@ def _log_run(change: Any) -> None:
     invocation = change.new.last_invocation
     if invocation is None or invocation is getattr(change.old, "last_invocation", None):
         return
+    if invocation.elsewhere:
+        log.info("job %r: the fire at %s ran elsewhere, in %s", job.name,
+                 invocation.scheduled_for, invocation.origin)
+        return
     if invocation.success:
         log.info("job %r ran in %.1f ms (%s)", job.name, invocation.execution_time_ms,
                  invocation.trigger)
@@ -413,6 +515,122 @@ def _bind_metrics(collector: Any, host: str, port: int) -> Any:
         return make_server(host, port, make_wsgi_app(registry), handler_class=QuietHandler)
     except (OSError, ValueError) as exc:  # in use, no permission, unknown host, bad IDNA name
         raise UsageFailure(f"cannot serve metrics on {host}:{port}: {exc}") from None
+
+
+# --- the job store ---------------------------------------------------------------------------
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", action=_Once, type=_store_flag, metavar="PATH",
+                        help="the job store (a file or sqlite:///PATH; default: the one the "
+                             "kernels and `mashroom-jobs run` use)")
+
+
+def _default_store() -> str:
+    from .core.errors import StoreError
+    from .store import default_store_path
+
+    try:
+        return default_store_path()
+    except StoreError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _store_path(args: argparse.Namespace) -> str:
+    from .store import store_location
+
+    if args.store is None:
+        if "store" in getattr(args, "_given", {}):
+            raise UsageFailure("--store none: there is no job store to read in memory; give "
+                               "a path")
+        return _default_store()
+    return store_location(args.store)
+
+
+def _open_store(path: str, **settings: Any) -> SQLiteStore:
+    from .core.errors import StoreError, StoreUnavailableError
+    from .store import SQLiteStore
+
+    if not os.path.exists(path):
+        raise CommandFailure(f"there is no job store at {path} (no run has been recorded there)")
+    try:
+        return SQLiteStore(path, **settings)
+    except StoreUnavailableError as exc:  # busy: not the user's mistake
+        raise CommandFailure(str(exc)) from None
+    except StoreError as exc:
+        raise UsageFailure(str(exc)) from None
+
+
+def _history(args: argparse.Namespace) -> int:
+    from .core.errors import StoreError
+
+    path = _store_path(args)
+    store = _open_store(path)
+    try:
+        runs = store.runs(args.name, args.limit)
+    except StoreError as exc:
+        raise CommandFailure(str(exc)) from None
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps([_run_json(job, run) for job, run in runs], indent=1,
+                         ensure_ascii=False))
+        return 0
+    which = f"of {args.name!r} " if args.name is not None else ""
+    if not runs:
+        print(f"No runs {which}in {path}")
+        return 0
+    print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} {which}in {path}, newest first:")
+    rows = [("started", "job", "trigger", "duration", "result", "ran in")]
+    for job, run in runs:
+        trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
+        result = "ok" if run.success else f"FAILED {run.error_message or ''}"
+        rows.append((run.timestamp.isoformat(sep=" ", timespec="seconds"), job, trigger,
+                     f"{run.execution_time_ms:.1f} ms", " ".join(result.split())[:60],
+                     run.origin or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def _run_json(job: str, run: Any) -> dict[str, Any]:
+    return {
+        "job": job, "started": run.timestamp.isoformat(),
+        "scheduled_for": None if run.scheduled_for is None else run.scheduled_for.isoformat(),
+        "trigger": run.trigger, "attempt": run.attempt, "duration_ms": run.execution_time_ms,
+        "success": run.success, "error": run.error_message, "traceback": run.traceback,
+        "output": run.output, "worker": run.worker, "origin": run.origin,
+    }
+
+
+def _store_command(args: argparse.Namespace) -> int:
+    import sqlite3
+
+    path = _store_path(args)
+    if args.action == "path":
+        print(path)
+        return 0
+    store = _open_store(path, retention_runs=args.keep_runs, retention_days=args.keep_days)
+    try:
+        if args.action == "prune":
+            deleted = store.prune()
+            print(f"Pruned {deleted:,} run{'s' if deleted != 1 else ''} from {path}, keeping "
+                  f"the newest {args.keep_runs:,} of each job, of the last {args.keep_days:g} "
+                  f"days")
+            return 0
+        before = store.size()
+        store.vacuum()
+        print(f"Vacuumed {path}: {_megabytes(before)} -> {_megabytes(store.size())}")
+        return 0
+    except sqlite3.Error as exc:  # another process held it too long
+        raise CommandFailure(f"could not {args.action} the job store {path}: {exc}") from None
+    finally:
+        store.close()
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.2f} MB"
 
 
 # --- autoload -------------------------------------------------------------------------------

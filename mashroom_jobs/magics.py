@@ -54,11 +54,12 @@ class JobMagics(Magics):
     @magic_arguments()
     @argument(
         "--plugins", action="store_true",
-        help="List the background-job plugins: state, schedule and error.",
+        help="List the background-job plugins (state, schedule and error) and the job store.",
     )
     @line_magic
     def jobs(self, line: str) -> Any:
-        """Show the jobs panel, or with ``--plugins`` the background-job plugins.
+        """Show the jobs panel, or with ``--plugins`` the background-job plugins and
+        the job store's path.
 
         Where widgets cannot render (terminal IPython, ipywidgets missing), prints the
         jobs as a text table.
@@ -69,6 +70,7 @@ class JobMagics(Magics):
         service = self.service
         if args.plugins:
             print(format_plugins_table(service.plugins))
+            print(f"Store: {service.store_path or 'in memory (runs are kept in this kernel only)'}")
             return None
         if getattr(self.shell, "kernel", None) is None:  # terminal IPython: no widgets
             print(repr(service))

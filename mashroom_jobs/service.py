@@ -8,6 +8,11 @@ Threads: ``jobs`` changes are announced on the thread that schedules or
 unschedules, under the service's lock (so observers see them in order); a job's
 ``state`` on the thread that changed it (see :mod:`mashroom_jobs.job`); failure
 callbacks on a notifier thread of their own.  Observers must be quick.
+
+With a ``store`` (a :class:`~mashroom_jobs.store.SQLiteStore`, opened when the
+service starts), the runner claims exclusive fires through it and every run is
+written to it by the store's writer thread; :meth:`BackgroundJobService.history`
+reads it.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar
 
-from traitlets import All, Bunch, Tuple, default, observe
+from traitlets import All, Bunch, Tuple, Unicode, default, observe
 from traitlets import Any as AnyTrait
 
 from .context import PluginContext, PluginServices
@@ -43,11 +48,15 @@ from .events import FailureCallback, FailureNotifier, JobsListener
 from .job import BackgroundJob
 from .metrics import MetricsRecorder
 from .settings import ServiceSettings
+from .store import SQLiteStore, make_origin
 from .text import format_jobs_table
 
 __all__ = ["BackgroundJobService"]
 
 T = TypeVar("T")
+
+#: seconds the store has, at least, to write the last runs at shutdown
+STORE_CLOSE_MINIMUM = 0.5
 
 
 class BackgroundJobService(ServiceSettings):
@@ -75,12 +84,20 @@ class BackgroundJobService(ServiceSettings):
     )
     shell = AnyTrait(None, allow_none=True, help="The IPython shell, when there is one.")
     clock = AnyTrait(help="The Clock the service reads time from (tests inject a ManualClock).")
+    kernel_id = Unicode(
+        None, allow_none=True,
+        help="The id of the kernel the service lives in (the extension sets it): part of "
+             "its origin in the job store. Read when the service starts.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         # before traitlets' init, which observes (see observe())
         self._lock = threading.RLock()
         self._jobs_watchers = 0
         super().__init__(**kwargs)
+        self._origin = make_origin(self.kernel_id)
+        # first: a bad store raises StoreError before any thread or hook exists
+        self._store = self._open_store()
         # name -> runtime, in scheduling order (a replacement keeps its place)
         self._runtimes: dict[str, JobRuntime] = {}
         self._jobs: tuple[BackgroundJob, ...] | None = ()  # None: rebuild on read
@@ -108,6 +125,9 @@ class BackgroundJobService(ServiceSettings):
         if isinstance(self.clock, SystemClock):
             self._timer.lead = 2 * sys.getswitchinterval() + 0.002
             self._timer.handoff = self._runner.handoff
+        if self._store is not None:
+            self._runner.claimer = self._store
+            self._listener.sink = self._store
         capture.install()
         _live_services.add(self)
 
@@ -120,6 +140,20 @@ class BackgroundJobService(ServiceSettings):
         # one logger hierarchy; in a plain script a failure reaches stderr (Python's
         # last-resort handler) instead of traitlets' silent logger
         return logging.getLogger("mashroom_jobs")
+
+    def _open_store(self) -> SQLiteStore | None:
+        if self.store is None:
+            return None
+        return SQLiteStore(self.store, origin=self._origin,
+                           retention_runs=self.store_retention_runs,
+                           retention_days=self.store_retention_days,
+                           busy_timeout=self.store_timeout, clock=self.clock)
+
+    @observe("store_retention_runs", "store_retention_days")
+    def _observe_retention(self, change: Any) -> None:
+        store = self.__dict__.get("_store")  # None while traitlets' init sets config
+        if store is not None:
+            setattr(store, change.name.replace("store_", ""), change.new)
 
     @observe("history_size", "capture_output", "stop_grace")
     def _observe_runner_settings(self, change: Any) -> None:
@@ -344,12 +378,22 @@ class BackgroundJobService(ServiceSettings):
                 since: datetime | None = None) -> list[JobInvocation]:
         """Recorded runs, newest first: of job ``name``, or of every job.
 
+        With a store, the stored runs of every process sharing it (each with its
+        ``origin``; this process's runs not yet written included), also of jobs no
+        longer scheduled; fires another process ran appear once, as that process's run.
         Without a store, the in-memory history of the scheduled jobs.
+
+        Raises
+        ------
+        StoreUnavailableError
+            When the store cannot be read.
         """
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValueError(f"limit must be a whole number >= 0, got {limit!r}")
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ValueError(f"since must be an aware datetime, got {since!r}")
+        if self._store is not None:
+            return self._store.history(name, limit, since)
         runtimes = list(self._runtimes.values())
         if name is not None:
             runtimes = [r for r in runtimes if r.spec.name == name]
@@ -381,7 +425,9 @@ class BackgroundJobService(ServiceSettings):
 
         Jobs stay in :attr:`jobs` (inactive) for inspection.  Called from a job, it does
         not wait for that job.  Threads left by a job that does not end are daemon
-        threads: interpreter exit never hangs.  Calling it twice is harmless.
+        threads: interpreter exit never hangs.  Calling it twice is harmless.  The job
+        store, if any, writes the runs still queued in what is left of ``timeout`` (at
+        least 0.5 s), then closes; :meth:`history` still reads it.
 
         Returns
         -------
@@ -402,9 +448,23 @@ class BackgroundJobService(ServiceSettings):
         left = tuple(r.owner for r in self._runner.running(exclude=current_run()))
         self._runner.shutdown(wait, max(0.0, deadline - time.monotonic()))
         self._notifier.shutdown(wait, max(0.0, deadline - time.monotonic()))
+        if self._store is not None:
+            # the last runs are written even when the jobs took the whole timeout
+            self._store.close(max(STORE_CLOSE_MINIMUM, deadline - time.monotonic()))
         capture.uninstall()
         _live_services.discard(self)
         return left  # type: ignore[return-value]
+
+    @property
+    def store_path(self) -> str | None:
+        """The job store's file (absolute), or None when runs are kept in memory."""
+        return self._store.path if self._store is not None else None
+
+    @property
+    def origin(self) -> str:
+        """Who this process is in the job store: ``host pid N``, with ``kernel ID`` in a
+        kernel."""
+        return self._origin
 
     @property
     def is_shut_down(self) -> bool:
@@ -433,6 +493,8 @@ class BackgroundJobService(ServiceSettings):
     def threads(self) -> list[threading.Thread]:
         """Every thread this service started (its timer, workers, loop and notifier)."""
         threads = [self._timer.thread, *self._runner.threads(), *self._notifier.threads()]
+        if self._store is not None:
+            threads.append(self._store.thread)
         return [t for t in threads if t is not None]
 
     def timer_entries(self) -> int:

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import math
+import os
 from datetime import tzinfo
 from typing import Any
 
@@ -17,6 +18,7 @@ from traitlets import Bool, Dict, Float, Instance, Int, List, TraitError, Unicod
 from traitlets.config import LoggingConfigurable
 
 from .core.cron import resolve_zone
+from .store import store_location
 
 __all__ = ["ServiceSettings"]
 
@@ -58,6 +60,29 @@ class ServiceSettings(LoggingConfigurable):
              "the open jobs panels. (JupyterLab's notification toasts can't be raised from a "
              "kernel without front-end code, which mashroom-jobs does not ship.)",
     ).tag(config=True)
+    store = Union(
+        [Unicode(), Instance(os.PathLike)], default_value=None, allow_none=True,
+        help=(
+            "The job store: a SQLite file shared by every process that names it, which keeps "
+            "every run and lets each fire of an exclusive job run in one process only. A path "
+            "or a sqlite:///PATH URL; None keeps runs in this process's memory. A plain "
+            "BackgroundJobService() defaults to None; the IPython extension and `mashroom-jobs "
+            "run` default to mashroom-jobs/store.sqlite in the Jupyter data folder. Read when "
+            "the service starts (%reload_ext mashroom_jobs applies a change)."
+        ),
+    ).tag(config=True)
+    store_timeout = Float(
+        2.0,
+        help="Seconds a claim of an exclusive fire waits while another process holds the job "
+             "store (a long write); then the fire runs here anyway, its output saying "
+             "'store unavailable, ran without claim'. Read when the service starts.",
+    ).tag(config=True)
+    store_retention_runs = Int(
+        1000, help="Runs the job store keeps per job; older ones are pruned in the background.",
+    ).tag(config=True)
+    store_retention_days = Float(
+        30.0, help="Days the job store keeps a run; older ones are pruned in the background.",
+    ).tag(config=True)
     plugin_config = Dict(
         help=(
             "Per-plugin config overrides: {plugin name: {key: value}}, on top of each "
@@ -77,10 +102,34 @@ class ServiceSettings(LoggingConfigurable):
             raise TraitError(str(exc)) from None
         return proposal.value  # type: ignore[no-any-return]
 
-    @validate("history_size", "max_workers")
+    @validate("store")
+    def _validate_store(self, proposal: Any) -> str | None:
+        if proposal.value is None:
+            return None
+        try:
+            store_location(proposal.value)
+        except ValueError as exc:
+            raise TraitError(str(exc)) from None
+        return os.fspath(proposal.value)  # a pathlib.Path is kept as its text
+
+    @validate("store_retention_days")
+    def _validate_retention_days(self, proposal: Any) -> float:
+        if not 0 < proposal.value < math.inf:
+            raise TraitError(f"store_retention_days must be a number of days > 0, "
+                             f"got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("history_size", "max_workers", "store_retention_runs")
     def _validate_positive(self, proposal: Any) -> int:
         if proposal.value < 1:
             raise TraitError(f"{proposal.trait.name} must be at least 1, got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("store_timeout")
+    def _validate_store_timeout(self, proposal: Any) -> float:
+        if not 0 <= proposal.value <= 3600:
+            raise TraitError(f"store_timeout must be a number of seconds from 0 to 3600, "
+                             f"got {proposal.value}")
         return proposal.value  # type: ignore[no-any-return]
 
     @validate("stop_grace")

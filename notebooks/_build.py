@@ -2,6 +2,7 @@
 
     python notebooks/_build.py             # write the .ipynb files (unexecuted)
     python notebooks/_build.py --execute   # write, then run each in place to store its outputs
+    python notebooks/_build.py --execute 04-job-store.ipynb   # only the notebooks named
 
 The notebooks are tests as well as a tour: ``pytest notebooks --nbval`` re-runs each
 cell and compares its output with the stored one (after ``notebooks/sanitize.cfg``),
@@ -853,10 +854,269 @@ assert service.is_shut_down and not inventory.active and not tokyo.active and no
 """),
 ]
 
+# --------------------------------------------------------------------------------------------
+# 04 the job store
+# --------------------------------------------------------------------------------------------
+
+JOB_STORE = [
+    md("""
+# One job store for every kernel
+
+A Jupyter user rarely has one kernel, and with `mashroom-jobs autoload enable` every kernel
+loads every background-job plugin. Two things follow, and the *job store* handles both:
+
+* the nightly plugin job must run **once**, not once per open notebook: a job scheduled
+  with `exclusive=True` (plugin jobs are exclusive by default) runs each fire in exactly one
+  of the processes that share the store; the others record that it *ran elsewhere*, and who
+  ran it;
+* what the jobs did must **outlive the kernel**: every run (its trigger, times, result,
+  error, traceback and output) is written to the store, and `service.history()`, the panel
+  and `mashroom-jobs history` read it back, the runs of every process included.
+
+The store is one SQLite file. The extension and `mashroom-jobs run` use
+`mashroom-jobs/store.sqlite` in the Jupyter data folder unless
+`c.BackgroundJobService.store` names another (or `None`: runs stay in memory). This
+notebook uses a temporary store, so that your own is left alone, shares it with a second
+kernel that it starts itself, and restarts that kernel to read the history back.
+"""),
+    code("""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+
+folder = tempfile.mkdtemp(prefix="mashroom-jobs-tour-")
+store_path = os.path.join(folder, "store.sqlite")
+
+# what c.BackgroundJobService... in ipython_kernel_config.py does
+config = get_ipython().config.BackgroundJobService
+config.store = store_path
+config.timezone = "UTC"
+config.disabled_plugins = ["Example heartbeat"]
+"""),
+    md("""
+The store is read when the service starts, so we (re)load the extension to start one on
+our store:
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+%reload_ext mashroom_jobs
+"""),
+    code("""
+import mashroom_jobs
+from mashroom_jobs.testing import wait_for
+
+service = mashroom_jobs.get_service()
+print(service.store_path)
+print(service.origin)
+
+assert service.store_path == store_path
+"""),
+    md("""
+`service.origin` is who this process is in the store: the host, the process id and, in a
+kernel started by Jupyter, the kernel's id.
+
+## A second kernel on the same store
+
+`jupyter_client` starts a second kernel, as JupyterLab does for a second notebook (with a
+connection file named after the kernel's id). `run_there` runs code in it and returns what
+it printed.
+"""),
+    code("""
+from jupyter_client import KernelManager
+
+other_id = str(uuid.uuid4())
+other = KernelManager(kernel_name="python3",
+                      connection_file=os.path.join(folder, f"kernel-{other_id}.json"))
+other.start_kernel(stderr=subprocess.DEVNULL)  # (its start-up warnings are not ours)
+client = other.client()
+client.start_channels()
+client.wait_for_ready(timeout=60)
+
+def run_there(code):
+    printed = []
+
+    def hook(message):
+        if message["msg_type"] == "stream":
+            printed.append(message["content"]["text"])
+        elif message["msg_type"] == "error":
+            printed.append("\\n".join(message["content"]["traceback"]))
+
+    reply = client.execute_interactive(code, timeout=60, output_hook=hook)
+    assert reply["content"]["status"] == "ok", "".join(printed)
+    return "".join(printed)
+
+START_THERE = f'''
+config = get_ipython().config.BackgroundJobService
+config.store = {store_path!r}
+config.timezone = "UTC"
+config.disabled_plugins = ["Example heartbeat"]
+%reload_ext mashroom_jobs
+import mashroom_jobs
+other_service = mashroom_jobs.get_service()
+'''
+print(run_there(START_THERE + "print(other_service.origin)"), end="")
+"""),
+    md("""
+Both kernels now schedule the same **exclusive** job, every second: the other kernel first,
+then this one. At each fire both try to claim it in the store; one wins and runs it, the
+other records a run that *ran elsewhere*. We wait until this kernel has seen five fires.
+"""),
+    code("""
+run_there('''
+refreshed = []
+other_service.schedule_job("Refresh prices", "* * * * * *", lambda: refreshed.append(1),
+                           exclusive=True)
+''')
+
+refreshed = []
+job = service.schedule_job("Refresh prices", "* * * * * *", lambda: refreshed.append(1),
+                           exclusive=True)
+five_fires = threading.Event()
+
+def on_state(change):
+    if change.new.run_count + change.new.elsewhere_count >= 5:
+        five_fires.set()
+
+job.observe(on_state, names="state")
+assert five_fires.wait(timeout=20)
+job.pause()
+run_there('other_service.get_job("Refresh prices").pause()')
+assert service.wait_until_idle(timeout=10)
+"""),
+    md("""
+Every fire this kernel saw either ran here or ran in the other kernel, never in both and
+never in neither: the store kept each fire's run once.
+"""),
+    code("""
+seen = [r for r in job.history if r.trigger == "schedule"]
+here = [r for r in seen if not r.elsewhere]
+elsewhere = [r for r in seen if r.elsewhere]
+
+def stored_fires():
+    return [r.scheduled_for for r in service.history("Refresh prices", limit=1000)
+            if r.trigger == "schedule"]
+
+# the other kernel writes its runs a moment after they end
+assert wait_for(lambda: {r.scheduled_for for r in seen} <= set(stored_fires()), timeout=10)
+stored = stored_fires()
+print("every fire ran once:", len(stored) == len(set(stored)))
+print("ran elsewhere is neither a failure nor a skip:",
+      job.failure_count == 0 and job.skip_count == 0)
+
+assert len(stored) == len(set(stored))
+assert len(refreshed) == len(here) == job.run_count
+assert all(r.origin != service.origin and " kernel " in r.origin for r in elsewhere)
+"""),
+    md("""
+Which kernel won each fire is a race, so it differs from run to run. The stored history
+(`service.history()`, newest first) has every run with its `origin`; a fire this kernel lost
+shows in its own records as *ran elsewhere*, naming the winner:
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+from mashroom_jobs.panel.format import origin_text
+
+for run in service.history("Refresh prices", limit=8):
+    who = "this kernel" if run.origin == service.origin else origin_text(run.origin)
+    print(f"{run.scheduled_for:%H:%M:%S}  ran in {who}")
+if elsewhere:
+    print(elsewhere[-1])
+"""),
+    md("""
+The panel shows the same: its header names the store, and a job's expanded row lists the
+stored runs, this kernel's and the other kernel's marked ("ran in kernel 3f2a…").
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+panel = mashroom_jobs.JobsPanel(service)
+panel.button("Show details of Refresh prices").click()
+panel
+"""),
+    md("""
+A click (or `invoke_now()`) is never claimed: asked for here, it runs here.
+"""),
+    code("""
+manual = job.invoke_now().result(timeout=10)
+
+assert not manual.elsewhere and manual.trigger == "manual"
+"""),
+    md("""
+## The history after a restart
+
+A job's definition is not stored (a function cannot be), only its runs. We restart the
+other kernel: its memory is gone, yet a new service on the same store reads every run back,
+this kernel's included.
+"""),
+    code("""
+other.restart_kernel(now=True)
+client.wait_for_ready(timeout=60)
+
+after_restart = json.loads(run_there(START_THERE + '''
+import json
+runs = other_service.history("Refresh prices", limit=1000)
+print(json.dumps([r.scheduled_for.isoformat() for r in runs if r.trigger == "schedule"]))
+'''))
+print("the restarted kernel reads the same runs:",
+      after_restart == [t.isoformat() for t in stored_fires()])
+
+assert after_restart == [t.isoformat() for t in stored_fires()]
+"""),
+    md("""
+`mashroom-jobs history` reads the store from a terminal (`--json` for every field), and
+`mashroom-jobs store path|prune|vacuum` looks after it:
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+# in a terminal: mashroom-jobs history "Refresh prices" --limit 5 --store PATH
+command = [sys.executable, "-m", "mashroom_jobs", "history", "Refresh prices", "--limit", "5",
+           "--store", store_path]
+print(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+"""),
+    md("""
+## When the store cannot be used
+
+A path that is not a SQLite file, a read-only file or folder, a schema from a newer
+mashroom-jobs: the service refuses it at start, naming the path and the reason. (The
+extension then says so in one warning line and keeps runs in memory, so the kernel still
+starts.) A store that another process holds locked too long delays the writing of runs,
+never the timer; an exclusive fire that cannot be claimed in `store_timeout` seconds runs
+here anyway, its output saying `store unavailable, ran without claim`: better a duplicate
+than a lost nightly run.
+"""),
+    code("""
+prices = os.path.join(folder, "prices.csv")
+with open(prices, "w") as f:
+    f.write("name,price\\n" * 100)
+try:
+    mashroom_jobs.BackgroundJobService(store=prices)
+except mashroom_jobs.StoreError as error:
+    print(error)
+"""),
+    md("""
+## Clean up
+"""),
+    code("""
+panel.close()
+client.stop_channels()
+other.shutdown_kernel(now=True)
+%unload_ext mashroom_jobs
+del get_ipython().config.BackgroundJobService["store"]
+shutil.rmtree(folder)
+
+assert service.is_shut_down and not other.is_alive()
+"""),
+]
+
 NOTEBOOKS = {
     "01-getting-started.ipynb": GETTING_STARTED,
     "02-plugins.ipynb": PLUGINS,
     "03-async-errors-timezones.ipynb": ASYNC_ERRORS_TIMEZONES,
+    "04-job-store.ipynb": JOB_STORE,
 }
 
 
@@ -919,7 +1179,16 @@ def tidy(path: Path) -> None:
 
 def main(argv: list[str]) -> int:
     run = "--execute" in argv
+    # names given: only those notebooks (the others keep their stored outputs)
+    only = [a for a in argv if not a.startswith("--")]
+    unknown = sorted(set(only) - set(NOTEBOOKS))
+    if unknown:
+        print(f"no such notebook: {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}",
+              file=sys.stderr)
+        return 2
     for name, cells in NOTEBOOKS.items():
+        if only and name not in only:
+            continue
         path = build(name, cells)
         print(f"wrote {path.relative_to(HERE.parent)}")
         if run:

@@ -11,6 +11,14 @@ from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.testing import ManualClock
 
 
+@pytest.fixture(autouse=True)
+def _private_jupyter_data_dir(tmp_path_factory: pytest.TempPathFactory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extension and ``mashroom-jobs run`` keep their job store in the Jupyter data
+    folder: each test gets its own, never the user's (subprocesses inherit it)."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path_factory.mktemp("jupyter-data")))
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock("2026-01-01T00:00:00+00:00")

@@ -76,6 +76,10 @@ class Runner:
         self.remote_context: object = None
         #: claims exclusive fires (the shared store), when there is one
         self.claimer: Claimer | None = None
+        # exclusive fires waiting to be claimed, all in one call (see _claim_queued)
+        self._claim_lock = threading.Lock()
+        self._to_claim: list[Run] = []
+        self._claim_dispatched = False
         #: runs that ignored a stop or a timeout past the grace period
         self.abandoned_runs = 0
         self._lock = threading.Lock()
@@ -130,10 +134,7 @@ class Runner:
         spec = run.runtime.spec
         try:
             if spec.exclusive and run.trigger == "schedule" and self.claimer is not None:
-                if here:
-                    self._claim_then_start(run)
-                else:
-                    self.pool.dispatch(Runner._claim_then_start, self, run)
+                self._queue_claim(run)  # claimed with the fires due with it, in one go
             elif here and spec.remote is None and spec.executor is None \
                     and not spec.kind.is_async:
                 self._run_sync(run)
@@ -213,6 +214,27 @@ class Runner:
             if not self._batches and not self._inflight:
                 self._idle.notify_all()
 
+    def _queue_claim(self, run: Run) -> None:
+        """Queue an exclusive fire for claiming; a pool worker claims all queued at once.
+
+        When 1,000 exclusive jobs are due together, one worker claims the fires queued
+        by then in one transaction (then the next ones), instead of 1,000 commits
+        queueing up on the store, one per worker.
+        """
+        with self._claim_lock:
+            self._to_claim.append(run)
+            if self._claim_dispatched:
+                return
+            self._claim_dispatched = True
+        try:
+            self.pool.dispatch(Runner._claim_queued, self)
+        except Exception as exc:  # the pool refused (shut down): every queued run ends here
+            with self._claim_lock:
+                runs, self._to_claim = self._to_claim, []
+                self._claim_dispatched = False
+            for queued in runs:
+                self._finish(queued, self._failed(queued, f"could not start: {error_text(exc)}"))
+
     def _start(self, run: Run) -> None:
         spec = run.runtime.spec
         if spec.remote is not None:
@@ -229,23 +251,33 @@ class Runner:
             run.handle = spec.executor.submit(Runner._run_sync, self, run, False)
             run.handle.add_done_callback(functools.partial(Runner._executor_done, self, run))
 
-    def _claim_then_start(self, run: Run) -> None:
-        """On a pool worker: claim the fire; the loser records who ran it."""
-        spec = run.runtime.spec
-        assert self.claimer is not None and run.scheduled_for is not None
+    def _claim_queued(self) -> None:
+        """On a pool worker: claim the queued fires; start the won, record the lost."""
+        with self._claim_lock:
+            runs, self._to_claim = self._to_claim, []
+            self._claim_dispatched = False  # fires queued from now on: another worker
+        if not runs:
+            return
+        assert self.claimer is not None
+        note = ""
+        fires = []
+        for run in runs:
+            assert run.scheduled_for is not None  # only scheduled fires are claimed
+            fires.append((run.runtime.spec.name, run.scheduled_for))
         try:
-            winner = self.claimer.claim(spec.name, run.scheduled_for)
+            winners = self.claimer.claim_many(fires)
         except StoreUnavailableError as exc:  # better a duplicate than a lost run
-            run.note = f"[mashroom-jobs] store unavailable, ran without claim: {exc}\n"
-            winner = None
-        if winner is not None:
-            self._finish(run, JobInvocation(
-                self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger, 0.0,
-                True, attempt=run.attempt, origin=winner, elsewhere=True,
-            ))
-        elif spec.remote is None and spec.executor is None and not spec.kind.is_async:
-            self._run_sync(run)  # already on a worker
-        else:
+            note = f"[mashroom-jobs] store unavailable, ran without claim: {exc}\n"
+            winners = [None] * len(runs)
+        for run, winner in zip(runs, winners):
+            run.note = note
+            if winner is not None:
+                spec = run.runtime.spec
+                self._finish(run, JobInvocation(
+                    self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger,
+                    0.0, True, attempt=run.attempt, origin=winner, elsewhere=True,
+                ))
+                continue
             try:
                 self._start(run)
             except Exception as exc:

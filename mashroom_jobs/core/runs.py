@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from collections.abc import Sequence
 from concurrent.futures import Future
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -54,6 +55,10 @@ class Claimer(Protocol):
     def claim(self, job: str, scheduled_for: datetime) -> str | None:
         """None when this process won the fire; else who did.  Raises
         :class:`StoreUnavailableError` when it cannot tell in a bounded time."""
+
+    def claim_many(self, fires: Sequence[tuple[str, datetime]]) -> list[str | None]:
+        """:meth:`claim` for several ``(job, scheduled_for)`` fires at once (one answer
+        each, in order); raises :class:`StoreUnavailableError` for all of them."""
 
 
 class Run:

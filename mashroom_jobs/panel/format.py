@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "detail_html", "duration", "error_span", "esc", "last_run_html", "last_run_tooltip",
-    "next_run_html", "origin_text", "outcome_html", "relative", "schedule_html", "short", "when",
+    "next_run_html", "origin_text", "outcome_html", "relative", "schedule_html", "short",
+    "store_html", "when",
 ]
 
 ERROR_COLOR = "var(--jp-error-color1, #c62828)"
@@ -84,6 +85,13 @@ def origin_text(origin: str | None) -> str:
     if " kernel " in origin:
         return "kernel " + short(origin.rsplit(" kernel ", 1)[1], 9)
     return origin
+
+
+def store_html(path: str | None) -> str:
+    """The header's note on where runs are kept."""
+    if path is None:
+        return colored("Store: in memory (runs are kept in this kernel only)", MUTED_COLOR)
+    return colored(f"Store: <code>{esc(path)}</code>", MUTED_COLOR)
 
 
 def outcome_html(run: JobInvocation, limit: int = 80) -> str:

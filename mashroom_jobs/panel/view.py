@@ -23,6 +23,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, tzinfo
 from typing import Any
 
 import ipywidgets as widgets
@@ -394,13 +395,30 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if row.job is not job or job in dirty or tick:
                 detail = None
                 if job.name in self._expanded:
-                    detail = fmt.detail_html(service.history(job.name, DETAIL_RUNS), now, zone)
+                    detail = self._detail(job, now, zone)
                 row.show(job, now, zone, detail)
         for row in self._rows[len(visible):]:
             row.job = None
         if len(self._rows_box.children) != len(visible):
             self._rows_box.children = tuple(r.box for r in self._rows[: len(visible)])
         self.header.show_pager(self._page, self.page_count)
+
+    def _detail(self, job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
+        """The expanded part of a row: the job's runs, from the store when there is one
+        (this kernel's and the others', marked), else from memory."""
+        service = self._service
+        source = ""
+        runs: list[JobInvocation]
+        try:
+            runs = service.history(job.name, DETAIL_RUNS)
+        except MashroomJobsError as exc:  # the store cannot be read now: memory will do
+            runs = list(reversed(job.history))[:DETAIL_RUNS]
+            source = f"Runs in this kernel's memory: {exc}"
+        else:
+            if service.store_path is not None:
+                source = "Runs from the job store: this kernel's and those of every process " \
+                         "sharing it."
+        return fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source)
 
     def _apply_filter(self, jobs: tuple[BackgroundJob, ...]) -> list[BackgroundJob]:
         text = self.header.filter_text
@@ -430,6 +448,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 ))
         if service.is_shut_down:
             lines.append(fmt.error_span("The service was shut down: nothing runs any more."))
+        lines.append(fmt.store_html(service.store_path))
         self.header.show_notes(service.plugins, lines)
 
     def _on_filter(self, _text: str) -> None:
