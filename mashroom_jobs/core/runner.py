@@ -48,7 +48,7 @@ from .runs import (
     enter_run,
     leave_run,
 )
-from .runtime import JobRuntime
+from .runtime import JobRuntime, JobSpec
 from .scheduler import Timer
 
 __all__ = ["Runner"]
@@ -120,7 +120,7 @@ class Runner:
             self._inflight[run] = None
         spec = runtime.spec
         try:
-            if spec.exclusive and trigger == "schedule" and self.claimer is not None:
+            if spec.exclusive and trigger == "schedule" and self.claimer_of(spec) is not None:
                 self.pool.dispatch(Runner._claim_then_start, self, run)
             else:
                 self._start(run)
@@ -143,12 +143,20 @@ class Runner:
             run.handle = spec.executor.submit(Runner._run_sync, self, run, False)
             run.handle.add_done_callback(functools.partial(Runner._executor_done, self, run))
 
+    def claimer_of(self, spec: JobSpec) -> Claimer | None:
+        """Who claims an exclusive job's fires: the cluster it runs on (whose kernels may
+        be on other machines), else the shared store."""
+        if spec.remote is not None and spec.remote.claimer is not None:
+            return spec.remote.claimer
+        return self.claimer
+
     def _claim_then_start(self, run: Run) -> None:
         """On a pool worker: claim the fire; the loser records who ran it."""
         spec = run.runtime.spec
-        assert self.claimer is not None and run.scheduled_for is not None
+        claimer = self.claimer_of(spec)
+        assert claimer is not None and run.scheduled_for is not None
         try:
-            winner = self.claimer.claim(spec.name, run.scheduled_for)
+            winner = claimer.claim(spec.name, run.scheduled_for)
         except StoreUnavailableError as exc:  # better a duplicate than a lost run
             run.note = f"[mashroom-jobs] store unavailable, ran without claim: {exc}\n"
             winner = None
