@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="how long to wait for running jobs when stopping (default: %(default)s)")
     run.add_argument("--config", metavar="FILE", type=Path,
                      help="a traitlets config file, e.g. with c.BackgroundJobService.plugin_config")
+    run.add_argument("--dask", metavar="ADDRESS",
+                     help="run the plugins' jobs on this Dask cluster: a scheduler address "
+                          "(tcp://host:8786) or 'local' for a LocalCluster (needs distributed)")
 
     plugins = commands.add_parser(
         "plugins", help="list installed plugins, their schedules and load errors",
@@ -215,6 +218,15 @@ def _run(args: argparse.Namespace) -> int:
             ) from None
     if args.shutdown_timeout < 0:
         raise UsageFailure(f"--shutdown-timeout must be >= 0, got {args.shutdown_timeout}")
+    if args.dask is not None:
+        from .dask_bridge import check_distributed, parse_dask_address
+
+        try:
+            if not parse_dask_address(args.dask):
+                raise ValueError("--dask needs an address, got ''")
+            check_distributed("--dask")
+        except (ValueError, ImportError) as exc:
+            raise UsageFailure(str(exc)) from None
 
     service = _service(args.config)
     service.observe(_log_new_jobs, names="jobs")
@@ -228,9 +240,18 @@ def _run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = None
     try:
-        from .plugins import PluginLoader
+        from .plugins import PluginLoader, discover
 
-        records = PluginLoader(service).load()
+        entry_points = discover()
+        if args.dask is not None:  # every plugin's job goes to the cluster
+            service.dask_address = args.dask
+            config = dict(service.plugin_config)
+            for entry_point in entry_points:
+                config[entry_point.name] = {**config.get(entry_point.name, {}),
+                                            "executor": "dask"}
+            service.plugin_config = config
+            log.info("running the jobs on the Dask cluster at %s", args.dask)
+        records = PluginLoader(service).load(entry_points)
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
             log.error("no background-job plugin could be loaded (%d installed, %d failed)",
@@ -271,12 +292,14 @@ def _log_run(change: Any) -> None:
     invocation = change.new.last_invocation
     if invocation is None or invocation is getattr(change.old, "last_invocation", None):
         return
+    where = f" on {invocation.worker}" if invocation.worker else ""
     if invocation.success:
-        log.info("job %r ran in %.1f ms (%s)", job.name, invocation.execution_time_ms,
-                 invocation.trigger)
+        log.info("job %r ran in %.1f ms (%s)%s", job.name, invocation.execution_time_ms,
+                 invocation.trigger, where)
     else:
-        log.error("job %r failed in %.1f ms (%s): %s", job.name,
-                  invocation.execution_time_ms, invocation.trigger, invocation.error_message)
+        log.error("job %r failed in %.1f ms (%s)%s: %s", job.name,
+                  invocation.execution_time_ms, invocation.trigger, where,
+                  invocation.error_message)
     for line in invocation.output.splitlines():
         log.info("job %r output: %s", job.name, line)
 

@@ -122,6 +122,10 @@ def _config_error(config: Mapping[str, Any], default_timezone: Any) -> str | Non
     invoke = config.get("invoke_immediately", False)
     if not isinstance(invoke, bool):
         return f"invoke_immediately must be true or false, got {invoke!r}"
+    executor = config.get("executor")
+    if executor not in (None, "dask"):
+        return (f"executor must be 'dask' (the cluster of dask_address) or None "
+                f"(the kernel's threads), got {executor!r}")
     try:
         zone = resolve_zone(config.get("timezone") or default_timezone)
         if cron is not None and cron.strip():
@@ -214,6 +218,7 @@ def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
             callback,
             timezone=spec.config.get("timezone") or None,
             invoke_immediately=bool(spec.config.get("invoke_immediately", False)),
+            executor=spec.config.get("executor"),
         )
     except Exception as exc:  # invalid schedule, a callback taking two arguments, shut down...
         return failed(f"could not schedule its job: {error_text(exc)}", traceback.format_exc())
