@@ -22,6 +22,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         from .panel_case import panel_cost
 
         return panel_cost(**params)
+    if case == "dask":
+        from .dask_case import dask_vs_raw
+
+        return dask_vs_raw(**params)
     adapter = ADAPTERS[spec["scheduler"]]()
     function = {
         "lateness": cases.lateness,
