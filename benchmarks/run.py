@@ -51,6 +51,10 @@ class Plan:
     #: case 8: runs in the store, of how many jobs
     history_runs: int = 100_000
     history_jobs: int = 100
+    #: case 9: jobs on a 2-worker LocalCluster beside raw client.submit (needs distributed)
+    dask_n: tuple[int, ...] = (200, 1000)
+    dask_window: int = 3
+    dask_grace: float = 2.0
 
 
 FULL = Plan(lateness_n=[1, 100, 1000, 10000], window=8, busy_n=100, setup_n=10000,
@@ -60,7 +64,8 @@ QUICK = Plan(lateness_n=[1, 1000], window=2, busy_n=100, setup_n=1000, idle_n=10
              idle_window=2.0, memory_n=1000, invocations=2000, panel_n=1000,
              panel_firing=100, panel_window=2, panel_baseline=False,
              store_variants=("mashroom+exclusive",), store_window=1, store_grace=1.0,
-             history_runs=20_000, history_jobs=20)
+             history_runs=20_000, history_jobs=20,
+             dask_n=(100,), dask_window=2, dask_grace=1.0)
 STORE_LABELS = {OURS: "no store", "mashroom+store": "store",
                 "mashroom+exclusive": "store, exclusive jobs"}
 
@@ -355,6 +360,29 @@ def history_rows(result: dict[str, Any]) -> list[Row]:
     ]
 
 
+def dask_rows(result: dict[str, Any]) -> list[Row]:
+    """Case 9: mashroom-jobs on a cluster against raw ``client.submit`` on the same one."""
+    if "error" in result or not result.get("available", False):
+        reason = result.get("error") or result.get("reason", "distributed not available")
+        return [Row("9 Dask", reason, None, None)]
+    n = result["n"]
+    raw, same, skip = (median_result(result[kind]) for kind in ("raw", "allow", "skip"))
+    case = f"9 Dask N={n:,}, 2 workers"
+    raw_p99, ours_p99 = _num(raw["p99_ms"]), _num(same["p99_ms"])
+    expected = same["expected"]
+    return [
+        Row(case, f"p50 lateness, ms (raw client.submit: {_fmt(raw['p50_ms'])})",
+            same["p50_ms"], "n/a"),
+        Row(case, f"p99 lateness, ms (raw client.submit: {_fmt(raw_p99)})", ours_p99, "n/a",
+            "≤ 1.5 × raw", ours_p99 <= 1.5 * raw_p99),
+        Row(case, f"fires lost (of {_fmt(expected)}; raw: {_fmt(raw['missed'])})",
+            same["missed"], "n/a", "0", same["missed"] == 0),
+        Row(case, "with overlap='skip' (the default): p99 lateness, ms", skip["p99_ms"], "n/a"),
+        Row(case, f"with overlap='skip': fires skipped (of {_fmt(expected)})",
+            skip["missed"], "n/a"),
+    ]
+
+
 # -- the machine ------------------------------------------------------------------------
 
 
@@ -375,7 +403,8 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for name in ("mashroom-jobs", "apscheduler", "croniter", "traitlets", "ipywidgets"):
+    for name in ("mashroom-jobs", "apscheduler", "croniter", "traitlets", "ipywidgets",
+                 "distributed"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -415,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="run mashroom-jobs with precise_wakeups=True (default: off, "
                              "as a service starts)")
     parser.add_argument("--repeat", type=int, default=1,
-                        help="rounds of cases 1 and 2 (order flipped each round); "
+                        help="rounds of cases 1, 2 and 7 (order flipped each round); "
                              "the table shows the median of the rounds")
     args = parser.parse_args(argv)
     if args.precise_wakeups:  # read by the workers' MashroomAdapter
@@ -499,6 +528,17 @@ def main(argv: list[str] | None = None) -> int:
         result = measure("history", OURS, params)
         log.append({"case": "history", "scheduler": OURS, "params": params, "result": result})
         rows += history_rows(result)
+    if wanted("9"):
+        for n in plan.dask_n:
+            params = {"n": n, "window": plan.dask_window, "rounds": args.repeat,
+                      "grace": plan.dask_grace}
+            print(f"  running Dask N={n} (mashroom-jobs and raw client.submit) ...",
+                  file=sys.stderr, flush=True)
+            result = measure("dask", None, params)
+            log.append({"case": "dask", "scheduler": None, "params": params, "result": result})
+            if "error" in result:
+                print(f"    ERROR: {result['error']}", file=sys.stderr, flush=True)
+            rows += dask_rows(result)
 
     meta["load_after"] = load()
     meta["duration_s"] = round(time.time() - started, 1)

@@ -26,6 +26,10 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         from .store_case import history_cost
 
         return history_cost(**params)
+    if case == "dask":
+        from .dask_case import dask_vs_raw
+
+        return dask_vs_raw(**params)
     adapter = ADAPTERS[spec["scheduler"]]()
     function = {
         "lateness": cases.lateness,

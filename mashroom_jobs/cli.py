@@ -174,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
                           "or 'none' to keep runs in memory (default: the config's "
                           "c.BackgroundJobService.store, else the store the kernels use by "
                           "default; `mashroom-jobs store path` prints it)")
+    run.add_argument("--dask", action=_Once, metavar="ADDRESS",
+                     help="run the plugins' jobs on this Dask cluster: a scheduler address "
+                          "(tcp://host:8786) or 'local' for a LocalCluster (needs distributed)")
 
     plugins = commands.add_parser(
         "plugins", help="list installed plugins, their schedules and load errors",
@@ -397,6 +400,15 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageFailure(
                 "--metrics-port needs prometheus-client: pip install 'mashroom-jobs[metrics]'"
             ) from None
+    if args.dask is not None:
+        from .dask_bridge import check_distributed, parse_dask_address
+
+        try:
+            if not parse_dask_address(args.dask):
+                raise ValueError("--dask needs an address, got ''")
+            check_distributed("--dask")
+        except (ValueError, ImportError) as exc:
+            raise UsageFailure(str(exc)) from None
 
     store: Any = args.store if "store" in getattr(args, "_given", {}) else _UNSET
     if store is _UNSET and not _configures_store(args.config):
@@ -419,9 +431,18 @@ def _run(args: argparse.Namespace) -> int:
                                    args.metrics_port)
         service.observe(_log_new_jobs, names="jobs")
         previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        from .plugins import PluginLoader
+        from .plugins import PluginLoader, loading
 
-        records = PluginLoader(service).load()
+        entry_points = loading.discover()
+        if args.dask is not None:  # every plugin's job goes to the cluster
+            service.dask_address = args.dask
+            config = dict(service.plugin_config)
+            for entry_point in entry_points:
+                config[entry_point.name] = {**config.get(entry_point.name, {}),
+                                            "executor": "dask"}
+            service.plugin_config = config
+            log.info("running the jobs on the Dask cluster at %s", args.dask)
+        records = PluginLoader(service).load(entry_points)
         loaded = [r for r in records if r.state == "loaded"]
         if not loaded:
             log.error("%s", _nothing_loaded(records))
@@ -483,18 +504,20 @@ def _log_new_jobs(change: Any) -> None:
 def _log_run(change: Any) -> None:
     job: BackgroundJob = change.owner
     invocation = change.new.last_invocation
-    if invocation is None or invocation is getattr(change.old, "last_invocation", None):
+    if invocation is None or invocation == getattr(change.old, "last_invocation", None):
         return
     if invocation.elsewhere:
         log.info("job %r: the fire at %s ran elsewhere, in %s", job.name,
                  invocation.scheduled_for, invocation.origin)
         return
+    where = f" on {invocation.worker}" if invocation.worker else ""
     if invocation.success:
-        log.info("job %r ran in %.1f ms (%s)", job.name, invocation.execution_time_ms,
-                 invocation.trigger)
+        log.info("job %r ran in %.1f ms (%s)%s", job.name, invocation.execution_time_ms,
+                 invocation.trigger, where)
     else:
-        log.error("job %r failed in %.1f ms (%s): %s", job.name,
-                  invocation.execution_time_ms, invocation.trigger, invocation.error_message)
+        log.error("job %r failed in %.1f ms (%s)%s: %s", job.name,
+                  invocation.execution_time_ms, invocation.trigger, where,
+                  invocation.error_message)
     for line in invocation.output.splitlines():
         log.info("job %r output: %s", job.name, line)
 

@@ -128,6 +128,10 @@ class BackgroundJobService(ServiceSettings):
         if self._store is not None:
             self._runner.claimer = self._store
             self._listener.sink = self._store
+        # Dask backends (mashroom_jobs.dask_bridge, imported on first use): the one of
+        # dask_address, and one per distributed.Client given as executor=
+        self._dask: Any = None
+        self._dask_clients: dict[int, Any] = {}
         capture.install()
         _live_services.add(self)
 
@@ -154,6 +158,15 @@ class BackgroundJobService(ServiceSettings):
         store = self.__dict__.get("_store")  # None while traitlets' init sets config
         if store is not None:
             setattr(store, change.name.replace("store_", ""), change.new)
+    @observe("dask_address", "dask_connect_timeout")
+    def _observe_dask_settings(self, change: Any) -> None:
+        backend = self.__dict__.get("_dask")  # None until a job used executor="dask"
+        if backend is None:
+            return
+        if change.name == "dask_address":
+            backend.set_address(change.new)
+        else:
+            backend.connect_timeout = change.new
 
     @observe("history_size", "capture_output", "stop_grace")
     def _observe_runner_settings(self, change: Any) -> None:
@@ -172,7 +185,7 @@ class BackgroundJobService(ServiceSettings):
         timezone: str | tzinfo | None = None,
         invoke_immediately: bool = False,
         overlap: Literal["skip", "allow"] = "skip",
-        executor: Executor | None = None,
+        executor: Executor | Literal["dask"] | Any = None,
         timeout: float | None = None,
         retries: int = 0,
         retry_delay: float = 30.0,
@@ -199,9 +212,12 @@ class BackgroundJobService(ServiceSettings):
         overlap : {"skip", "allow"}
             A fire while the previous run is still going is skipped (and counted
             in ``skip_count``), or runs in parallel.
-        executor : concurrent.futures.Executor, optional
+        executor : concurrent.futures.Executor, distributed.Client or "dask", optional
             Run this job's callback there instead of the service's threads. A
-            ``ProcessPoolExecutor`` gets only the callback (it must be picklable).
+            ``ProcessPoolExecutor`` gets only the callback (it must be picklable); so
+            does a Dask cluster: a ``distributed.Client``, or ``"dask"`` for the
+            cluster of ``dask_address``.  There the callback's context has no
+            ``shell`` and ``services.background_jobs`` is None.
         timeout : float, optional
             Seconds a run may take; then it is stopped (see :meth:`BackgroundJob.stop`)
             and recorded as ``timed out after N s``.
@@ -212,6 +228,8 @@ class BackgroundJobService(ServiceSettings):
             Seconds before each retry.
         exclusive : bool
             With a shared store: each fire runs in one process of those sharing it.
+            A job on a Dask cluster claims its fires through the cluster's scheduler:
+            each runs once among the kernels (on any machines) sharing that scheduler.
 
         Returns
         -------
@@ -279,13 +297,55 @@ class BackgroundJobService(ServiceSettings):
     def _executor_of(self, executor: object) -> tuple[Executor | None, RemoteBackend | None]:
         if executor is None:
             return None, None
+        if isinstance(executor, str):
+            if executor == "dask":
+                return None, self._dask_backend()
+            raise ValueError(
+                f"executor must be an Executor, a distributed.Client or 'dask', got {executor!r}"
+            )
         if isinstance(executor, ProcessPoolExecutor):
             return None, ExecutorBackend(executor)
+        from .dask_bridge import is_dask_client
+
+        if is_dask_client(executor):
+            return None, self._client_backend(executor)
         if isinstance(executor, Executor):
             return executor, None
         raise TypeError(
-            f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
+            f"executor must be a concurrent.futures.Executor, a distributed.Client or 'dask', "
+            f"got {type(executor).__name__}"
         )
+
+    def _dask_backend(self) -> RemoteBackend:
+        """The backend of ``dask_address`` (made, and connecting, on first use)."""
+        from .dask_bridge import DaskBackend, check_distributed
+
+        if not self.dask_address:
+            raise ValueError(
+                "executor='dask' needs a cluster: set c.BackgroundJobService.dask_address "
+                "to 'tcp://host:8786' or 'local', or pass a distributed.Client as executor"
+            )
+        check_distributed("executor='dask'")
+        with self._lock:
+            if self._shut_down:
+                raise ServiceShutdownError("cannot use Dask: the service was shut down")
+            if self._dask is None:
+                self._dask = DaskBackend(address=self.dask_address,
+                                         connect_timeout=self.dask_connect_timeout)
+                self._dask.connect_soon()
+            return self._dask  # type: ignore[no-any-return]
+
+    def _client_backend(self, client: Any) -> RemoteBackend:
+        """One backend (one sender thread, one claimer) per distributed.Client."""
+        from .dask_bridge import DaskBackend
+
+        with self._lock:
+            if self._shut_down:
+                raise ServiceShutdownError("cannot use Dask: the service was shut down")
+            backend = self._dask_clients.get(id(client))
+            if backend is None or backend.client is not client:
+                backend = self._dask_clients[id(client)] = DaskBackend(client)
+            return backend  # type: ignore[no-any-return]
 
     def unschedule_job(self, name: str) -> None:
         """Remove the job ``name``: it fires no more. An unknown name does nothing.
@@ -447,6 +507,8 @@ class BackgroundJobService(ServiceSettings):
             self.wait_until_idle(max(0.0, deadline - time.monotonic()))
         left = tuple(r.owner for r in self._runner.running(exclude=current_run()))
         self._runner.shutdown(wait, max(0.0, deadline - time.monotonic()))
+        for backend in self._dask_backends():  # stop sending; close what the service owns
+            backend.close(max(0.0, deadline - time.monotonic()) if wait else 1.0)
         self._notifier.shutdown(wait, max(0.0, deadline - time.monotonic()))
         if self._store is not None:
             # the last runs are written even when the jobs took the whole timeout
@@ -495,6 +557,7 @@ class BackgroundJobService(ServiceSettings):
         threads = [self._timer.thread, *self._runner.threads(), *self._notifier.threads()]
         if self._store is not None:
             threads.append(self._store.thread)
+        threads += [t for backend in self._dask_backends() for t in backend.threads()]
         return [t for t in threads if t is not None]
 
     def timer_entries(self) -> int:
@@ -545,6 +608,13 @@ class BackgroundJobService(ServiceSettings):
             self.log.exception("an observer of BackgroundJobService.jobs raised")
 
     # -- internals ----------------------------------------------------------------------
+
+    def _dask_backends(self) -> list[Any]:
+        with self._lock:
+            backends = list(self._dask_clients.values())
+            if self._dask is not None:
+                backends.append(self._dask)
+        return backends
 
     def _firing(self) -> Any:
         """Around each batch of fires: run bookkeeping waits until all have been handed

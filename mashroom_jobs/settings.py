@@ -83,6 +83,21 @@ class ServiceSettings(LoggingConfigurable):
     store_retention_days = Float(
         30.0, help="Days the job store keeps a run; older ones are pruned in the background.",
     ).tag(config=True)
+    dask_address = Unicode(
+        "",
+        help=(
+            "The Dask cluster jobs scheduled with executor='dask' run on: a scheduler address "
+            "('tcp://host:8786', 'tls://...', or 'host:8786'), or 'local' for a LocalCluster "
+            "the service starts on first use and closes at shutdown. Empty: none. A lost "
+            "connection is rebuilt by the next run. Needs distributed "
+            "(pip install 'mashroom-jobs[dask]')."
+        ),
+    ).tag(config=True)
+    dask_connect_timeout = Float(
+        10.0,
+        help="Seconds one attempt to connect to dask_address may take (a run waiting for it "
+             "fails after that, and the next one tries again).",
+    ).tag(config=True)
     plugin_config = Dict(
         help=(
             "Per-plugin config overrides: {plugin name: {key: value}}, on top of each "
@@ -137,6 +152,25 @@ class ServiceSettings(LoggingConfigurable):
         if not 0 <= proposal.value < math.inf:
             raise TraitError(f"stop_grace must be a number of seconds >= 0, got {proposal.value}")
         return proposal.value  # type: ignore[no-any-return]
+
+    @validate("dask_connect_timeout")
+    def _validate_dask_connect_timeout(self, proposal: Any) -> float:
+        if not 0 < proposal.value < math.inf:
+            raise TraitError(
+                f"dask_connect_timeout must be a number of seconds > 0, got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("dask_address")
+    def _validate_dask_address(self, proposal: Any) -> str:
+        from .dask_bridge import check_distributed, parse_dask_address
+
+        try:
+            address = parse_dask_address(proposal.value)
+            if address:
+                check_distributed("dask_address")
+        except (ValueError, ImportError) as exc:
+            raise TraitError(str(exc)) from None
+        return address
 
     @validate("plugin_config")
     def _validate_plugin_config(self, proposal: Any) -> dict[str, Any]:

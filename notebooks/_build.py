@@ -1112,11 +1112,167 @@ assert service.is_shut_down and not other.is_alive()
 """),
 ]
 
+# --------------------------------------------------------------------------------------------
+# 05 jobs on Dask
+# --------------------------------------------------------------------------------------------
+
+DASK = [
+    md("""
+# Running jobs on Dask
+
+The scheduling stays in the kernel; the work can leave it. A job scheduled with
+`executor=client` (a `distributed.Client`) runs its callback on a worker of that Dask
+cluster: only the callback travels; timing, history and the panel stay here. What the
+callback prints comes back in its run's record, with the worker's address.
+
+This notebook starts a small `LocalCluster` (two worker processes). With
+[dask-gateway](https://gateway.dask.org), dask-kubernetes or Coiled, pass the `Client`
+they give you instead. It needs `pip install 'mashroom-jobs[dask]'`.
+"""),
+    LOAD,
+    code("""
+import threading
+
+from distributed import Client, LocalCluster
+
+import mashroom_jobs
+from mashroom_jobs.testing import wait_for
+
+service = mashroom_jobs.get_service()
+%config BackgroundJobService.timezone = "UTC"
+%config BackgroundJobService.disabled_plugins = ["Example heartbeat"]
+
+cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
+client = Client(cluster)
+workers = sorted(client.scheduler_info()["workers"])
+print(len(workers), "workers")
+
+assert len(workers) == 2 and service.jobs == ()
+"""),
+    md("""
+## A job on a worker
+
+The job below sums squares on a worker. Its context there has no `shell`, and
+`context.services.background_jobs` is None (the service stays in the kernel: a job that
+needs it must run locally); `context.logger_factory` works, and a warning it logs ends up
+in the run's output like a `print`.
+"""),
+    code("""
+def crunch(context):
+    total = sum(i * i for i in range(1_000_000))
+    print(f"sum of squares: {total}")
+    print("the service, on the worker:", context.services.background_jobs)
+    context.logger_factory("crunch").warning("crunched")
+
+crunching = service.schedule_job("Crunch", "0 * * * *", crunch, executor=client)
+run = crunching.invoke_now().result(timeout=60)
+print(run)
+print("ran on", run.worker)
+print(run.output)
+
+assert run.success and run.worker in workers
+assert run.output == (
+    "sum of squares: 333332833333500000\\n"
+    "the service, on the worker: None\\n"
+    "crunched\\n"
+)
+assert crunching.remote and crunching.executor is None
+"""),
+    md("""
+## Failures come back too
+
+A job that raises on the worker records its error and traceback, as a local job does. A
+callback that cannot be pickled (here a lambda holding a lock) never leaves the kernel: the
+run fails, saying why, and the job keeps its schedule.
+"""),
+    code("""
+def load_data():
+    raise FileNotFoundError("s3://bucket/today.parquet")
+
+loading = service.schedule_job("Load data", "0 6 * * *", load_data, executor=client)
+failure = loading.invoke_now().result(timeout=60)
+print(failure.error_message)
+print(failure.traceback.splitlines()[-1])
+
+lock = threading.Lock()
+locked = service.schedule_job("Locked", "0 6 * * *", lambda: lock.locked(), executor=client)
+unsent = locked.invoke_now().result(timeout=60)
+print(unsent.error_message)
+
+assert failure.worker in workers and "in load_data" in failure.traceback
+assert unsent.error_message.startswith("could not be sent to the Dask cluster: ")
+assert unsent.worker is None and locked.active and locked.next_invocation is not None
+"""),
+    md("""
+## The service's own cluster: `dask_address`
+
+`c.BackgroundJobService.dask_address` names a scheduler (`"tcp://host:8786"`), or `"local"`
+for a `LocalCluster` the service starts on first use and closes when it shuts down; then
+`executor="dask"` means that cluster (and a plugin's config may say `"executor": "dask"`).
+The service connects in the background and, when the connection is lost, fails the runs
+that find it away and connects again on a later one. An address that cannot be parsed is
+refused when it is set:
+"""),
+    code("""
+try:
+    service.dask_address = "tcp://scheduler"
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+
+service.dask_address = cluster.scheduler_address
+ticks = service.schedule_job("Tick", "*/1 * * * * *", lambda: print("tick"), executor="dask")
+assert wait_for(lambda: ticks.run_count >= 3, timeout=20)
+ticks.pause()
+assert service.wait_until_idle(timeout=20)
+
+recent = ticks.history[-3:]
+print([run.output for run in recent])
+seconds = [run.scheduled_for.timestamp() for run in recent]
+
+assert all(run.success and run.worker in workers for run in recent)
+assert seconds == [seconds[0], seconds[0] + 1, seconds[0] + 2]  # every second, none lost
+"""),
+    md("""
+Each run is a Dask task whose key names the job and the fire time, so the Dask dashboard
+shows `mashroom-job-<name>-<time>` tasks:
+"""),
+    code("""
+def own_key():
+    from distributed import get_worker
+
+    print(get_worker().get_current_task())
+
+keyed = service.schedule_job("Report", "0 7 * * *", own_key, executor="dask")
+print(keyed.invoke_now().result(timeout=60).output)
+"""),
+    md("""
+The panel shows where each run ran, in the last-run column and in a job's history:
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+service
+"""),
+    md("""
+## Clean up
+
+Unloading the extension unschedules the jobs and shuts the service down; the cluster is
+ours to close.
+"""),
+    code("""
+%unload_ext mashroom_jobs
+client.close()
+cluster.close()
+
+assert service.is_shut_down and not crunching.active
+"""),
+]
+
 NOTEBOOKS = {
     "01-getting-started.ipynb": GETTING_STARTED,
     "02-plugins.ipynb": PLUGINS,
     "03-async-errors-timezones.ipynb": ASYNC_ERRORS_TIMEZONES,
     "04-job-store.ipynb": JOB_STORE,
+    "05-dask.ipynb": DASK,
 }
 
 

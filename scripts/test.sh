@@ -24,7 +24,7 @@ fi
 echo "== installing into .venv"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics]' ./plugins_examples/mashroom-jobs-example
+.venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics,dask]' ./plugins_examples/mashroom-jobs-example
 
 echo "== ruff, mypy --strict on the core"
 .venv/bin/ruff check .

@@ -595,3 +595,19 @@ def test_unobserved_traits_read_correctly_after_runs(
     assert job.paused and job.next_invocation is None
     job.resume()
     assert job.next_invocation == datetime(2026, 1, 1, 0, 3, tzinfo=UTC)
+
+
+def test_a_timer_stopped_while_its_thread_starts_does_not_keep_its_starter_waiting(
+    clock: ManualClock,
+) -> None:
+    for _ in range(20):  # the race: stop() between starting the thread and its first wait
+        timer = Timer(clock, name="race-timer")
+        stopper = threading.Thread(target=timer.stop, args=(WAIT,))
+        started = time.monotonic()
+        stopper.start()
+        try:
+            timer.call_later(60, lambda: None)
+        except RuntimeError:  # stopped first: refused at once
+            pass
+        stopper.join(WAIT)
+        assert time.monotonic() - started < 2.0

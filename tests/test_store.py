@@ -271,7 +271,9 @@ def test_runs_not_yet_written_are_in_the_history_exactly_once(store: SQLiteStore
     done = threading.Event()
 
     def read() -> None:
-        while not done.is_set():
+        # (a pause between reads, as any reader makes: the lock readers and the writer
+        # share is not fair, and a reader in a tight loop could starve the writer)
+        while not done.wait(0.001):
             runs = store.history("job", limit=total)
             attempts = [r.attempt for r in runs]
             if len(attempts) != len(set(attempts)):

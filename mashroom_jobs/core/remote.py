@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, Protocol
 
 from . import capture
 from .records import error_text
+from .runs import Claimer
 
 __all__ = ["ExecutorBackend", "RemoteBackend", "RemoteCall", "RemoteResult", "execute"]
 
@@ -49,6 +50,9 @@ class RemoteResult(NamedTuple):
 
 class RemoteBackend(Protocol):
     """Where remote runs go (a process pool, a Dask cluster)."""
+
+    #: claims exclusive fires among the processes sharing this backend (a cluster), or None
+    claimer: Claimer | None
 
     def submit(self, call: RemoteCall, key: str) -> Any:
         """Send a call; returns a future with ``add_done_callback``, ``result``, ``cancel``."""
@@ -99,6 +103,7 @@ class ExecutorBackend:
 
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
+        self.claimer: Claimer | None = None  # a pool of this machine coordinates nothing
 
     def submit(self, call: RemoteCall, key: str) -> Future[RemoteResult]:
         return self.executor.submit(execute, call)

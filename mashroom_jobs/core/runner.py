@@ -49,7 +49,7 @@ from .runs import (
     enter_run,
     leave_run,
 )
-from .runtime import JobRuntime
+from .runtime import JobRuntime, JobSpec
 from .scheduler import Due, Timer, TimerEntry
 
 __all__ = ["Runner"]
@@ -133,8 +133,12 @@ class Runner:
             self._inflight[run] = None
         spec = run.runtime.spec
         try:
-            if spec.exclusive and run.trigger == "schedule" and self.claimer is not None:
+            claimer = self.claimer_of(spec) if spec.exclusive and run.trigger == "schedule" \
+                else None
+            if claimer is not None and claimer is self.claimer:
                 self._queue_claim(run)  # claimed with the fires due with it, in one go
+            elif claimer is not None:  # a cluster's claim: one fire at a time
+                self.pool.dispatch(Runner._claim_then_start, self, run)
             elif here and spec.remote is None and spec.executor is None \
                     and not spec.kind.is_async:
                 self._run_sync(run)
@@ -251,6 +255,13 @@ class Runner:
             run.handle = spec.executor.submit(Runner._run_sync, self, run, False)
             run.handle.add_done_callback(functools.partial(Runner._executor_done, self, run))
 
+    def claimer_of(self, spec: JobSpec) -> Claimer | None:
+        """Who claims an exclusive job's fires: the cluster it runs on (whose kernels may
+        be on other machines), else the shared store."""
+        if spec.remote is not None and spec.remote.claimer is not None:
+            return spec.remote.claimer
+        return self.claimer
+
     def _claim_queued(self) -> None:
         """On a pool worker: claim the queued fires; start the won, record the lost."""
         with self._claim_lock:
@@ -267,21 +278,43 @@ class Runner:
         try:
             winners = self.claimer.claim_many(fires)
         except StoreUnavailableError as exc:  # better a duplicate than a lost run
-            note = f"[mashroom-jobs] store unavailable, ran without claim: {exc}\n"
+            note = _unclaimed_note("store", exc)
             winners = [None] * len(runs)
         for run, winner in zip(runs, winners):
             run.note = note
             if winner is not None:
-                spec = run.runtime.spec
-                self._finish(run, JobInvocation(
-                    self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger,
-                    0.0, True, attempt=run.attempt, origin=winner, elsewhere=True,
-                ))
+                self._finish(run, self._elsewhere(run, winner))
                 continue
             try:
                 self._start(run)
             except Exception as exc:
                 self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
+
+    def _claim_then_start(self, run: Run) -> None:
+        """On a pool worker: claim one fire through a cluster; the loser records who won."""
+        spec = run.runtime.spec
+        claimer = self.claimer_of(spec)
+        assert claimer is not None and run.scheduled_for is not None
+        try:
+            winner = claimer.claim(spec.name, run.scheduled_for)
+        except StoreUnavailableError as exc:  # better a duplicate than a lost run
+            run.note = _unclaimed_note("cluster", exc)
+            winner = None
+        if winner is not None:
+            self._finish(run, self._elsewhere(run, winner))
+            return
+        try:
+            self._start(run)
+        except Exception as exc:
+            self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
+
+    def _elsewhere(self, run: Run, winner: str) -> JobInvocation:
+        """The record of a fire another process claimed (and ran)."""
+        spec = run.runtime.spec
+        return JobInvocation(
+            self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger, 0.0, True,
+            attempt=run.attempt, origin=winner, elsewhere=True,
+        )
 
     def _begin(self, run: Run) -> bool:
         """Mark a run started; False when it was stopped (and recorded) while queued."""
@@ -599,6 +632,12 @@ class Runner:
                                 timeout=max(0.0, deadline - time.monotonic()) if wait else 0)
         if self._loop is not None:
             self._loop.shutdown(max(0.0, deadline - time.monotonic()) if wait else 0)
+
+
+def _unclaimed_note(claimer: str, error: BaseException) -> str:
+    """What the output of a fire run without a claim starts with (the policy: better a
+    duplicate than a lost run)."""
+    return f"[mashroom-jobs] {claimer} unavailable, ran without claim: {error}\n"
 
 
 class _Batch:

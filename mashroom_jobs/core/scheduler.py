@@ -246,8 +246,14 @@ class Timer:
             return self._count
 
     def _start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self._run()
+        finally:  # stopped before it ever waited: whoever started it must not wait for that
+            self._ready.set()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop the thread; entries stay cancelled-in-place and never fire."""

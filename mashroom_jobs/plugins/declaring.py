@@ -21,7 +21,7 @@ DEFAULT_CONFIG_ATTRIBUTE = "mashroom_jobs_default_config"
 #: config keys that mean something to mashroom-jobs (``schedule_job``'s arguments of the
 #: same names); all others are the plugin's own
 RESERVED_KEYS = ("cron_schedule", "invoke_immediately", "timezone", "overlap", "timeout",
-                 "retries", "retry_delay", "exclusive")
+                 "retries", "retry_delay", "exclusive", "executor")
 
 PluginState = Literal["loaded", "failed", "disabled"]
 
@@ -52,8 +52,9 @@ def background_job_plugin(
         When used without parentheses (``@background_job_plugin``).
     default_config : mapping, optional
         The plugin's default config.  ``cron_schedule`` (a cron expression, or
-        None to run once at load), ``invoke_immediately`` (bool) and
-        ``timezone`` (IANA name) have a meaning to mashroom-jobs; every other
+        None to run once at load), ``invoke_immediately`` (bool),
+        ``timezone`` (IANA name) and ``executor`` (``"dask"``: run on the cluster of
+        ``dask_address``) have a meaning to mashroom-jobs; every other
         key is the plugin's own and is passed to the bootstrap untouched.  The
         user overrides it with ``c.BackgroundJobService.plugin_config``.
 

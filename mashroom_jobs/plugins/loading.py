@@ -142,7 +142,15 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None,
         "retries": check_count(config.get("retries", 0), "retries"),
         "retry_delay": check_seconds(config.get("retry_delay", 30.0), "retry_delay"),
         "exclusive": check_flag(config.get("exclusive", True), "exclusive"),
+        "executor": _executor(config.get("executor")),
     }
+
+
+def _executor(executor: object) -> str | None:
+    if executor not in (None, "dask"):
+        raise ValueError(f"executor must be 'dask' (the cluster of dask_address) or None "
+                         f"(the kernel's threads), got {executor!r}")
+    return executor  # type: ignore[return-value]
 
 
 def _config_error(config: Mapping[str, Any], default_timezone: Any,
