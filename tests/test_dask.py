@@ -574,8 +574,8 @@ def test_a_plugin_whose_config_says_dask_runs_on_the_cluster(
     ])
     assert good.state == "loaded" and good.job is not None and good.job.remote
     assert bad.state == "failed"
-    assert bad.error == ("invalid config: executor must be 'dask' (the cluster of dask_address) or None "
-                         "(the kernel's threads), got 'spark'")
+    assert bad.error == ("invalid config: executor must be 'dask' (the cluster of "
+                         "dask_address) or None (the kernel's threads), got 'spark'")
     step(clock, service, 60)
     run = good.job.last_invocation
     assert run is not None and run.success, run
