@@ -1,6 +1,9 @@
-"""Fixtures for the real-browser test: JupyterLab on a free port, headless Debian Chromium.
+"""Fixtures for the real-browser tests: one Jupyter server on a free port that serves both
+JupyterLab and Notebook 7, the ``mashroom-jobs dashboard`` command (Voila), and headless
+Debian Chromium.
 
-Both are session-scoped and torn down whatever happens. Where a piece is *missing*
+The server and the browser are session-scoped, the dashboard and the pages per test; all
+are torn down whatever happens. Where a piece is *missing*
 (no Chromium, no Playwright, no JupyterLab), a developer's run skips, but a run
 with the ``CI`` environment variable set fails: CI never skips the browser test
 silently. A piece that is installed but does not start fails everywhere.
@@ -48,6 +51,8 @@ CHROMIUM_ARGS = [
     # Debian's wrapper script fails to add this one on machines with two /dev/shm mounts.
     "--disable-dev-shm-usage",
 ]
+#: the front ends the panel is tested in: test id -> the URL path a notebook opens at
+FRONT_ENDS = {"lab": "lab/tree", "notebook7": "notebooks"}
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 15.0
 PLAYWRIGHT_TIMEOUT_MS = 30_000
@@ -67,7 +72,7 @@ def missing(what: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class LabServer:
-    """A running JupyterLab server."""
+    """A running Jupyter server with JupyterLab and, when installed, Notebook 7."""
 
     base_url: str
     token: str
@@ -76,18 +81,27 @@ class LabServer:
     log_path: Path
     process: subprocess.Popen[bytes]
 
-    def url(self, path: str) -> str:
-        """The browser URL of ``path`` (relative to the root dir), token included."""
-        return f"{self.base_url}/lab/tree/{path}?token={self.token}"
+    def url(self, path: str, front_end: str = "lab") -> str:
+        """The browser URL of ``path`` (relative to the root dir) in ``front_end`` (a key of
+        :data:`FRONT_ENDS`), token included."""
+        return f"{self.base_url}/{FRONT_ENDS[front_end]}/{path}?token={self.token}"
 
-    def api(self, endpoint: str) -> Any:
-        """GET ``/api/<endpoint>`` and decode the JSON answer."""
+    def api(self, endpoint: str, method: str = "GET") -> Any:
+        """Call ``/api/<endpoint>`` and decode the JSON answer (None when there is none)."""
         request = urllib.request.Request(
             f"{self.base_url}/api/{endpoint}",
             headers={"Authorization": f"token {self.token}"},
+            method=method,
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def close_sessions(self, notebook: str) -> None:
+        """Shut down the kernels of ``notebook``'s sessions (a closed page leaves them on)."""
+        for session in self.api("sessions"):
+            if session.get("path") == notebook:
+                self.api(f"sessions/{session['id']}", method="DELETE")
 
     def log(self) -> str:
         """The server's stdout and stderr so far."""
@@ -188,9 +202,25 @@ def browser() -> Iterator[Browser]:
         playwright.stop()
 
 
+def _jupyter_dirs(home: Path) -> dict[str, Path]:
+    """Jupyter's and IPython's folders under ``home``, made: no user state leaks in."""
+    dirs = {
+        "JUPYTER_CONFIG_DIR": home / "config",
+        "JUPYTER_DATA_DIR": home / "data",
+        "JUPYTER_RUNTIME_DIR": home / "runtime",
+        "JUPYTERLAB_SETTINGS_DIR": home / "lab-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": home / "lab-workspaces",
+        "IPYTHONDIR": home / "ipython",
+    }
+    for path in dirs.values():
+        path.mkdir()
+    return dirs
+
+
 @pytest.fixture(scope="session")
 def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
-    """JupyterLab on 127.0.0.1 with a token, a temporary root dir and its own Jupyter dirs.
+    """One Jupyter server on 127.0.0.1 with a token, a temporary root dir and its own Jupyter
+    dirs, serving JupyterLab (``/lab``) and Notebook 7 (``/notebooks``, when installed).
 
     Depends on ``browser`` so that a missing browser skips before a server starts.
     """
@@ -205,16 +235,8 @@ def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
         # Copies: Lab writes checkpoints and may save; the repo's notebooks stay untouched.
         for notebook in HERE.glob("*.ipynb"):
             shutil.copy(notebook, root / notebook.name)
-        dirs = {
-            "JUPYTER_CONFIG_DIR": home / "config",
-            "JUPYTER_DATA_DIR": home / "data",
-            "JUPYTER_RUNTIME_DIR": home / "runtime",
-            "JUPYTERLAB_SETTINGS_DIR": home / "lab-settings",
-            "JUPYTERLAB_WORKSPACES_DIR": home / "lab-workspaces",
-            "IPYTHONDIR": home / "ipython",
-        }
-        for path in dirs.values():
-            path.mkdir()
+        dirs = _jupyter_dirs(home)
+        # Notebook 7 reads the same settings folder (it is built on JupyterLab's components)
         _write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
         env = {**os.environ, **{name: str(path) for name, path in dirs.items()}}
         token = os.urandom(24).hex()
@@ -232,7 +254,9 @@ def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # window.jupyterapp: the kernel's state as the page knows it (see test_browser.py)
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
         ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -300,10 +324,46 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         context.close()
 
 
+@pytest.fixture(params=list(FRONT_ENDS))
+def front_end(request: pytest.FixtureRequest, jupyter_lab: LabServer) -> str:
+    """Each front end the panel is tested in: ``lab`` (JupyterLab), ``notebook7``."""
+    if request.param == "notebook7":
+        try:
+            import notebook  # noqa: F401
+        except ImportError:
+            missing("Notebook 7 is not installed (pip install -e '.[e2e]')")
+    return str(request.param)
+
+
 @pytest.fixture
-def notebook_url(jupyter_lab: LabServer) -> Callable[[str], str]:
-    """``notebook_url("x.ipynb")``: the Lab URL of a notebook copied from this folder."""
-    return jupyter_lab.url
+def fresh_notebook(
+    jupyter_lab: LabServer, front_end: str
+) -> Iterator[Callable[[str], str]]:
+    """``fresh_notebook("x.ipynb")``: a copy of a notebook of this folder under a name of its
+    own for this front end, so that its kernel is new (a kernel outlives the page that
+    started it); the kernel is shut down after the test."""
+    copies: list[str] = []
+
+    def copy(notebook: str) -> str:
+        name = f"{Path(notebook).stem}-{front_end}.ipynb"
+        shutil.copy(HERE / notebook, jupyter_lab.root / name)
+        copies.append(name)
+        return name
+
+    try:
+        yield copy
+    finally:
+        for name in copies:
+            try:
+                jupyter_lab.close_sessions(name)
+            except (urllib.error.URLError, OSError) as error:
+                print(f"could not shut down the kernel of {name}: {error}", file=sys.stderr)
+
+
+@pytest.fixture
+def notebook_url(jupyter_lab: LabServer, front_end: str) -> Callable[[str], str]:
+    """``notebook_url("x.ipynb")``: the URL of a notebook of the root dir in this front end."""
+    return lambda path: jupyter_lab.url(path, front_end)
 
 
 @pytest.fixture
