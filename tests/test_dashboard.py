@@ -1,7 +1,7 @@
 """The jobs dashboard without a browser: the recent-runs table, the shipped notebook and the
 ``mashroom-jobs dashboard`` command (Voila itself replaced where it would start a server).
 
-The browser test (tests/e2e/test_dashboard.py) runs the real command in Voila.
+The browser test (tests/e2e/test_voila_dashboard.py) runs the real command in Voila.
 """
 
 from __future__ import annotations

@@ -116,32 +116,37 @@ class LabServer:
         raise LookupError(f"no kernel session for {notebook!r}; sessions: {sessions}")
 
     def evaluate(self, notebook: str, expression: str, timeout: float = 30.0) -> str:
-        """Evaluate ``expression`` in the notebook's kernel, out of band; its ``text/plain``.
-
-        A silent ``user_expressions`` request through the kernel's own connection
-        file: it neither changes the notebook nor adds output to it.
-        """
-        from jupyter_client import BlockingKernelClient
-
+        """Evaluate ``expression`` in the notebook's kernel, out of band; its ``text/plain``."""
         connection_file = self.runtime_dir / f"kernel-{self.kernel_id(notebook)}.json"
-        client = BlockingKernelClient(connection_file=str(connection_file))
-        client.load_connection_file()
-        client.start_channels()
-        try:
-            client.wait_for_ready(timeout=timeout)
-            reply = client.execute_interactive(
-                "",
-                silent=True,
-                store_history=False,
-                user_expressions={"x": expression},
-                timeout=timeout,
-            )
-        finally:
-            client.stop_channels()
-        result = reply["content"]["user_expressions"]["x"]
-        if result.get("status") != "ok":
-            raise AssertionError(f"{expression!r} failed in the kernel: {result}")
-        return str(result["data"]["text/plain"])
+        return evaluate_in_kernel(connection_file, expression, timeout)
+
+
+def evaluate_in_kernel(connection_file: Path, expression: str, timeout: float = 30.0) -> str:
+    """Evaluate ``expression`` in the kernel of ``connection_file``; its ``text/plain``.
+
+    A silent ``user_expressions`` request through the kernel's own connection
+    file: it neither changes the notebook nor adds output to it.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=timeout)
+        reply = client.execute_interactive(
+            "",
+            silent=True,
+            store_history=False,
+            user_expressions={"x": expression},
+            timeout=timeout,
+        )
+    finally:
+        client.stop_channels()
+    result = reply["content"]["user_expressions"]["x"]
+    if result.get("status") != "ok":
+        raise AssertionError(f"{expression!r} failed in the kernel: {result}")
+    return str(result["data"]["text/plain"])
 
 
 def _free_port() -> int:
@@ -302,6 +307,98 @@ def _wait_until_ready(server: LabServer) -> None:
                 f"JupyterLab did not answer /api/status within {SERVER_START_TIMEOUT:.0f} s:\n"
                 f"{server.log()}"
             )
+        time.sleep(0.25)  # polling interval of a loop with a deadline
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    """A running ``mashroom-jobs dashboard`` command (Voila, in the command's process)."""
+
+    url: str
+    connections: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        """The command's stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def evaluate(self, expression: str, timeout: float = 30.0) -> str:
+        """Evaluate ``expression`` in the kernel of the (one) open dashboard page."""
+        files = sorted(self.connections.glob("voila_*/kernel-*.json"))
+        if len(files) != 1:
+            raise LookupError(f"expected one dashboard kernel, found {files}")
+        return evaluate_in_kernel(files[0], expression, timeout)
+
+
+#: the IPython profile of the dashboard's kernels: the example plugin fires every second
+DASHBOARD_KERNEL_CONFIG = """\
+c = get_config()  # noqa
+c.BackgroundJobService.plugin_config = {"Example heartbeat": {"cron_schedule": "* * * * * *"}}
+"""
+
+
+@pytest.fixture
+def dashboard(browser: Browser) -> Iterator[Dashboard]:
+    """``mashroom-jobs dashboard`` itself, started as a user would (a subprocess, a free port,
+    a token, temporary Jupyter and IPython folders), with the example plugin firing every
+    second.  Stopped (SIGTERM, then kill) after the test whatever happened."""
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        missing("Voila is not installed (pip install -e '.[e2e]')")
+    try:
+        import mashroom_jobs_example  # noqa: F401
+    except ImportError:
+        missing("the example plugin is not installed (pip install "
+                "./plugins_examples/mashroom-jobs-example)")
+    with tempfile.TemporaryDirectory(prefix="mashroom-jobs-dashboard-") as tmp:
+        home = Path(tmp)
+        dirs = _jupyter_dirs(home)
+        profile = dirs["IPYTHONDIR"] / "profile_default"
+        profile.mkdir()
+        (profile / "ipython_kernel_config.py").write_text(DASHBOARD_KERNEL_CONFIG)
+        # Voila keeps its kernels' connection files under this folder: the test reads the
+        # page's kernel through them
+        connections = home / "connections"
+        connections.mkdir()
+        (dirs["JUPYTER_CONFIG_DIR"] / "voila.json").write_text(
+            json.dumps({"Voila": {"connection_dir_root": str(connections)}}))
+        env = {**os.environ, **{name: str(path) for name, path in dirs.items()}}
+        token = os.urandom(24).hex()
+        port = _free_port()
+        log_path = home / "dashboard.log"
+        command = [sys.executable, "-m", "mashroom_jobs", "dashboard", "--port", str(port),
+                   "--token", token, "--no-browser"]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=env, cwd=home)
+        server = Dashboard(url=f"http://127.0.0.1:{port}/?token={token}",
+                           connections=connections, log_path=log_path, process=process)
+        try:
+            # Voila has no /api/status (and GET / runs the notebook): wait for the port
+            _wait_for_port(port, process, server.log)
+            yield server
+        finally:
+            _stop(process)
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(log_path, ARTIFACTS / "dashboard.log")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Callable[[], str]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"mashroom-jobs dashboard exited with code {process.returncode} "
+                        f"before it served:\n{log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"mashroom-jobs dashboard did not listen on port {port} within "
+                        f"{SERVER_START_TIMEOUT:.0f} s:\n{log()}")
         time.sleep(0.25)  # polling interval of a loop with a deadline
 
 
