@@ -67,6 +67,7 @@ def unload_ipython_extension(ipython: InteractiveShell) -> None:
 _LAZY = {
     # name -> module that defines it; imported on first access (PEP 562)
     "JobsPanel": ".panel",
+    "RecentRuns": ".panel",
     "get_service": "._extension",
     "background_job_plugin": ".plugins",
 }

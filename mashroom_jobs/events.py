@@ -103,5 +103,6 @@ class JobsListener:
             self.sink.record(event.job, invocation)
         job = runtime.owner
         if (isinstance(job, BackgroundJob) and not invocation.success
-                and not invocation.elsewhere and not event.retrying):
+                and not invocation.elsewhere and not event.retrying
+                and not event.stopped_by_user):
             self.notifier.notify(job, invocation)

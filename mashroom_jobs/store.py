@@ -262,6 +262,7 @@ def _invocation(row: Sequence[Any]) -> JobInvocation:
     return JobInvocation(
         _moment(row[2], zone), None if row[3] is None else _moment(row[3], zone), row[4],
         row[6], bool(row[7]), row[8], row[9], row[10], row[5], row[11], row[12], False,
+        str(row[0]),
     )
 
 

@@ -39,7 +39,7 @@ timeout -k 10 900 .venv/bin/python -m pytest notebooks --nbval --nbval-current-e
     -q --timeout 300
 
 if [ "${MASHROOM_JOBS_SKIP_BROWSER:-}" != 1 ]; then
-    echo "== browser test (JupyterLab + Chromium)"
+    echo "== browser tests (JupyterLab, Notebook 7, Voila + Chromium)"
     timeout -k 15 900 .venv/bin/python -m pytest tests/e2e -m browser -q --timeout 300
 fi
 

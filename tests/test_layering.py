@@ -17,7 +17,7 @@ LAYERS = {
     "text": 2, "settings": 2, "events": 2,
     "service": 3,
     "plugins": 4,
-    "panel": 5,
+    "panel": 5, "dashboards": 5,
     "magics": 6, "cli": 6,
     "_extension": 7,
     "__init__": 8, "__main__": 8,

@@ -326,6 +326,29 @@ def test_on_failure_is_called_once_per_failed_fire_off_the_timer_thread(
     assert len(heard) == 1 and len(traits) == 2
 
 
+def test_a_run_the_user_stopped_is_not_announced_as_a_failure_but_a_timeout_is(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    heard: list[str | None] = []
+    service.on_failure(lambda job, run: heard.append(run.error_message))
+
+    def waits(context: PluginContext) -> None:
+        context.stop_requested.wait(10)
+
+    job = service.schedule_job("waits", "0 * * * *", waits, timeout=5)
+    future = job.invoke_now()
+    assert wait_for(lambda: job.running)
+    job.stop()
+    assert future.result(timeout=5).error_message == "stopped"
+    future = job.invoke_now()
+    assert wait_for(lambda: job.running)
+    clock.advance(5)
+    assert future.result(timeout=5).error_message == "timed out after 5 s"
+    assert wait_for(lambda: heard == ["timed out after 5 s"])
+    time.sleep(0.05)
+    assert heard == ["timed out after 5 s"]
+
+
 def test_a_failure_callback_that_raises_is_logged_and_the_others_still_run(
     service: BackgroundJobService, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -242,10 +242,10 @@ def test_a_run_comes_back_from_the_store_as_it_was_with_its_origin(store: SQLite
     store.record("other", plain)
     assert store.flush(5) and store.pending == 0
     got = store.history("nightly")
-    assert got == [failed._replace(origin="here pid 1")]
+    assert got == [failed._replace(origin="here pid 1", job="nightly")]
     assert got[0].timestamp.tzinfo == vienna and got[0].elsewhere is False
     [back] = store.history("other")
-    assert back == plain._replace(origin="here pid 1")
+    assert back == plain._replace(origin="here pid 1", job="other")
     assert back.timestamp.utcoffset() == timedelta(hours=-3, minutes=-30)
 
 

@@ -65,8 +65,8 @@ class RunHistory:
         else:
             self._texts.pop(index, None)
 
-    def get(self, position: int, zone: tzinfo) -> JobInvocation:
-        """The run at ``position`` (0 is the oldest, -1 the newest), in ``zone``."""
+    def get(self, position: int, zone: tzinfo, job: str = "") -> JobInvocation:
+        """The run at ``position`` (0 is the oldest, -1 the newest) of ``job``, in ``zone``."""
         if position < 0:
             position += self._count
         if not 0 <= position < self._count:
@@ -78,12 +78,12 @@ class RunHistory:
         return JobInvocation(
             datetime.fromtimestamp(started, zone), scheduled, _TRIGGERS[bits & 3],  # type: ignore[arg-type]
             duration, bool(bits & _SUCCESS), error, tb, output, bits >> 4, worker, origin,
-            bool(bits & _ELSEWHERE),
+            bool(bits & _ELSEWHERE), job,
         )
 
-    def runs(self, zone: tzinfo) -> tuple[JobInvocation, ...]:
+    def runs(self, zone: tzinfo, job: str = "") -> tuple[JobInvocation, ...]:
         """Every run kept, oldest first."""
-        return tuple(self.get(i, zone) for i in range(self._count))
+        return tuple(self.get(i, zone, job) for i in range(self._count))
 
     def last_failed(self) -> bool:
         """Whether the newest run failed (a fire run elsewhere is not a failure): cheap."""

@@ -50,6 +50,8 @@ class JobInvocation(NamedTuple):
     elsewhere : bool
         True when another process claimed this fire and ran it (``origin`` says who);
         nothing ran here.  Not a failure and not counted in ``run_count``.
+    job : str
+        The name of the job this is a run of.
     """
 
     timestamp: datetime
@@ -64,6 +66,7 @@ class JobInvocation(NamedTuple):
     worker: str | None = None
     origin: str | None = None
     elsewhere: bool = False
+    job: str = ""
 
     def __repr__(self) -> str:
         if self.elsewhere:

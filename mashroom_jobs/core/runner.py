@@ -313,7 +313,7 @@ class Runner:
         spec = run.runtime.spec
         return JobInvocation(
             self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger, 0.0, True,
-            attempt=run.attempt, origin=winner, elsewhere=True,
+            attempt=run.attempt, origin=winner, elsewhere=True, job=spec.name,
         )
 
     def _begin(self, run: Run) -> bool:
@@ -430,6 +430,7 @@ class Runner:
                 datetime.fromtimestamp(result.started, spec.zone), run.scheduled_for,
                 run.trigger, result.execution_time_ms, message is None, message,
                 result.traceback, run.note + result.output, run.attempt, result.worker,
+                job=spec.name,
             )
         self._ended(run)
         self._finish(run, invocation)
@@ -459,7 +460,7 @@ class Runner:
             invocation = JobInvocation(
                 run.started_at.astimezone(run.runtime.spec.zone), run.scheduled_for,
                 run.trigger, (ended - run.t0) * 1000.0, message is None, message, tb, output,
-                run.attempt,
+                run.attempt, job=run.runtime.spec.name,
             )
         except BaseException as exc:  # a bookkeeping error ends the run, never wedges the job
             log.exception("could not record a run of job %r", run.runtime.spec.name)
@@ -474,7 +475,8 @@ class Runner:
             elapsed = (self.clock.monotonic() - run.t0) * 1000.0
             now = run.started_at
         return JobInvocation(now.astimezone(run.runtime.spec.zone), run.scheduled_for,
-                             run.trigger, elapsed, False, message, None, run.note, run.attempt)
+                             run.trigger, elapsed, False, message, None, run.note, run.attempt,
+                             job=run.runtime.spec.name)
 
     def _finish(self, run: Run, invocation: JobInvocation) -> None:
         """Record a run once (the first caller wins), tell the listener, resolve its future."""
@@ -489,7 +491,8 @@ class Runner:
                 runtime.pending -= 1
                 runtime.record(invocation, self.history_size)
                 retrying = self._schedule_retry(run, invocation)
-            self.publisher.finished(runtime, RunFinished(runtime.spec.name, invocation, retrying))
+            self.publisher.finished(runtime, RunFinished(runtime.spec.name, invocation, retrying,
+                                                         run.stopped_by_user))
             if not invocation.success and not invocation.elsewhere:
                 log.warning("Background job %r failed: %s", runtime.spec.name,
                             invocation.error_message)

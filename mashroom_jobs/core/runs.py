@@ -39,6 +39,8 @@ class RunFinished(NamedTuple):
     invocation: JobInvocation
     #: a retry of this run is scheduled: it is not the fire's last word yet
     retrying: bool
+    #: the user stopped it (``job.stop()``, the Stop button): a failure nobody needs told of
+    stopped_by_user: bool = False
 
 
 class RunListener(Protocol):

@@ -94,7 +94,7 @@ class JobRuntime:
     def last(self) -> JobInvocation | None:
         """The last finished run (built from the history: nothing is kept per run)."""
         with self.lock:
-            return self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+            return self.runs.get(-1, self.spec.zone, self.spec.name) if len(self.runs) else None
 
     @property
     def failing(self) -> bool:
@@ -106,12 +106,12 @@ class JobRuntime:
     def history(self) -> tuple[JobInvocation, ...]:
         """The runs kept, oldest first."""
         with self.lock:
-            return self.runs.runs(self.spec.zone)
+            return self.runs.runs(self.spec.zone, self.spec.name)
 
     def snapshot(self) -> JobState:
         """The state now, as one immutable record (takes :attr:`lock`)."""
         with self.lock:
-            last = self.runs.get(-1, self.spec.zone) if len(self.runs) else None
+            last = self.runs.get(-1, self.spec.zone, self.spec.name) if len(self.runs) else None
             return JobState(
                 self.started > 0, self.paused, self.active, self.next_fire, last,
                 self.run_count, self.failure_count, self.skip_count, self.misfire_count,

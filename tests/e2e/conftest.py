@@ -1,6 +1,9 @@
-"""Fixtures for the real-browser test: JupyterLab on a free port, headless Debian Chromium.
+"""Fixtures for the real-browser tests: one Jupyter server on a free port that serves both
+JupyterLab and Notebook 7, the ``mashroom-jobs dashboard`` command (Voila), and headless
+Debian Chromium.
 
-Both are session-scoped and torn down whatever happens. Where a piece is *missing*
+The server and the browser are session-scoped, the dashboard and the pages per test; all
+are torn down whatever happens. Where a piece is *missing*
 (no Chromium, no Playwright, no JupyterLab), a developer's run skips, but a run
 with the ``CI`` environment variable set fails: CI never skips the browser test
 silently. A piece that is installed but does not start fails everywhere.
@@ -48,6 +51,8 @@ CHROMIUM_ARGS = [
     # Debian's wrapper script fails to add this one on machines with two /dev/shm mounts.
     "--disable-dev-shm-usage",
 ]
+#: the front ends the panel is tested in: test id -> the URL path a notebook opens at
+FRONT_ENDS = {"lab": "lab/tree", "notebook7": "notebooks"}
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 15.0
 PLAYWRIGHT_TIMEOUT_MS = 30_000
@@ -67,7 +72,7 @@ def missing(what: str) -> NoReturn:
 
 @dataclass(frozen=True)
 class LabServer:
-    """A running JupyterLab server."""
+    """A running Jupyter server with JupyterLab and, when installed, Notebook 7."""
 
     base_url: str
     token: str
@@ -76,18 +81,27 @@ class LabServer:
     log_path: Path
     process: subprocess.Popen[bytes]
 
-    def url(self, path: str) -> str:
-        """The browser URL of ``path`` (relative to the root dir), token included."""
-        return f"{self.base_url}/lab/tree/{path}?token={self.token}"
+    def url(self, path: str, front_end: str = "lab") -> str:
+        """The browser URL of ``path`` (relative to the root dir) in ``front_end`` (a key of
+        :data:`FRONT_ENDS`), token included."""
+        return f"{self.base_url}/{FRONT_ENDS[front_end]}/{path}?token={self.token}"
 
-    def api(self, endpoint: str) -> Any:
-        """GET ``/api/<endpoint>`` and decode the JSON answer."""
+    def api(self, endpoint: str, method: str = "GET") -> Any:
+        """Call ``/api/<endpoint>`` and decode the JSON answer (None when there is none)."""
         request = urllib.request.Request(
             f"{self.base_url}/api/{endpoint}",
             headers={"Authorization": f"token {self.token}"},
+            method=method,
         )
         with urllib.request.urlopen(request, timeout=10) as response:
-            return json.load(response)
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def close_sessions(self, notebook: str) -> None:
+        """Shut down the kernels of ``notebook``'s sessions (a closed page leaves them on)."""
+        for session in self.api("sessions"):
+            if session.get("path") == notebook:
+                self.api(f"sessions/{session['id']}", method="DELETE")
 
     def log(self) -> str:
         """The server's stdout and stderr so far."""
@@ -102,32 +116,37 @@ class LabServer:
         raise LookupError(f"no kernel session for {notebook!r}; sessions: {sessions}")
 
     def evaluate(self, notebook: str, expression: str, timeout: float = 30.0) -> str:
-        """Evaluate ``expression`` in the notebook's kernel, out of band; its ``text/plain``.
-
-        A silent ``user_expressions`` request through the kernel's own connection
-        file: it neither changes the notebook nor adds output to it.
-        """
-        from jupyter_client import BlockingKernelClient
-
+        """Evaluate ``expression`` in the notebook's kernel, out of band; its ``text/plain``."""
         connection_file = self.runtime_dir / f"kernel-{self.kernel_id(notebook)}.json"
-        client = BlockingKernelClient(connection_file=str(connection_file))
-        client.load_connection_file()
-        client.start_channels()
-        try:
-            client.wait_for_ready(timeout=timeout)
-            reply = client.execute_interactive(
-                "",
-                silent=True,
-                store_history=False,
-                user_expressions={"x": expression},
-                timeout=timeout,
-            )
-        finally:
-            client.stop_channels()
-        result = reply["content"]["user_expressions"]["x"]
-        if result.get("status") != "ok":
-            raise AssertionError(f"{expression!r} failed in the kernel: {result}")
-        return str(result["data"]["text/plain"])
+        return evaluate_in_kernel(connection_file, expression, timeout)
+
+
+def evaluate_in_kernel(connection_file: Path, expression: str, timeout: float = 30.0) -> str:
+    """Evaluate ``expression`` in the kernel of ``connection_file``; its ``text/plain``.
+
+    A silent ``user_expressions`` request through the kernel's own connection
+    file: it neither changes the notebook nor adds output to it.
+    """
+    from jupyter_client import BlockingKernelClient
+
+    client = BlockingKernelClient(connection_file=str(connection_file))
+    client.load_connection_file()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=timeout)
+        reply = client.execute_interactive(
+            "",
+            silent=True,
+            store_history=False,
+            user_expressions={"x": expression},
+            timeout=timeout,
+        )
+    finally:
+        client.stop_channels()
+    result = reply["content"]["user_expressions"]["x"]
+    if result.get("status") != "ok":
+        raise AssertionError(f"{expression!r} failed in the kernel: {result}")
+    return str(result["data"]["text/plain"])
 
 
 def _free_port() -> int:
@@ -188,9 +207,25 @@ def browser() -> Iterator[Browser]:
         playwright.stop()
 
 
+def _jupyter_dirs(home: Path) -> dict[str, Path]:
+    """Jupyter's and IPython's folders under ``home``, made: no user state leaks in."""
+    dirs = {
+        "JUPYTER_CONFIG_DIR": home / "config",
+        "JUPYTER_DATA_DIR": home / "data",
+        "JUPYTER_RUNTIME_DIR": home / "runtime",
+        "JUPYTERLAB_SETTINGS_DIR": home / "lab-settings",
+        "JUPYTERLAB_WORKSPACES_DIR": home / "lab-workspaces",
+        "IPYTHONDIR": home / "ipython",
+    }
+    for path in dirs.values():
+        path.mkdir()
+    return dirs
+
+
 @pytest.fixture(scope="session")
 def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
-    """JupyterLab on 127.0.0.1 with a token, a temporary root dir and its own Jupyter dirs.
+    """One Jupyter server on 127.0.0.1 with a token, a temporary root dir and its own Jupyter
+    dirs, serving JupyterLab (``/lab``) and Notebook 7 (``/notebooks``, when installed).
 
     Depends on ``browser`` so that a missing browser skips before a server starts.
     """
@@ -205,16 +240,8 @@ def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
         # Copies: Lab writes checkpoints and may save; the repo's notebooks stay untouched.
         for notebook in HERE.glob("*.ipynb"):
             shutil.copy(notebook, root / notebook.name)
-        dirs = {
-            "JUPYTER_CONFIG_DIR": home / "config",
-            "JUPYTER_DATA_DIR": home / "data",
-            "JUPYTER_RUNTIME_DIR": home / "runtime",
-            "JUPYTERLAB_SETTINGS_DIR": home / "lab-settings",
-            "JUPYTERLAB_WORKSPACES_DIR": home / "lab-workspaces",
-            "IPYTHONDIR": home / "ipython",
-        }
-        for path in dirs.values():
-            path.mkdir()
+        dirs = _jupyter_dirs(home)
+        # Notebook 7 reads the same settings folder (it is built on JupyterLab's components)
         _write_lab_settings(dirs["JUPYTERLAB_SETTINGS_DIR"])
         env = {**os.environ, **{name: str(path) for name, path in dirs.items()}}
         token = os.urandom(24).hex()
@@ -232,7 +259,9 @@ def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
             f"--IdentityProvider.token={token}",
             f"--ServerApp.root_dir={root}",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+            # window.jupyterapp: the kernel's state as the page knows it (see test_browser.py)
             "--LabApp.expose_app_in_browser=True",
+            "--JupyterNotebookApp.expose_app_in_browser=True",
         ]
         with log_path.open("wb") as log:
             process = subprocess.Popen(
@@ -281,6 +310,98 @@ def _wait_until_ready(server: LabServer) -> None:
         time.sleep(0.25)  # polling interval of a loop with a deadline
 
 
+@dataclass(frozen=True)
+class Dashboard:
+    """A running ``mashroom-jobs dashboard`` command (Voila, in the command's process)."""
+
+    url: str
+    connections: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log(self) -> str:
+        """The command's stdout and stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def evaluate(self, expression: str, timeout: float = 30.0) -> str:
+        """Evaluate ``expression`` in the kernel of the (one) open dashboard page."""
+        files = sorted(self.connections.glob("voila_*/kernel-*.json"))
+        if len(files) != 1:
+            raise LookupError(f"expected one dashboard kernel, found {files}")
+        return evaluate_in_kernel(files[0], expression, timeout)
+
+
+#: the IPython profile of the dashboard's kernels: the example plugin fires every second
+DASHBOARD_KERNEL_CONFIG = """\
+c = get_config()  # noqa
+c.BackgroundJobService.plugin_config = {"Example heartbeat": {"cron_schedule": "* * * * * *"}}
+"""
+
+
+@pytest.fixture
+def dashboard(browser: Browser) -> Iterator[Dashboard]:
+    """``mashroom-jobs dashboard`` itself, started as a user would (a subprocess, a free port,
+    a token, temporary Jupyter and IPython folders), with the example plugin firing every
+    second.  Stopped (SIGTERM, then kill) after the test whatever happened."""
+    try:
+        import voila  # noqa: F401
+    except ImportError:
+        missing("Voila is not installed (pip install -e '.[e2e]')")
+    try:
+        import mashroom_jobs_example  # noqa: F401
+    except ImportError:
+        missing("the example plugin is not installed (pip install "
+                "./plugins_examples/mashroom-jobs-example)")
+    with tempfile.TemporaryDirectory(prefix="mashroom-jobs-dashboard-") as tmp:
+        home = Path(tmp)
+        dirs = _jupyter_dirs(home)
+        profile = dirs["IPYTHONDIR"] / "profile_default"
+        profile.mkdir()
+        (profile / "ipython_kernel_config.py").write_text(DASHBOARD_KERNEL_CONFIG)
+        # Voila keeps its kernels' connection files under this folder: the test reads the
+        # page's kernel through them
+        connections = home / "connections"
+        connections.mkdir()
+        (dirs["JUPYTER_CONFIG_DIR"] / "voila.json").write_text(
+            json.dumps({"Voila": {"connection_dir_root": str(connections)}}))
+        env = {**os.environ, **{name: str(path) for name, path in dirs.items()}}
+        token = os.urandom(24).hex()
+        port = _free_port()
+        log_path = home / "dashboard.log"
+        command = [sys.executable, "-m", "mashroom_jobs", "dashboard", "--port", str(port),
+                   "--token", token, "--no-browser"]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, env=env, cwd=home)
+        server = Dashboard(url=f"http://127.0.0.1:{port}/?token={token}",
+                           connections=connections, log_path=log_path, process=process)
+        try:
+            # Voila has no /api/status (and GET / runs the notebook): wait for the port
+            _wait_for_port(port, process, server.log)
+            yield server
+        finally:
+            _stop(process)
+            ARTIFACTS.mkdir(exist_ok=True)
+            shutil.copy(log_path, ARTIFACTS / "dashboard.log")
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Callable[[], str]) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"mashroom-jobs dashboard exited with code {process.returncode} "
+                        f"before it served:\n{log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"mashroom-jobs dashboard did not listen on port {port} within "
+                        f"{SERVER_START_TIMEOUT:.0f} s:\n{log()}")
+        time.sleep(0.25)  # polling interval of a loop with a deadline
+
+
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context and page; a failing test leaves a full-page screenshot."""
@@ -300,10 +421,46 @@ def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
         context.close()
 
 
+@pytest.fixture(params=list(FRONT_ENDS))
+def front_end(request: pytest.FixtureRequest, jupyter_lab: LabServer) -> str:
+    """Each front end the panel is tested in: ``lab`` (JupyterLab), ``notebook7``."""
+    if request.param == "notebook7":
+        try:
+            import notebook  # noqa: F401
+        except ImportError:
+            missing("Notebook 7 is not installed (pip install -e '.[e2e]')")
+    return str(request.param)
+
+
 @pytest.fixture
-def notebook_url(jupyter_lab: LabServer) -> Callable[[str], str]:
-    """``notebook_url("x.ipynb")``: the Lab URL of a notebook copied from this folder."""
-    return jupyter_lab.url
+def fresh_notebook(
+    jupyter_lab: LabServer, front_end: str
+) -> Iterator[Callable[[str], str]]:
+    """``fresh_notebook("x.ipynb")``: a copy of a notebook of this folder under a name of its
+    own for this front end, so that its kernel is new (a kernel outlives the page that
+    started it); the kernel is shut down after the test."""
+    copies: list[str] = []
+
+    def copy(notebook: str) -> str:
+        name = f"{Path(notebook).stem}-{front_end}.ipynb"
+        shutil.copy(HERE / notebook, jupyter_lab.root / name)
+        copies.append(name)
+        return name
+
+    try:
+        yield copy
+    finally:
+        for name in copies:
+            try:
+                jupyter_lab.close_sessions(name)
+            except (urllib.error.URLError, OSError) as error:
+                print(f"could not shut down the kernel of {name}: {error}", file=sys.stderr)
+
+
+@pytest.fixture
+def notebook_url(jupyter_lab: LabServer, front_end: str) -> Callable[[str], str]:
+    """``notebook_url("x.ipynb")``: the URL of a notebook of the root dir in this front end."""
+    return lambda path: jupyter_lab.url(path, front_end)
 
 
 @pytest.fixture
