@@ -1,0 +1,43 @@
+"""What runs on the Dask worker: :func:`run_pickled`, the one function sent with every run.
+
+It travels pickled by reference, so the worker imports it by name.  That name stays the
+one it always had, ``mashroom_jobs.dask_bridge.run_pickled`` (see the end of this
+module): the worker imports this package, whose modules import nothing heavy (nothing of
+``distributed`` at import time), and this module only the core's remote-run helpers.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+from ..core.records import error_text
+from ..core.remote import RemoteResult, execute, worker_address
+
+__all__ = ["run_pickled"]
+
+
+def run_pickled(payload: bytes) -> RemoteResult:
+    """On the worker: unpickle a :class:`RemoteCall` and :func:`execute` it. Never raises.
+
+    A call that cannot be unpickled there (a module the worker lacks) is a failed
+    result saying so, not a failed task.
+    """
+    import pickle
+
+    started, t0 = time.time(), time.perf_counter()
+    try:
+        call = pickle.loads(payload)
+    except BaseException as exc:  # anything an unpickled __reduce__ may raise
+        return RemoteResult(
+            started, (time.perf_counter() - t0) * 1000.0,
+            f"could not be loaded on the Dask worker: {error_text(exc)} (the worker needs "
+            f"the modules the job is defined in)",
+            traceback.format_exc(), "", worker_address(),
+        )
+    return execute(call)
+
+
+# Pickled by reference under the name it had before the bridge became a package (the
+# package re-exports it): a worker with another layout of this package still finds it.
+run_pickled.__module__ = "mashroom_jobs.dask_bridge"
