@@ -36,8 +36,3 @@ def run_pickled(payload: bytes) -> RemoteResult:
             traceback.format_exc(), "", worker_address(),
         )
     return execute(call)
-
-
-# Pickled by reference under the name it had before the bridge became a package (the
-# package re-exports it): a worker with another layout of this package still finds it.
-run_pickled.__module__ = "mashroom_jobs.dask_bridge"
