@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import math
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -216,8 +217,21 @@ def idle(adapter: Adapter, n: int, window: float) -> dict[str, Any]:
 # -- case 5: memory ------------------------------------------------------------
 
 
-def memory(adapter: Adapter, n: int, invocations: int) -> dict[str, Any]:
-    """RSS per scheduled job at ``n`` jobs; RSS growth over ``invocations`` runs of one job."""
+def _full_gc_ms(rounds: int = 5) -> float:
+    """The median time of a full garbage collection, ms."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        gc.collect()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def memory(adapter: Adapter, n: int, invocations: int, history_runs: int = 20
+           ) -> dict[str, Any]:
+    """RSS per scheduled job at ``n`` jobs, then with ``history_runs`` runs of each (a full
+    history), the objects and time of a full collection then; RSS growth over
+    ``invocations`` runs of one job."""
     minute = far_minute()
     expression = f"0 {minute} * * * *"
     adapter.start()
@@ -227,10 +241,21 @@ def memory(adapter: Adapter, n: int, invocations: int) -> dict[str, Any]:
     adapter.remove("warm-up")
     gc.collect()
     base = rss_bytes()
+    base_tracked = len(gc.get_objects())
     for i in range(n):
         adapter.add(f"job-{i}", expression, _noop)
     gc.collect()
     per_job = (rss_bytes() - base) / n
+    # The same jobs, each with a full history (where the scheduler keeps one): the memory
+    # a long-running kernel holds, and what a full garbage collection has to walk.
+    names = [f"job-{i}" for i in range(n)]
+    filled = adapter.fill_history(names, history_runs)
+    gc.collect()
+    full = {
+        "rss_per_job_full_history_bytes": (rss_bytes() - base) / n if filled else None,
+        "gc_tracked_per_job": (len(gc.get_objects()) - base_tracked) / n,
+        "full_gc_ms": _full_gc_ms(),
+    }
     for i in range(n):
         adapter.remove(f"job-{i}")
     gc.collect()
@@ -250,6 +275,7 @@ def memory(adapter: Adapter, n: int, invocations: int) -> dict[str, Any]:
     return {
         "n": n,
         "rss_per_job_bytes": per_job,
+        **full,
         "invocations": invocations,
         "rss_growth_after_warmup_kib": (checkpoints[-1][1] - warm_rss) / 1024,
         "rss_checkpoints_mib": [(k, round(r / 2**20, 2)) for k, r in checkpoints],
