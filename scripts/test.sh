@@ -28,7 +28,7 @@ echo "== installing into .venv"
 
 echo "== ruff, mypy --strict on the core"
 .venv/bin/ruff check .
-.venv/bin/mypy --strict mashroom_jobs/core mashroom_jobs/testing.py mashroom_jobs/store.py
+.venv/bin/mypy --strict mashroom_jobs/core mashroom_jobs/testing.py mashroom_jobs/store
 
 echo "== unit tests"
 .venv/bin/python -m pytest tests -m "not browser" -q --timeout 120

@@ -24,7 +24,6 @@ import pytest
 from traitlets import TraitError
 
 from mashroom_jobs import BackgroundJobService, JobInvocation, StoreError, StoreUnavailableError
-from mashroom_jobs import store as store_module
 from mashroom_jobs.store import (
     SCHEMA_VERSION,
     SQLiteStore,
@@ -33,6 +32,8 @@ from mashroom_jobs.store import (
     network_filesystem,
     store_location,
 )
+from mashroom_jobs.store import schema as store_schema
+from mashroom_jobs.store import writer as store_writer
 from mashroom_jobs.testing import ManualClock, wait_for
 
 UTC = timezone.utc
@@ -315,7 +316,7 @@ def test_a_busy_store_delays_writes_and_loses_no_run(path: str) -> None:
 def test_the_queue_is_bounded_and_says_so_when_it_drops(
     path: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(store_module, "MAX_PENDING", 10)
+    monkeypatch.setattr(store_writer, "MAX_PENDING", 10)
     s = SQLiteStore(path, busy_timeout=0.05, batch_delay=0.01)
     other = sqlite3.connect(path, isolation_level=None)
     try:
@@ -389,8 +390,8 @@ def test_a_store_of_an_older_version_is_migrated_step_by_step_keeping_its_runs(
     s.record("job", _run(T0))
     s.close()
     step = ("ALTER TABLE runs ADD COLUMN host TEXT",)
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*store_module.MIGRATIONS, step))
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_schema, "MIGRATIONS", (*store_schema.MIGRATIONS, step))
+    monkeypatch.setattr(store_schema, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     s = SQLiteStore(path)
     try:
         assert len(s.history("job")) == 1

@@ -1,0 +1,365 @@
+"""The :class:`SQLiteStore` class: opening the store, claims of exclusive fires, reading
+the history, pruning and vacuuming, closing.
+
+The file's layout is in :mod:`.schema`, the writer thread in :mod:`.writer`; this module
+ties them together behind the interface the service uses.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..core.clock import Clock, SystemClock
+from ..core.errors import StoreError, StoreUnavailableError
+from ..core.records import JobInvocation
+from .location import make_origin, network_filesystem, store_location, temp_store_path
+from .schema import SELECT_RUNS, connect, invocation, micros, open_failure, open_store
+from .writer import RunWriter, checkpoint
+
+log = logging.getLogger("mashroom_jobs.store")
+
+#: seconds a claim waits for another process's write before the fire runs unclaimed
+DEFAULT_BUSY_TIMEOUT = 2.0
+#: claims are kept this long: a process whose clock lags less than this never runs a
+#: fire that another one already ran
+CLAIM_RETENTION_SECONDS = 86_400.0
+
+
+class SQLiteStore:
+    """The job store in one SQLite file (WAL mode), shared by every process of a user.
+
+    Parameters
+    ----------
+    path : str
+        The file (made, with its folder, when missing), or a ``sqlite:///PATH`` URL.
+    origin : str, optional
+        Who this process is in the store (default: :func:`make_origin`).
+    retention_runs : int
+        Runs kept per job; older ones are pruned in the background.
+    retention_days : float
+        Runs older than this are pruned.
+    busy_timeout : float
+        Seconds a claim (or a read) waits for another process's write; a claim that
+        cannot be made in about that time raises :class:`StoreUnavailableError`.
+    clock : Clock, optional
+        What "now" is for retention and claims (the service's clock).
+    batch_delay : float
+        Seconds the writer waits after a run arrives, to write what follows with it.
+    prune_interval : float
+        Seconds between background prunes (the first comes a minute after opening).
+    mounts : str
+        The mount table read to find a network file system (tests give their own).
+
+    Raises
+    ------
+    StoreError
+        When the file cannot be opened or created, is not a SQLite database or not a
+        job store, is read-only, or has a schema newer than this version knows; the
+        message names the path and the reason.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, origin: str | None = None,
+                 retention_runs: int = 1000, retention_days: float = 30.0,
+                 busy_timeout: float = DEFAULT_BUSY_TIMEOUT, clock: Clock | None = None,
+                 batch_delay: float = 0.1, prune_interval: float = 600.0,
+                 mounts: str = "/proc/mounts") -> None:
+        try:
+            self.path = store_location(path)
+        except ValueError as exc:
+            raise StoreError(str(exc)) from None
+        self.origin = origin or make_origin()
+        self.retention_runs = retention_runs
+        self.retention_days = retention_days
+        self.busy_timeout = busy_timeout
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        fstype = network_filesystem(self.path, mounts)
+        if fstype is not None:
+            log.warning("mashroom-jobs: the job store %s is on a network file system (%s), "
+                        "where SQLite's locks are unreliable; it is used as configured, but a "
+                        "local path such as %s is safer", self.path, fstype, temp_store_path())
+        writer_conn = open_store(self.path, self.busy_timeout)
+        try:
+            self._claim_conn: sqlite3.Connection | None = self._connect()
+            self._read_conn: sqlite3.Connection | None = self._connect()
+        except sqlite3.Error as exc:
+            writer_conn.close()
+            raise StoreError(open_failure(exc, self.path, True, self.busy_timeout)) from None
+        self._claim_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._writer = RunWriter(writer_conn, self.path, self.origin, batch_delay=batch_delay,
+                                 prune_interval=prune_interval, prune=self.prune)
+        self._writer.start()
+
+    def _connect(self) -> sqlite3.Connection:
+        return connect(self.path, self.busy_timeout)
+
+    @property
+    def batch_delay(self) -> float:
+        """Seconds the writer waits after a run arrives, to write what follows with it."""
+        return self._writer.batch_delay
+
+    @batch_delay.setter
+    def batch_delay(self, value: float) -> None:
+        self._writer.batch_delay = value
+
+    @property
+    def prune_interval(self) -> float:
+        """Seconds between background prunes."""
+        return self._writer.prune_interval
+
+    @prune_interval.setter
+    def prune_interval(self, value: float) -> None:
+        self._writer.prune_interval = value
+
+    # -- claims (pool workers) ------------------------------------------------------------
+
+    def claim(self, job: str, scheduled_for: datetime) -> str | None:
+        """Claim the fire ``scheduled_for`` of ``job``: None when this process won it,
+        else the winner's origin.
+
+        Raises
+        ------
+        StoreUnavailableError
+            When the store cannot tell within about ``busy_timeout`` seconds (locked by
+            another process's long write) or is closed.
+        """
+        return self.claim_many([(job, scheduled_for)])[0]
+
+    def claim_many(self, fires: Sequence[tuple[str, datetime]]) -> list[str | None]:
+        """Claim several fires ``(job, scheduled_for)`` in one transaction (the runner
+        claims all the exclusive fires due together so): for each, None when this
+        process won it, else the winner's origin.
+
+        Raises
+        ------
+        StoreUnavailableError
+            As :meth:`claim`; then none of them was claimed.
+        """
+        if not self._claim_lock.acquire(timeout=self.busy_timeout):
+            raise StoreUnavailableError(
+                f"could not claim {len(fires)} fire{'s' if len(fires) != 1 else ''} in "
+                f"{self.path} within {self.busy_timeout:g} s: the claims before them are "
+                f"still waiting")
+        try:
+            conn = self._claim_conn
+            if conn is None:
+                raise StoreUnavailableError(f"the job store {self.path} is closed")
+            now = micros(self.clock.now())
+            winners: list[str | None] = []
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for job, scheduled_for in fires:
+                        key = micros(scheduled_for)
+                        cursor = conn.execute("INSERT OR IGNORE INTO claims VALUES (?, ?, ?, ?)",
+                                              (job, key, self.origin, now))
+                        if cursor.rowcount == 1:
+                            winners.append(None)
+                            continue
+                        row = conn.execute(
+                            "SELECT origin FROM claims WHERE job = ? AND scheduled_for_us = ?",
+                            (job, key)).fetchone()
+                        winners.append(str(row[0]) if row is not None else "another process")
+                    conn.execute("COMMIT")  # won only once committed
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                what = repr(fires[0][0]) if len(fires) == 1 else f"{len(fires)} fires"
+                raise StoreUnavailableError(
+                    f"could not claim {what} in {self.path} within {self.busy_timeout:g} s: "
+                    f"{exc}") from None
+            return winners
+        finally:
+            self._claim_lock.release()
+
+    # -- runs (any thread; quick): the writer's ------------------------------------------------
+
+    def record(self, job: str, invocation: JobInvocation) -> None:
+        """Queue a finished run for the writer thread; returns at once."""
+        self._writer.record(job, invocation)
+
+    @property
+    def pending(self) -> int:
+        """Runs recorded and not yet written."""
+        return self._writer.pending
+
+    @property
+    def written(self) -> int:
+        """Runs written by this process."""
+        return self._writer.written
+
+    @property
+    def dropped(self) -> int:
+        """Runs dropped because the queue was full."""
+        return self._writer.dropped
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every run recorded so far is written; False if ``timeout`` passed
+        (or the store was closed with runs unwritten)."""
+        return self._writer.flush(timeout)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def runs(self, name: str | None = None, limit: int = 50,
+             since: datetime | None = None) -> list[tuple[str, JobInvocation]]:
+        """``(job, run)`` pairs, newest first: of job ``name`` or of every job, of every
+        process sharing the store (this process's runs not yet written included)."""
+        if limit <= 0:
+            return []
+        sql = SELECT_RUNS
+        params: list[object] = []
+        where = []
+        if name is not None:
+            where.append("job = ?")
+            params.append(name)
+        if since is not None:
+            where.append("started_us >= ?")
+            params.append(micros(since))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY started_us DESC, id DESC LIMIT ?"
+        params.append(limit)
+        # the file and the queue at one moment
+        queued, rows = self._writer.queued_and(lambda: self._read(sql, params))
+        found = [(str(row[0]), invocation(row)) for row in rows]
+        queued_runs = [(job, inv._replace(origin=inv.origin or self.origin))
+                       for job, inv in queued
+                       if (name is None or job == name)
+                       and (since is None or inv.timestamp >= since)]
+        if queued_runs:
+            found.extend(queued_runs)
+            found.sort(key=lambda pair: pair[1].timestamp, reverse=True)
+            del found[limit:]
+        return found
+
+    def history(self, name: str | None = None, limit: int = 50,
+                since: datetime | None = None) -> list[JobInvocation]:
+        """Stored runs, newest first (see :meth:`runs`), with ``origin`` set."""
+        return [inv for _, inv in self.runs(name, limit, since)]
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        with self._read_lock:
+            conn = self._read_conn
+            try:
+                if conn is not None:
+                    return conn.execute(sql, params).fetchall()
+                conn = self._connect()  # closed: a connection for this read only
+                try:
+                    return conn.execute(sql, params).fetchall()
+                finally:
+                    conn.close()
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(
+                    f"could not read the job store {self.path}: {exc}") from None
+
+    def job_names(self) -> list[str]:
+        """The jobs with stored runs, sorted."""
+        return [str(row[0]) for row in self._read("SELECT DISTINCT job FROM runs ORDER BY job",
+                                                  ())]
+
+    def count(self, name: str | None = None) -> int:
+        """How many runs are stored (of job ``name``, or of every job)."""
+        if name is None:
+            return int(self._read("SELECT count(*) FROM runs", ())[0][0])
+        return int(self._read("SELECT count(*) FROM runs WHERE job = ?", (name,))[0][0])
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def prune(self) -> int:
+        """Delete runs beyond ``retention_runs`` per job or older than ``retention_days``,
+        and claims older than a day; returns how many runs were deleted.
+
+        Deletes in small transactions, so claims of other processes wait little.
+        """
+        now = micros(self.clock.now())
+        oldest_run = now - int(self.retention_days * 86_400e6)
+        oldest_claim = now - int(CLAIM_RETENTION_SECONDS * 1e6)
+        with self._writer.connection() as conn:
+            deleted = self._delete_chunks(
+                conn, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE started_us < ? "
+                      "LIMIT 2000)", (oldest_run,))
+            jobs = [row[0] for row in conn.execute("SELECT DISTINCT job FROM runs")]
+            for job in jobs:
+                edge = conn.execute(
+                    "SELECT started_us, id FROM runs WHERE job = ? "
+                    "ORDER BY started_us DESC, id DESC LIMIT 1 OFFSET ?",
+                    (job, self.retention_runs),
+                ).fetchone()
+                if edge is not None:
+                    deleted += self._delete_chunks(
+                        conn, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ? "
+                              "AND (started_us < ? OR (started_us = ? AND id <= ?)) LIMIT 2000)",
+                        (job, edge[0], edge[0], edge[1]))
+            self._delete_chunks(
+                conn, "DELETE FROM claims WHERE (job, scheduled_for_us) IN (SELECT job, "
+                      "scheduled_for_us FROM claims WHERE claimed_at_us < ? LIMIT 2000)",
+                (oldest_claim,))
+            checkpoint(conn)
+        return deleted
+
+    @staticmethod
+    def _delete_chunks(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:
+        total = 0
+        while True:
+            count = conn.execute(sql, params).rowcount
+            total += max(0, count)
+            if count < 2000:
+                return total
+
+    def vacuum(self) -> None:
+        """Rewrite the file to give the space of deleted runs back to the disk."""
+        with self._writer.connection() as conn:
+            conn.execute("VACUUM")
+            try:  # copy the rewritten pages into the file now, and empty the WAL
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error:
+                pass
+
+    def size(self) -> int:
+        """The database's size in bytes (its pages, wherever they are: file or WAL)."""
+        page_count = self._read("PRAGMA page_count", ())[0][0]
+        page_size = self._read("PRAGMA page_size", ())[0][0]
+        return int(page_count) * int(page_size)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._writer.closed
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The writer thread."""
+        return self._writer.thread
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Write what is queued (for up to ``timeout`` seconds), then close; True when
+        every run was written.  Closing twice is harmless."""
+        if self._writer.closed:
+            return True
+        deadline = time.monotonic() + max(0.0, timeout)
+        left = self._writer.close(deadline)
+        for lock, name in ((self._claim_lock, "_claim_conn"), (self._read_lock, "_read_conn")):
+            # (a claim or a read going on finishes first)
+            if lock.acquire(timeout=max(0.1, deadline - time.monotonic())):
+                try:
+                    conn = getattr(self, name)
+                    setattr(self, name, None)
+                    if conn is not None:
+                        conn.close()
+                finally:
+                    lock.release()
+        return left == 0
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<SQLiteStore {self.path} {state}>"

@@ -1,0 +1,254 @@
+"""The job store's writer: the queue of finished runs and the thread that inserts them in
+batches (one transaction each), retrying while another process holds the database.
+
+Apart from the store class because it is the one part with a thread of its own: the
+store's ``record`` only appends here, so the timer never waits on SQLite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from ..core.records import JobInvocation
+from .schema import INSERT_RUN, run_row
+
+log = logging.getLogger("mashroom_jobs.store")
+
+#: runs queued for the writer, at most; beyond it the oldest are dropped (with a warning)
+MAX_PENDING = 100_000
+#: runs inserted in one transaction, at most
+MAX_BATCH = 5_000
+
+T = TypeVar("T")
+
+
+def checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL back into the file as far as can be done without waiting."""
+    # PASSIVE never waits for readers or writers: the WAL is copied back as far as it can
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error:
+        pass
+
+
+class RunWriter:
+    """The queue of runs recorded and not yet written, and the thread writing them.
+
+    Parameters
+    ----------
+    conn : sqlite3.Connection
+        The writer's connection (its own; closed when the thread ends).
+    path, origin : str
+        The store's file (for messages) and who this process is (for runs naming none).
+    batch_delay : float
+        Seconds the writer waits after a run arrives, to write what follows with it.
+    prune_interval : float
+        Seconds between calls of ``prune`` (the first comes a minute after :meth:`start`).
+    prune : callable
+        The store's prune, called in the writer thread; it takes :meth:`connection`.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: str, origin: str, *,
+                 batch_delay: float, prune_interval: float,
+                 prune: Callable[[], object]) -> None:
+        self.path = path
+        self.origin = origin
+        self.batch_delay = batch_delay
+        self.prune_interval = prune_interval
+        self._prune = prune
+        self._conn = conn
+        self._write_lock = threading.Lock()  # the writer's connection: the writer, prune()
+        # Runs move queue -> _writing -> committed; _mark_lock makes each move atomic for
+        # history(), which so sees every run exactly once: in the file or still queued.
+        self._queue: deque[tuple[str, JobInvocation]] = deque()
+        self._writing: list[tuple[str, JobInvocation]] = []
+        self._mark_lock = threading.Lock()
+        self._drained = threading.Condition(self._mark_lock)
+        self._wake = threading.Event()
+        self._hurry = threading.Event()
+        self._closing = threading.Event()
+        self._close_deadline = float("inf")
+        self._closed = False
+        self.written = 0  # runs written by this process
+        self.dropped = 0  # runs dropped because the queue was full
+        self._last_warning = 0.0
+        self._commits = itertools.count(1)
+        self._thread = threading.Thread(target=self._write_loop, name="mashroom-jobs-store",
+                                        daemon=True)
+
+    def start(self) -> None:
+        """Start the writer thread."""
+        self._thread.start()
+
+    # -- runs (any thread; quick) ---------------------------------------------------------
+
+    def record(self, job: str, invocation: JobInvocation) -> None:
+        """Queue a finished run for the writer thread; returns at once."""
+        queue = self._queue
+        if len(queue) >= MAX_PENDING:  # the store has been unwritable for a long time
+            try:
+                queue.popleft()
+            except IndexError:
+                pass
+            self.dropped += 1
+            self._warn("mashroom-jobs: %d runs are waiting for the job store %s; the oldest "
+                       "are dropped to bound memory (%d so far)", len(queue), self.path,
+                       self.dropped)
+        queue.append((job, invocation))
+        if not self._wake.is_set():
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Runs recorded and not yet written."""
+        return len(self._queue) + len(self._writing)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every run recorded so far is written; False if ``timeout`` passed
+        (or the writer was closed with runs unwritten)."""
+        if self._closed:
+            return self.pending == 0
+        self._hurry.set()
+        self._wake.set()
+        with self._drained:
+            return self._drained.wait_for(lambda: not self._queue and not self._writing,
+                                          timeout)
+
+    def queued_and(self, read: Callable[[], T]) -> tuple[list[tuple[str, JobInvocation]], T]:
+        """The runs queued or being written, and what ``read()`` returns, at one moment: no
+        run is written in between, so each is either read or queued, and only once."""
+        with self._mark_lock:
+            queued = [*self._writing, *self._queue.copy()]
+            return queued, read()
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The writer's connection, for the store's maintenance; the writer waits meanwhile."""
+        with self._write_lock:
+            yield self._conn
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        conn = self._conn
+        next_prune = time.monotonic() + min(60.0, self.prune_interval)
+        try:
+            while True:
+                self._wake.wait(max(0.0, next_prune - time.monotonic()))
+                if self._queue and not self._closing.is_set():
+                    self._hurry.wait(self.batch_delay)  # let the rest of a batch of fires in
+                self._wake.clear()
+                self._hurry.clear()
+                drained = self._drain(conn)
+                if self._closing.is_set() and (drained or
+                                               time.monotonic() >= self._close_deadline):
+                    break
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + self.prune_interval
+                    try:
+                        self._prune()
+                    except sqlite3.Error as exc:
+                        log.warning("mashroom-jobs: could not prune the job store %s: %s",
+                                    self.path, exc)
+        except Exception:  # never expected; say so rather than die silently
+            log.exception("mashroom-jobs: the job store's writer thread failed")
+        finally:
+            with self._write_lock:
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    pass
+                conn.close()
+
+    def _drain(self, conn: sqlite3.Connection) -> bool:
+        """Write queued runs until none is left; False when closing cut it short."""
+        delay = 0.05
+        while True:
+            with self._mark_lock:
+                if not self._writing:
+                    n = min(len(self._queue), MAX_BATCH)
+                    if n == 0:
+                        self._drained.notify_all()
+                        return True
+                    self._writing = [self._queue.popleft() for _ in range(n)]
+                batch = self._writing
+            try:
+                self._insert(conn, batch)
+                delay = 0.05
+            except sqlite3.Error as exc:  # locked by another process, disk full...: retry
+                self._warn("mashroom-jobs: cannot write %d runs to the job store %s yet (%s); "
+                           "retrying", self.pending, self.path, exc)
+                if self._closing.is_set() and time.monotonic() >= self._close_deadline:
+                    return False
+                time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
+                delay = min(delay * 2, 1.0)
+
+    def _insert(self, conn: sqlite3.Connection, batch: list[tuple[str, JobInvocation]]) -> None:
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                # rows made one at a time as SQLite takes them: no list of 1,000 tuples
+                # alive at once, so no extra garbage collections in the jobs' process
+                conn.executemany(INSERT_RUN, self._rows(batch))
+                with self._mark_lock:
+                    conn.execute("COMMIT")
+                    self._writing = []
+                    self.written += len(batch)
+                    self._drained.notify_all()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            if next(self._commits) % 32 == 0:
+                checkpoint(conn)
+
+    def _rows(self, batch: list[tuple[str, JobInvocation]]) -> Iterator[tuple[Any, ...]]:
+        for job, inv in batch:
+            try:
+                row = run_row(job, inv, self.origin)
+            except Exception:  # a record we cannot convert is a bug: never retry it forever
+                log.exception("mashroom-jobs: cannot store a run of job %r: %r", job, inv)
+                continue
+            yield row
+
+    def _warn(self, message: str, *args: object) -> None:
+        """Log a warning about the writer at most once a minute."""
+        now = time.monotonic()
+        if now - self._last_warning >= 60.0:
+            self._last_warning = now
+            log.warning(message, *args)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def thread(self) -> threading.Thread:
+        """The writer thread."""
+        return self._thread
+
+    def close(self, deadline: float) -> int:
+        """Write what is queued until ``deadline`` (a :func:`time.monotonic` time), then
+        end the thread; returns how many runs are left unwritten (with a warning)."""
+        self._closed = True
+        self._close_deadline = deadline
+        self._closing.set()
+        self._hurry.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(max(0.0, self._close_deadline - time.monotonic()))
+        left = self.pending
+        if left:
+            log.warning("mashroom-jobs: %d run%s could not be written to the job store %s "
+                        "before it closed", left, "s" if left != 1 else "", self.path)
+        return left
