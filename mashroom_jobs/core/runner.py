@@ -10,9 +10,10 @@ job's visible state changes) through its :class:`~.publishing.StatePublisher`.
 It reads time only through the injected clock and knows nothing of traits,
 widgets or SQLite.
 
-A run stopped while queued is recorded at once; one that ignores a stop (or a
-timeout) for :attr:`Runner.stop_grace` seconds is recorded as failed and its
-thread abandoned: whatever it does later is dropped (see :mod:`.runs`).
+Parts off the way of a plain run live next to it: the batches the timer hands
+over ahead of their time (:mod:`.batches`), the claims of exclusive fires
+(:mod:`.claims`), stops and timeouts (:mod:`.stopping`) and retries
+(:mod:`.retries`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import itertools
 import logging
 import threading
 import time
@@ -31,12 +31,14 @@ from datetime import datetime
 from typing import Any
 
 from . import capture
+from .batches import Batch, fire_batch
+from .claims import FireClaims
 from .clock import Clock
-from .errors import StoreUnavailableError
 from .executors import DaemonThreadPool, LoopThread
 from .publishing import StatePublisher
 from .records import JobInvocation, Trigger, error_text
 from .remote import RemoteCall
+from .retries import schedule_retry
 from .runs import (
     DONE,
     ENDED,
@@ -50,7 +52,8 @@ from .runs import (
     leave_run,
 )
 from .runtime import JobRuntime, JobSpec
-from .scheduler import Due, Timer, TimerEntry
+from .scheduler import Due, Timer
+from .stopping import request_stop, time_out
 
 __all__ = ["Runner"]
 
@@ -76,10 +79,8 @@ class Runner:
         self.remote_context: object = None
         #: claims exclusive fires (the shared store), when there is one
         self.claimer: Claimer | None = None
-        # exclusive fires waiting to be claimed, all in one call (see _claim_queued)
-        self._claim_lock = threading.Lock()
-        self._to_claim: list[Run] = []
-        self._claim_dispatched = False
+        #: exclusive fires waiting to be claimed (see :mod:`.claims`)
+        self.claims = FireClaims(self)
         #: runs that ignored a stop or a timeout past the grace period
         self.abandoned_runs = 0
         self._lock = threading.Lock()
@@ -88,7 +89,8 @@ class Runner:
         self._idle = threading.Condition(threading.Lock())
         self._inflight: dict[Run, None] = {}
         self._batches = 0  # batches handed over and not yet fired
-        self._batch_wait = threading.Condition(threading.Lock())
+        #: what a batch's first worker waits on for the fire time (see :mod:`.batches`)
+        self.batch_wait = threading.Condition(threading.Lock())
         #: a batch's first worker polls the last stretch before the fire time
         self.precise = False
 
@@ -124,9 +126,9 @@ class Runner:
     def launch(self, runtime: JobRuntime, trigger: Trigger, scheduled_for: datetime | None,
                attempt: int, future: Future[JobInvocation] | None) -> None:
         """Start a run already counted in ``runtime.pending``; never raises."""
-        self._go(Run(runtime, trigger, scheduled_for, attempt, future), here=False)
+        self.go(Run(runtime, trigger, scheduled_for, attempt, future), here=False)
 
-    def _go(self, run: Run, *, here: bool) -> None:
+    def go(self, run: Run, *, here: bool) -> None:
         """Start ``run``; with ``here`` (on a pool worker), a plain callback runs on this
         thread and an exclusive fire is claimed on it, instead of going to the pool."""
         with self._idle:
@@ -136,110 +138,43 @@ class Runner:
             claimer = self.claimer_of(spec) if spec.exclusive and run.trigger == "schedule" \
                 else None
             if claimer is not None and claimer is self.claimer:
-                self._queue_claim(run)  # claimed with the fires due with it, in one go
+                self.claims.queue(run)  # claimed with the fires due with it, in one go
             elif claimer is not None:  # a cluster's claim: one fire at a time
-                self.pool.dispatch(Runner._claim_then_start, self, run)
+                self.pool.dispatch(FireClaims.claim_then_start, self.claims, run)
             elif here and spec.remote is None and spec.executor is None \
                     and not spec.kind.is_async:
                 self._run_sync(run)
             else:
-                self._start(run)
+                self.start(run)
         except Exception as exc:  # the executor refused (shut down, full...): record it
-            self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
+            self.finish(run, self.failed(run, f"could not start: {error_text(exc)}"))
 
-    # -- fires handed over by the timer ahead of their time --------------------------------
+    # -- fires handed over by the timer ahead of their time ---------------------------------
 
     def handoff(self, start: float, due: list[Due]) -> None:
         """The timer's hand-off (:attr:`Timer.handoff`): fire ``due`` at ``start``
-        (monotonic) from a pool worker.  On the timer thread: quick."""
-        batch = _Batch(start, due)
+        (monotonic) from a pool worker (see :mod:`.batches`).  On the timer thread: quick."""
+        batch = Batch(start, due)
         if not batch.entries:
             return
         with self._idle:
             self._batches += 1
         try:
-            self.pool.dispatch(Runner._run_batch, self, batch)
+            self.pool.dispatch(fire_batch, self, batch)
         except RuntimeError:  # shut down: nothing starts any more
-            self._batch_done()
+            self.batch_done()
 
-    def _run_batch(self, batch: _Batch) -> None:
-        """The batch's first worker: warm up, wait for the fire time, then fire, with
-        helpers joining so that a callback that blocks does not hold up the others."""
-        for entry in batch.entries[:4096]:  # after a second asleep the caches are cold
-            warm = getattr(entry.target, "warm", None)
-            if warm is not None:
-                warm()
-        clock = self.clock
-        precise = getattr(clock, "wait_precise", None) if self.precise else None
-        with self._batch_wait:
-            while clock.monotonic() < batch.start:
-                if precise is not None:
-                    precise(self._batch_wait, batch.start)
-                else:
-                    clock.wait(self._batch_wait, batch.start)
-        helpers = min(self.max_workers, len(batch.entries)) - 1
-        try:
-            for _ in range(helpers):
-                self.pool.dispatch(Runner._join_batch, self, batch)
-        except RuntimeError:  # shut down meanwhile: this worker fires alone
-            pass
-        self._join_batch(batch)
-
-    def _join_batch(self, batch: _Batch) -> None:
-        """Take the batch's fires one by one, starting plain runs on this thread."""
-        entries, bounds, total = batch.entries, batch.bounds, len(batch.entries)
-        group = 0
-        with self.pool.hold_deferred():  # records wait until the whole batch has started
-            for index in batch.claims:
-                if index >= total:
-                    return
-                while bounds[group][0] <= index:
-                    group += 1
-                _, scheduled, following, coalesced = bounds[group]
-                entry = entries[index]
-                try:
-                    if not entry.active:
-                        pass
-                    elif isinstance(entry.target, JobRuntime):
-                        if entry.target.take_fire(coalesced):
-                            self._go(Run(entry.target, "schedule", scheduled, 1, None),
-                                     here=True)
-                    else:
-                        entry.target.fire(scheduled, following, coalesced)
-                except Exception:  # one target must not stop the batch
-                    log.exception("error while firing %r", entry.target)
-                finally:
-                    if next(batch.fired) == total - 1:
-                        self._batch_done()
-
-    def _batch_done(self) -> None:
+    def batch_done(self) -> None:
+        """A batch handed over was fired (or dropped at shutdown): the runner may be idle."""
         with self._idle:
             self._batches -= 1
             if not self._batches and not self._inflight:
                 self._idle.notify_all()
 
-    def _queue_claim(self, run: Run) -> None:
-        """Queue an exclusive fire for claiming; a pool worker claims all queued at once.
+    # -- where a callback runs --------------------------------------------------------------
 
-        When 1,000 exclusive jobs are due together, one worker claims the fires queued
-        by then in one transaction (then the next ones), instead of 1,000 commits
-        queueing up on the store, one per worker.
-        """
-        with self._claim_lock:
-            self._to_claim.append(run)
-            if self._claim_dispatched:
-                return
-            self._claim_dispatched = True
-        try:
-            self.pool.dispatch(Runner._claim_queued, self)
-        except Exception as exc:  # the pool refused (shut down): every queued run ends here
-            with self._claim_lock:
-                runs, self._to_claim = self._to_claim, []
-                self._claim_dispatched = False
-            for queued in runs:
-                self._finish(queued, self._failed(queued, f"could not start: {error_text(exc)}"))
-
-    def _start(self, run: Run) -> None:
+    def start(self, run: Run) -> None:
+        """Send a run (its claim settled) to where its callback runs."""
         spec = run.runtime.spec
         if spec.remote is not None:
             self._start_remote(run)
@@ -262,60 +197,6 @@ class Runner:
             return spec.remote.claimer
         return self.claimer
 
-    def _claim_queued(self) -> None:
-        """On a pool worker: claim the queued fires; start the won, record the lost."""
-        with self._claim_lock:
-            runs, self._to_claim = self._to_claim, []
-            self._claim_dispatched = False  # fires queued from now on: another worker
-        if not runs:
-            return
-        assert self.claimer is not None
-        note = ""
-        fires = []
-        for run in runs:
-            assert run.scheduled_for is not None  # only scheduled fires are claimed
-            fires.append((run.runtime.spec.name, run.scheduled_for))
-        try:
-            winners = self.claimer.claim_many(fires)
-        except StoreUnavailableError as exc:  # better a duplicate than a lost run
-            note = _unclaimed_note("store", exc)
-            winners = [None] * len(runs)
-        for run, winner in zip(runs, winners):
-            run.note = note
-            if winner is not None:
-                self._finish(run, self._elsewhere(run, winner))
-                continue
-            try:
-                self._start(run)
-            except Exception as exc:
-                self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
-
-    def _claim_then_start(self, run: Run) -> None:
-        """On a pool worker: claim one fire through a cluster; the loser records who won."""
-        spec = run.runtime.spec
-        claimer = self.claimer_of(spec)
-        assert claimer is not None and run.scheduled_for is not None
-        try:
-            winner = claimer.claim(spec.name, run.scheduled_for)
-        except StoreUnavailableError as exc:  # better a duplicate than a lost run
-            run.note = _unclaimed_note("cluster", exc)
-            winner = None
-        if winner is not None:
-            self._finish(run, self._elsewhere(run, winner))
-            return
-        try:
-            self._start(run)
-        except Exception as exc:
-            self._finish(run, self._failed(run, f"could not start: {error_text(exc)}"))
-
-    def _elsewhere(self, run: Run, winner: str) -> JobInvocation:
-        """The record of a fire another process claimed (and ran)."""
-        spec = run.runtime.spec
-        return JobInvocation(
-            self.clock.now().astimezone(spec.zone), run.scheduled_for, run.trigger, 0.0, True,
-            attempt=run.attempt, origin=winner, elsewhere=True, job=spec.name,
-        )
-
     def _begin(self, run: Run) -> bool:
         """Mark a run started; False when it was stopped (and recorded) while queued."""
         runtime = run.runtime
@@ -331,7 +212,7 @@ class Runner:
             self.publisher.run_started(runtime)
         timeout = runtime.spec.timeout
         if timeout is not None:
-            run.watch = self.timer.call_later(timeout, Runner._time_out, self, run)
+            run.watch = self.timer.call_later(timeout, time_out, self, run)
         return True
 
     def _ended(self, run: Run) -> None:
@@ -409,7 +290,7 @@ class Runner:
             handle = spec.remote.submit(call, key)
         except BaseException as exc:  # unpicklable, cluster gone...
             self._ended(run)
-            self._finish(run, self._failed(run, spec.remote.describe_failure(exc)))
+            self.finish(run, self.failed(run, spec.remote.describe_failure(exc)))
             return
         run.handle = handle
         handle.add_done_callback(functools.partial(Runner._remote_done, self, run))
@@ -423,7 +304,7 @@ class Runner:
             result = future.result()
         except BaseException as exc:
             reason = run.stop_reason or spec.remote.describe_failure(exc)
-            invocation = self._failed(run, reason)
+            invocation = self.failed(run, reason)
         else:
             message = run.stop_reason or result.error_message
             invocation = JobInvocation(
@@ -433,7 +314,7 @@ class Runner:
                 job=spec.name,
             )
         self._ended(run)
-        self._finish(run, invocation)
+        self.finish(run, invocation)
 
     def _executor_done(self, run: Run, future: Future[Any]) -> None:
         """A user's executor dropped the run (cancelled, refused, could not pickle it)."""
@@ -447,7 +328,7 @@ class Runner:
                 return  # the run records itself
             reason = f"could not run on its executor: {error_text(error)}"
         self._ended(run)
-        self._finish(run, self._failed(run, reason))
+        self.finish(run, self.failed(run, reason))
 
     # -- records ----------------------------------------------------------------------
 
@@ -464,10 +345,10 @@ class Runner:
             )
         except BaseException as exc:  # a bookkeeping error ends the run, never wedges the job
             log.exception("could not record a run of job %r", run.runtime.spec.name)
-            invocation = self._failed(run, f"could not record the run: {error_text(exc)}")
-        self._finish(run, invocation)
+            invocation = self.failed(run, f"could not record the run: {error_text(exc)}")
+        self.finish(run, invocation)
 
-    def _failed(self, run: Run, message: str) -> JobInvocation:
+    def failed(self, run: Run, message: str) -> JobInvocation:
         """The record of a run that did not (or not fully) happen here."""
         now = self.clock.now()
         elapsed = 0.0
@@ -478,7 +359,7 @@ class Runner:
                              run.trigger, elapsed, False, message, None, run.note, run.attempt,
                              job=run.runtime.spec.name)
 
-    def _finish(self, run: Run, invocation: JobInvocation) -> None:
+    def finish(self, run: Run, invocation: JobInvocation) -> None:
         """Record a run once (the first caller wins), tell the listener, resolve its future."""
         runtime = run.runtime
         try:
@@ -490,7 +371,7 @@ class Runner:
                 run.state = DONE
                 runtime.pending -= 1
                 runtime.record(invocation, self.history_size)
-                retrying = self._schedule_retry(run, invocation)
+                retrying = schedule_retry(self, run, invocation)
             self.publisher.finished(runtime, RunFinished(runtime.spec.name, invocation, retrying,
                                                          run.stopped_by_user))
             if not invocation.success and not invocation.elsewhere:
@@ -506,105 +387,14 @@ class Runner:
                 if not self._inflight and not self._batches:
                     self._idle.notify_all()
 
-    # -- stop, timeout, retry ---------------------------------------------------------
+    # -- stop (see :mod:`.stopping`) ------------------------------------------------------
 
     def stop(self, runtime: JobRuntime) -> int:
         """Ask every run of a job in flight to stop; how many were asked."""
         runs = [run for run in list(self._inflight) if run.runtime is runtime]
         for run in runs:
-            self._request_stop(run, "stopped", by_user=True)
+            request_stop(self, run, "stopped", by_user=True)
         return len(runs)
-
-    def _time_out(self, run: Run) -> None:
-        timeout = run.runtime.spec.timeout
-        self._request_stop(run, f"timed out after {timeout:g} s", by_user=False)
-
-    def _request_stop(self, run: Run, reason: str, *, by_user: bool) -> None:
-        runtime = run.runtime
-        with runtime.lock:
-            if run.state >= ENDED or run.stop_reason is not None:
-                return
-            run.stop_reason = reason
-            run.stopped_by_user = by_user
-            queued = run.state == QUEUED
-            event = run.event
-        if event is not None:
-            event.set()
-        handle = run.handle
-        if handle is not None:
-            handle.cancel()  # a coroutine's task, an executor's or a cluster's future
-        if queued:  # never started: done now (a worker that picks it up skips it)
-            self._finish(run, self._failed(run, reason))
-            return
-        if run.watch is not None:
-            run.watch.cancel()
-        try:
-            run.watch = self.timer.call_later(self.stop_grace, Runner._abandon, self, run)
-        except RuntimeError:  # the timer stopped: shutting down, which abandons it anyway
-            pass
-
-    def _abandon(self, run: Run) -> None:
-        """The grace after a stop is over and the callback is still running: give up on it."""
-        with run.runtime.lock:
-            if run.state != RUNNING:
-                return
-        self.abandoned_runs += 1
-        log.warning("Background job %r did not stop within %g s of being asked; its thread "
-                    "is abandoned and whatever it does later is dropped",
-                    run.runtime.spec.name, self.stop_grace)
-        assert run.stop_reason is not None
-        self._finish(run, self._failed(run, run.stop_reason))
-
-    def _schedule_retry(self, run: Run, invocation: JobInvocation) -> bool:
-        runtime = run.runtime
-        spec = runtime.spec
-        if (invocation.success or invocation.elsewhere or run.trigger == "manual"
-                or run.stopped_by_user or run.attempt > spec.retries
-                or not runtime.active or runtime.paused):
-            return False
-        following = runtime.next_fire
-        if following is not None and following.timestamp() <= (
-                self.clock.now().timestamp() + spec.retry_delay):
-            # the next fire comes first: it is the retry (decided now, whatever the order
-            # in which threads see the fire and the retry's time)
-            runtime.skip_count += 1
-            log.warning("retry %d of job %r dropped: its next scheduled fire (%s) comes "
-                        "before the retry would", run.attempt, spec.name, following)
-            return False
-        try:
-            runtime.retry = self.timer.call_later(
-                spec.retry_delay, Runner._retry, self, runtime, run.scheduled_for, run.attempt + 1)
-        except RuntimeError:  # the timer stopped
-            return False
-        return True
-
-    def _retry(self, runtime: JobRuntime, scheduled_for: datetime | None, attempt: int) -> None:
-        """On the timer thread: the retry is due."""
-        with runtime.lock:
-            runtime.retry = None
-            if not runtime.active or runtime.paused:
-                return
-            if runtime.pending:  # the next fire is already running: it wins
-                runtime.skip_count += 1
-                log.warning("retry %d of job %r dropped: its next run was already going",
-                            attempt - 1, runtime.spec.name)
-                drop = True
-            else:
-                runtime.pending += 1
-                drop = False
-        if drop:
-            self.publisher.publish_later(runtime)
-        else:
-            self.launch(runtime, "retry", scheduled_for, attempt, None)
-
-    def drop_retry(self, runtime: JobRuntime) -> None:
-        """A fire came before a pending retry (called under ``runtime.lock``): it wins."""
-        if runtime.retry is not None:
-            runtime.retry.cancel()
-            runtime.retry = None
-            runtime.skip_count += 1
-            log.warning("a retry of job %r was dropped: its next scheduled fire came first",
-                        runtime.spec.name)
 
     # -- idle and shutdown -------------------------------------------------------------
 
@@ -635,30 +425,6 @@ class Runner:
                                 timeout=max(0.0, deadline - time.monotonic()) if wait else 0)
         if self._loop is not None:
             self._loop.shutdown(max(0.0, deadline - time.monotonic()) if wait else 0)
-
-
-def _unclaimed_note(claimer: str, error: BaseException) -> str:
-    """What the output of a fire run without a claim starts with (the policy: better a
-    duplicate than a lost run)."""
-    return f"[mashroom-jobs] {claimer} unavailable, ran without claim: {error}\n"
-
-
-class _Batch:
-    """Fires handed over by the timer: its groups' entries in one list, claimed in order
-    by the workers that fire them."""
-
-    __slots__ = ("bounds", "claims", "entries", "fired", "start")
-
-    def __init__(self, start: float, due: list[Due]) -> None:
-        self.start = start
-        self.entries: list[TimerEntry] = []
-        # per group: (index after its last entry, fire time, next fire time, coalesced)
-        self.bounds: list[tuple[int, datetime, datetime | None, bool]] = []
-        for entries, scheduled, following, coalesced in due:
-            self.entries.extend(entries)
-            self.bounds.append((len(self.entries), scheduled, following, coalesced))
-        self.claims = itertools.count()  # next(): atomic under the GIL
-        self.fired = itertools.count()
 
 
 async def _awaiting(awaitable: Awaitable[Any], buffer: capture.OutputBuffer | None,

@@ -22,6 +22,7 @@ from .cron import CronSchedule
 from .errors import JobNotScheduledError
 from .history import RunHistory
 from .records import JobInvocation, JobState, Trigger
+from .retries import drop_retry
 from .scheduler import TimerCall, TimerEntry
 
 if TYPE_CHECKING:
@@ -200,7 +201,7 @@ class JobRuntime:
             if coalesced:
                 self.misfire_count += 1
             if self.retry is not None:  # a retry never overlaps a fire: the fire wins
-                self.runner.drop_retry(self)
+                drop_retry(self)
                 changed = True
             launch = not (self.pending and self.spec.overlap == "skip")
             if launch:

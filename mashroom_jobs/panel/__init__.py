@@ -3,8 +3,9 @@
 Stock ipywidgets 8 only, so it renders wherever widgets do (JupyterLab,
 Notebook 7, VS Code, Voila, Colab).  :mod:`.format` says what a job looks like
 as text (pure, testable without widgets), :mod:`.rows` is the reusable row,
-:mod:`.form` the add-job form, :mod:`.view` the panel and its flush loop, and :mod:`.runs`
-the recent-runs table of the dashboard.
+:mod:`.form` the add-job form, :mod:`.view` the panel and its flush loop,
+:mod:`.tracking` what changed since its last flush, :mod:`.paging` its filter and
+pages, and :mod:`.runs` the recent-runs table of the dashboard.
 """
 
 from .runs import RecentRuns

@@ -5,9 +5,10 @@ How it stays fast with thousands of jobs:
 * **A fixed pool of rows** (:mod:`.rows`), reused for whichever jobs are on the
   visible page: widget models are bounded whatever the number of jobs.
 * **Coalesced updates.** Observers (which run on the timer, worker and caller
-  threads) only record which jobs changed, under a small lock.  A flush, at most
-  every ``flush_interval`` seconds (a daemon thread per panel), pushes the
-  visible rows to the front end, and only the values that really changed.
+  threads) only record which jobs changed, under a small lock (:mod:`.tracking`).
+  A flush, at most every ``flush_interval`` seconds (a daemon thread per panel),
+  pushes the visible rows (:mod:`.paging`) to the front end, and only the values
+  that really changed.
   Jobs off the visible page cause no messages, except through the header's totals.
 * **User actions flush at once**: a click, a page turn or the filter show
   their result without waiting for the next tick.
@@ -29,13 +30,15 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..core.errors import MashroomJobsError
-from ..core.records import JobInvocation, JobState
+from ..core.records import JobInvocation
 from ..job import BackgroundJob
 from ..service import BackgroundJobService
 from . import format as fmt
 from .form import AddJobForm
 from .header import Header
+from .paging import Pages
 from .rows import Row, SharedStyles
+from .tracking import ChangeTracker
 
 __all__ = ["JobsPanel", "close_panels", "display_panel"]
 
@@ -82,14 +85,6 @@ def display_panel(service: BackgroundJobService) -> JobsPanel:
     return panel
 
 
-def _counts_changed(old: object, new: JobState) -> bool:
-    """Whether a state change moves the header's totals (running, paused, failing)."""
-    if not isinstance(old, JobState):
-        return True
-    return (old.running != new.running or old.paused != new.paused
-            or old.active != new.active or old.last_invocation != new.last_invocation)
-
-
 class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """A live view of a :class:`BackgroundJobService`: see, run, stop, pause, unschedule, add.
 
@@ -127,26 +122,19 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if flush_interval < 0.1:
             raise ValueError(f"flush_interval must be at least 0.1 s, got {flush_interval}")
         self._service = service
-        self._page_size = page_size
         self._interval = float(flush_interval)
         self._closed = True  # until fully built: close() then only closes the comm
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._events_shell: Any = None
-        # written by observers (any thread), read by the flush
-        self._state_lock = threading.Lock()
-        self._dirty: set[BackgroundJob] = set()
-        self._structure_dirty = self._counts_dirty = self._notes_dirty = True
+        # written by observers (any thread), taken by the flush
+        self._changes = ChangeTracker(service)
         # owned by the flush
         self._flush_lock = threading.RLock()
         self._flush_count = 0
         self._last_tick = float("-inf")
-        self._filtered: list[BackgroundJob] = []
-        self._page = 0
-        self._page_dirty = True
+        self._pages = Pages(page_size)
         self._expanded: set[str] = set()
-        # the last failure to announce: (job name, its run, monotonic time it arrived)
-        self._failure: tuple[str, JobInvocation, float] | None = None
 
         self._styles = SharedStyles()
         actions = {"toggle": self._toggle_detail, "run": self._action(BackgroundJob.invoke_now),
@@ -155,20 +143,13 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                    "unschedule": self._action(self._unschedule)}
         self._rows = [Row(self._styles, actions) for _ in range(page_size)]
         self.header = Header(self._styles, self._on_filter,
-                             lambda step: self.go_to_page(self._page + step))
+                             lambda step: self.go_to_page(self._pages.page + step))
         self._rows_box = widgets.VBox()
         self.form = AddJobForm(service, callables, self.flush)
         super().__init__([self.header.box, self._rows_box, self.form.box])
         self.add_class("mashroom-jobs-panel")
 
-        # observe first, then read: a job scheduled in between is announced, and
-        # adding an observed job twice is harmless
-        self._observed: set[BackgroundJob] = set()
-        self._observed_lock = threading.Lock()
-        service.observe(self._on_jobs, names="jobs")
-        service.observe(self._on_plugins, names="plugins")
-        service.observe(self._on_failure, names="last_failure")
-        self._track(service.jobs, ())
+        self._changes.attach()
         shell = service.shell
         if callables is None and shell is not None and hasattr(shell, "events"):
             shell.events.register("post_run_cell", self._on_post_run_cell)
@@ -209,12 +190,12 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     @property
     def page(self) -> int:
         """The visible page, from 0."""
-        return self._page
+        return self._pages.page
 
     @property
     def page_count(self) -> int:
         """Pages the filtered jobs fill (at least 1)."""
-        return max(1, -(-len(self._filtered) // self._page_size))
+        return self._pages.count
 
     @property
     def visible_jobs(self) -> tuple[BackgroundJob, ...]:
@@ -229,8 +210,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def go_to_page(self, page: int) -> None:
         """Show page ``page`` (from 0; clamped to the pages there are)."""
         with self._flush_lock:
-            self._page = max(0, min(page, self.page_count - 1))
-            self._page_dirty = True
+            self._pages.go(page)
         self.flush()
 
     def button(self, tooltip: str) -> widgets.Button:
@@ -259,14 +239,11 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             if self._closed:
                 return False
             now_mono = self._service.clock.monotonic()
-            with self._state_lock:
-                dirty, self._dirty = self._dirty, set()
-                structure, self._structure_dirty = self._structure_dirty, False
-                counts, self._counts_dirty = self._counts_dirty, False
-                notes, self._notes_dirty = self._notes_dirty, False
+            dirty, structure, counts, notes = self._changes.take()
             tick = now_mono - self._last_tick >= 1.0
-            notes = notes or (tick and self._failure is not None)  # it may have expired
-            page, self._page_dirty = self._page_dirty, False
+            notes = notes or (tick and self._changes.failure is not None)  # it may have expired
+            pages = self._pages
+            page, pages.moved = pages.moved, False
             if not (dirty or structure or counts or tick or page or notes):
                 return False
             if tick:
@@ -292,10 +269,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         if thread is not None and thread is not threading.current_thread():
             thread.join(5)
         service = self._service
-        service.unobserve(self._on_jobs, names="jobs")
-        service.unobserve(self._on_plugins, names="plugins")
-        service.unobserve(self._on_failure, names="last_failure")
-        self._track((), tuple(self._observed))
+        self._changes.detach()
         if self._events_shell is not None:
             try:
                 self._events_shell.events.unregister("post_run_cell", self._on_post_run_cell)
@@ -314,57 +288,6 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         super().close()
         layout.close()
 
-    # -- observers (any thread; quick; never raise) -------------------------------------
-
-    def _track(self, added: Iterable[BackgroundJob], removed: Iterable[BackgroundJob]) -> None:
-        with self._observed_lock:
-            observed = self._observed
-            for job in removed:
-                if job in observed:
-                    job.unobserve(self._on_job, names="state")
-                    observed.discard(job)
-            for job in added:
-                if job not in observed:
-                    job.observe(self._on_job, names="state")
-                    observed.add(job)
-
-    def _on_jobs(self, change: Any) -> None:
-        old: tuple[BackgroundJob, ...] = change["old"] or ()
-        new: tuple[BackgroundJob, ...] = change["new"]
-        # fast path for one schedule: no O(n) set building per change
-        if len(new) == len(old) + 1 and new[:-1] == old:
-            self._track(new[-1:], ())
-        else:
-            new_set = set(new)
-            self._track(new, [j for j in list(self._observed) if j not in new_set])
-        with self._state_lock:
-            self._structure_dirty = True
-            self._counts_dirty = True
-
-    def _on_job(self, change: Any) -> None:
-        with self._state_lock:
-            self._dirty.add(change["owner"])
-            if _counts_changed(change["old"], change["new"]):
-                self._counts_dirty = True
-
-    def _on_plugins(self, _change: Any) -> None:
-        with self._state_lock:
-            self._notes_dirty = True
-
-    def _on_failure(self, change: Any) -> None:
-        # (the notifier thread) announced in the header for a while: a toast would need
-        # front-end code, which a stock-widgets panel has not
-        job, invocation = change["new"]
-        with self._state_lock:
-            self._failure = (job.name, invocation, self._service.clock.monotonic())
-            self._notes_dirty = True
-
-    def _on_post_run_cell(self, *_args: Any) -> None:
-        try:
-            self.form.refresh_callables()
-        except Exception:
-            log.exception("JobsPanel could not refresh the callables")
-
     # -- the flusher -------------------------------------------------------------------
 
     def _flush_loop(self) -> None:
@@ -374,22 +297,19 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             except Exception:
                 log.exception("JobsPanel flush failed")
             if self._service.is_shut_down:  # nothing will change any more: say so, and stop
-                with self._state_lock:
-                    self._notes_dirty = True
+                self._changes.mark(notes=True)
                 self.flush()
                 return
 
     def _render(self, dirty: set[BackgroundJob], structure: bool, counts: bool,
                 tick: bool) -> None:
-        service = self._service
+        service, pages = self._service, self._pages
         if structure:
-            self._filtered = self._apply_filter(service.jobs)
-            self._page = max(0, min(self._page, self.page_count - 1))
+            pages.refilter(service.jobs, self.header.filter_text)
         if counts or structure:
             self.header.show_counts(
-                service.jobs, len(self._filtered) if self.header.filter_text else None)
-        start = self._page * self._page_size
-        visible = self._filtered[start: start + self._page_size]
+                service.jobs, len(pages.jobs) if self.header.filter_text else None)
+        visible = pages.visible()
         now, zone = service.now(), service.zone
         for row, job in zip(self._rows, visible):
             if row.job is not job or job in dirty or tick:
@@ -401,7 +321,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             row.job = None
         if len(self._rows_box.children) != len(visible):
             self._rows_box.children = tuple(r.box for r in self._rows[: len(visible)])
-        self.header.show_pager(self._page, self.page_count)
+        self.header.show_pager(pages.page, pages.count)
 
     def _detail(self, job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
         """The expanded part of a row: the job's runs, from the store when there is one
@@ -420,27 +340,17 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                          "sharing it."
         return fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source)
 
-    def _apply_filter(self, jobs: tuple[BackgroundJob, ...]) -> list[BackgroundJob]:
-        text = self.header.filter_text
-        if not text:
-            return list(jobs)
-        return [
-            j for j in jobs
-            if text in j.name.lower() or text in (j.cron_schedule or "").lower()
-            or text in j.description.lower()
-        ]
-
     # -- header --------------------------------------------------------------------------
 
     def _update_notes(self) -> None:
         service = self._service
         lines = []
-        failure = self._failure
+        failure = self._changes.failure
         if failure is not None:
             name, run, arrived = failure
             if service.clock.monotonic() - arrived > FAILURE_NOTE_SECONDS \
                     or not service.notify_failures:
-                self._failure = None
+                self._changes.failure = None
             else:
                 when = fmt.when(run.timestamp, service.now(), service.zone)
                 lines.append(fmt.error_span(
@@ -453,12 +363,17 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
 
     def _on_filter(self, _text: str) -> None:
         with self._flush_lock:
-            self._page = 0
-        with self._state_lock:
-            self._structure_dirty = True
+            self._pages.page = 0
+        self._changes.mark(structure=True)
         self.flush()
 
-    # -- row actions (the kernel's main thread) -----------------------------------------
+    # -- row actions and the shell's events (the kernel's main thread) ------------------
+
+    def _on_post_run_cell(self, *_args: Any) -> None:
+        try:
+            self.form.refresh_callables()
+        except Exception:
+            log.exception("JobsPanel could not refresh the callables")
 
     def _action(self, action: Callable[[BackgroundJob], object]) -> Callable[[Any], None]:
         """A row button's handler: the action's error is shown in the panel, never raised
@@ -474,9 +389,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self.header.say(f"{type(exc).__name__}: {exc}", error=True)
             else:
                 self.header.say("")
-            with self._state_lock:
-                self._dirty.add(job)
-                self._counts_dirty = True
+            self._changes.mark(job, counts=True)
             self.flush()
 
         return act
@@ -497,8 +410,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         with self._flush_lock:
             self._expanded ^= {job.name}
-        with self._state_lock:
-            self._dirty.add(job)
+        self._changes.mark(job)
         self.flush()
 
     # -- bookkeeping ---------------------------------------------------------------------
