@@ -15,6 +15,7 @@ and deactivates the jobs.
 
 from __future__ import annotations
 
+import heapq
 import threading
 from datetime import datetime
 from typing import Any
@@ -135,14 +136,47 @@ class JobRegistry:
 
     def history(self, name: str | None, limit: int,
                 since: datetime | None) -> list[JobInvocation]:
-        """The runs the jobs keep in memory, newest first: of job ``name`` or of all."""
-        runtimes = list(self._runtimes.values())
-        if name is not None:
-            runtimes = [r for r in runtimes if r.spec.name == name]
-        runs = [inv for r in runtimes for inv in r.history
-                if since is None or inv.timestamp >= since]
-        runs.sort(key=lambda inv: inv.timestamp, reverse=True)
-        return runs[:limit]
+        """The runs the jobs keep in memory, newest first: of job ``name`` or of all.
+
+        Only the ``limit`` newest runs become records: the others are compared by their
+        start times, read from the jobs' packed histories (10,000 jobs keep 200,000 runs).
+        Runs that started together keep the jobs' order, and each job's order of record.
+        """
+        if name is None:
+            runtimes = list(self._runtimes.values())
+        else:
+            runtime = self._runtimes.get(name)
+            runtimes = [] if runtime is None else [runtime]
+        if not limit:
+            return []
+        snapshots = []
+        every: list[float] = []
+        for runtime in runtimes:
+            with runtime.lock:
+                snapshot = runtime.runs.start_times()
+            snapshots.append(snapshot)
+            every += snapshot[0]
+        if since is not None:
+            cutoff = since.timestamp()
+            every = [start for start in every if start >= cutoff]
+        if not every:
+            return []
+        # the limit-th newest start: only runs at least that new are candidates
+        threshold = heapq.nlargest(limit, every)[-1]
+        candidates = []  # (start, -the job's place, -the run's serial): newest first
+        for place, (starts, oldest, first) in enumerate(snapshots):
+            slots = len(starts)
+            candidates += [(start, -place, -(first + (slot - oldest) % slots))
+                           for slot, start in enumerate(starts) if start >= threshold]
+        candidates.sort(reverse=True)
+        runs = []
+        for _, place, serial in candidates[:limit]:
+            runtime = runtimes[-place]
+            with runtime.lock:
+                run = runtime.runs.by_serial(-serial, runtime.spec.zone, runtime.spec.name)
+            if run is not None:  # else pushed out by newer runs meanwhile
+                runs.append(run)
+        return runs
 
     # -- observing ``jobs`` --
 

@@ -615,6 +615,33 @@ def test_history_is_bounded_by_history_size(clock: ManualClock) -> None:
         service.shutdown()
 
 
+def test_history_without_a_store_merges_the_jobs_runs_newest_first(clock: ManualClock) -> None:
+    # Rings of 4 runs that wrap, fires shared by all jobs at one time (ties), manual runs
+    # in between: the merge reads start times only and builds just the runs it returns,
+    # and must list exactly what sorting every kept run would (ties: the jobs' order, then
+    # each job's order of record).
+    service = BackgroundJobService(clock=clock, timezone="UTC", history_size=4)
+    try:
+        jobs = [service.schedule_job(name, "* * * * * *", lambda: None)
+                for name in ("a", "b", "c")]
+        for second in range(7):
+            step(clock, service, 1)
+            if second % 2:
+                clock.advance(0.25)
+                jobs[second % 3].invoke_now().result(5)
+        kept = sorted((run for job in service.jobs for run in job.history),
+                      key=lambda run: run.timestamp, reverse=True)
+        assert len(kept) == 12  # 3 jobs x 4
+        for limit in (0, 1, 5, 12, 100):
+            assert service.history(limit=limit) == kept[:limit]
+        since = kept[6].timestamp
+        assert service.history(since=since) == [r for r in kept if r.timestamp >= since]
+        assert service.history("b") == [r for r in kept if r.job == "b"]
+        assert service.history("nobody") == []
+    finally:
+        service.shutdown()
+
+
 def test_service_repr_is_a_readable_table(
     clock: ManualClock, service: BackgroundJobService
 ) -> None:

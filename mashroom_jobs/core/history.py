@@ -28,13 +28,14 @@ _SUCCESS, _ELSEWHERE = 1 << 2, 1 << 3  # bits 0-1: the trigger; from bit 4: the 
 class RunHistory:
     """The last ``size`` runs of one job, oldest first."""
 
-    __slots__ = ("_buffer", "_count", "_size", "_start", "_texts")
+    __slots__ = ("_buffer", "_count", "_size", "_start", "_texts", "_total")
 
     def __init__(self, size: int) -> None:
         self._size = max(1, size)
         self._buffer = bytearray()  # grows to size records, then is reused as a ring
         self._start = 0  # the ring index of the oldest run
         self._count = 0
+        self._total = 0  # runs ever appended: the serial number of the next one
         # ring index -> (error, traceback, output, worker, origin) for runs that have any
         self._texts: dict[int, tuple[str | None, str | None, str, str | None, str | None]] = {}
 
@@ -59,6 +60,7 @@ class RunHistory:
             self._buffer.extend(bytes(end - len(self._buffer)))
         _RECORD.pack_into(self._buffer, index * _RECORD.size, run.timestamp.timestamp(),
                           scheduled, run.execution_time_ms, bits)
+        self._total += 1
         texts = (run.error_message, run.traceback, run.output, run.worker, run.origin)
         if any(texts):
             self._texts[index] = texts
@@ -93,11 +95,19 @@ class RunHistory:
         bits = _RECORD.unpack_from(self._buffer, index * _RECORD.size)[3]
         return not bits & (_SUCCESS | _ELSEWHERE)
 
-    def started(self, position: int) -> float:
-        """When the run at ``position`` started (epoch seconds): to merge histories cheaply."""
-        index = (self._start + position % max(1, self._count)) % self._size
-        value: float = _RECORD.unpack_from(self._buffer, index * _RECORD.size)[0]
-        return value
+    def start_times(self) -> tuple[list[float], int, int]:
+        """The start (epoch seconds) of each run kept, in the order of the ring's slots;
+        the slot of the oldest run; and its serial number: the run in slot ``i`` is
+        numbered ``first + (i - oldest) % len(starts)``.  No record is built: this is for
+        merging the histories of many jobs cheaply (then :meth:`by_serial`)."""
+        starts = [record[0] for record in _RECORD.iter_unpack(self._buffer)]
+        return starts, self._start, self._total - self._count
+
+    def by_serial(self, serial: int, zone: tzinfo, job: str = "") -> JobInvocation | None:
+        """The run numbered ``serial`` (its place among all the runs ever kept; see
+        :meth:`start_times`), or None when it is no longer kept."""
+        position = serial - (self._total - self._count)
+        return self.get(position, zone, job) if 0 <= position < self._count else None
 
     def _resize(self, size: int) -> None:
         size = max(1, size)
