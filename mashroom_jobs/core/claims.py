@@ -80,13 +80,7 @@ class FireClaims:
             winners = [None] * len(runs)
         for run, winner in zip(runs, winners):
             run.note = note
-            if winner is not None:
-                runner.finish(run, self.elsewhere(run, winner))
-                continue
-            try:
-                runner.start(run)
-            except Exception as exc:
-                runner.finish(run, runner.failed(run, f"could not start: {error_text(exc)}"))
+            self.settle(run, winner)
 
     def claim_then_start(self, run: Run) -> None:
         """On a pool worker: claim one fire through a cluster; the loser records who won."""
@@ -99,6 +93,12 @@ class FireClaims:
         except StoreUnavailableError as exc:  # better a duplicate than a lost run
             run.note = unclaimed_note("cluster", exc)
             winner = None
+        self.settle(run, winner)
+
+    def settle(self, run: Run, winner: str | None) -> None:
+        """A claimed fire: start it here when ``winner`` is None (won, or not claimed),
+        else record that ``winner`` ran it."""
+        runner = self.runner
         if winner is not None:
             runner.finish(run, self.elsewhere(run, winner))
             return
