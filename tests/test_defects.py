@@ -188,6 +188,7 @@ def test_shutdown_with_a_stuck_job_spends_its_timeout_once_and_names_the_job(
     stuck.set()
     assert left == (job,)
     assert 0.9 <= elapsed < 1.5, elapsed
+    assert all(t.daemon for t in service.threads())  # the abandoned run holds no exit
 
 
 def test_a_job_that_shuts_its_service_down_does_not_wait_for_itself() -> None:

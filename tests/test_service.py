@@ -562,25 +562,6 @@ def test_shutdown_stops_everything_and_leaves_no_thread(clock: ManualClock) -> N
     service.shutdown()  # twice is harmless
 
 
-def test_shutdown_does_not_wait_longer_than_its_timeout_for_a_stuck_job(
-    clock: ManualClock,
-) -> None:
-    service = BackgroundJobService(clock=clock, timezone="UTC")
-    stuck = threading.Event()
-    job = service.schedule_job("stuck", "0 * * * *", lambda: stuck.wait(10))
-    job.invoke_now()
-    waited = threading.Event()
-
-    def stop() -> None:
-        service.shutdown(wait=True, timeout=0.2)
-        waited.set()
-
-    threading.Thread(target=stop).start()
-    assert waited.wait(5)
-    stuck.set()
-    assert all(t.daemon for t in service.threads())
-
-
 # --- configuration --------------------------------------------------------------------
 
 
