@@ -20,6 +20,8 @@ from .core.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from .core.events import FireMissed, RunFinished, StateChanged, Subscription
+from .core.records import Outcome
 from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
 
@@ -32,6 +34,7 @@ __all__ = [
     "BackgroundJob",
     "BackgroundJobService",
     "CronSchedule",
+    "FireMissed",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",
     "JobInvocation",
@@ -39,11 +42,15 @@ __all__ = [
     "JobState",
     "JobStopped",
     "MashroomJobsError",
+    "Outcome",
     "PluginContext",
     "PluginContextHolder",
+    "RunFinished",
     "ServiceShutdownError",
+    "StateChanged",
     "StoreError",
     "StoreUnavailableError",
+    "Subscription",
     "__version__",
     "check_stop",
     "stop_requested",
