@@ -196,6 +196,11 @@ class BackgroundJob(HasTraits):
         return self._runtime.started > 0
 
     @property
+    def waiting(self) -> int:
+        """Runs launched that wait for a free thread (every worker is busy)."""
+        return self._runtime.waiting
+
+    @property
     def paused(self) -> bool:
         """True while the schedule is paused."""
         return self._runtime.paused

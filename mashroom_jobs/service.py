@@ -39,6 +39,7 @@ from .core import capture
 from .core.arguments import check_count
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
+from .core.errors import MashroomJobsError
 from .core.events import EventBus, RunFinished, StateChanged, Subscription
 from .core.records import JobInvocation
 from .core.runner import Runner
@@ -334,6 +335,18 @@ class BackgroundJobService(ServiceSettings):
         if self._store is not None:
             return self._store.history(name, limit, since)
         return self._registry.history(name, limit, since)
+
+    def history_version(self) -> object:
+        """A token that changes whenever :meth:`history` may return something new because
+        of another process (the store's SQLite ``data_version``) or of a run queued here
+        for the store; None without a store (a job's own runs change its ``state``).
+        Cheap: a panel compares it each second instead of reading the history again."""
+        if self._store is None:
+            return None
+        try:
+            return self._store.version()
+        except MashroomJobsError:  # unreadable now: read (and report) at the next look
+            return object()
 
     def wait_until_idle(self, timeout: float | None = None) -> bool:
         """Block until no run is queued or running; False if ``timeout`` passed first.

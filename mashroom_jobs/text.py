@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .core.records import JobInvocation, JobState, Outcome
+
 if TYPE_CHECKING:
     from .job import BackgroundJob
 
@@ -21,16 +23,30 @@ STATE_WORDS = {
 }
 
 
-def status_mark(job: BackgroundJob) -> str:
+def status_mark(state: JobState) -> str:
     """One character for a job's state: running, paused, failed, never run, scheduled."""
-    if job.running:
+    if state.running:
         return RUNNING
-    if job.paused:
+    if state.paused:
         return PAUSED  # U+2016: in DejaVu, unlike U+23F8, so every browser draws it
-    last = job.last_invocation
+    last = state.last_invocation
     if last is None:
         return NEVER
-    return OK if last.success else FAILED
+    return FAILED if last.outcome.failed else OK
+
+
+def last_run_text(last: JobInvocation | None) -> str:
+    """A job's last record in one line of text."""
+    if last is None:
+        return "never"
+    outcome = last.outcome
+    if outcome is Outcome.ELSEWHERE:
+        result = f"ran elsewhere ({last.origin})"
+    elif outcome.failed:
+        result = f"FAILED {last.error_message}"
+    else:
+        result = outcome.value
+    return f"{last.timestamp:%Y-%m-%d %H:%M:%S} {result}"
 
 
 def format_jobs_table(jobs: Iterable[BackgroundJob]) -> str:
@@ -41,23 +57,17 @@ def format_jobs_table(jobs: Iterable[BackgroundJob]) -> str:
     header = ("", "name", "schedule", "next run", "last run", "runs", "failed")
     rows = [header]
     for job in jobs:
-        last = job.last_invocation
-        if last is None:
-            last_text = "never"
-        elif last.elsewhere:
-            last_text = f"{last.timestamp:%Y-%m-%d %H:%M:%S} ran elsewhere ({last.origin})"
-        else:
-            outcome = "ok" if last.success else f"FAILED {last.error_message}"
-            last_text = f"{last.timestamp:%Y-%m-%d %H:%M:%S} {outcome}"
-        nxt = job.next_invocation
+        state = job.state  # one consistent reading of the job
+        last = state.last_invocation
+        nxt = state.next_invocation
         rows.append((
-            status_mark(job),
+            status_mark(state),
             job.name,
             job.cron_schedule if job.cron_schedule is not None else "(once)",
             f"{nxt:%Y-%m-%d %H:%M:%S %Z}" if nxt is not None else "-",
-            " ".join(last_text.split())[:60],
-            str(job.run_count),
-            str(job.failure_count),
+            " ".join(last_run_text(last).split())[:60],
+            str(state.run_count),
+            str(state.failure_count),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]

@@ -26,8 +26,9 @@ echo "== installing into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics,dask]' ./plugins_examples/mashroom-jobs-example
 
-echo "== ruff, mypy --strict on the core"
+echo "== ruff, import-linter, mypy --strict on the core"
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
 .venv/bin/mypy --strict mashroom_jobs/core mashroom_jobs/testing.py mashroom_jobs/store
 
 echo "== unit tests"

@@ -693,3 +693,82 @@ def test_notify_failures_off_keeps_the_header_quiet(
     assert wait_for(lambda: service.last_failure is not None)
     panel.flush()
     assert "quiet" not in panel.header.notes.value
+
+
+# --- rendering from what was published --------------------------------------------------
+
+
+def test_rows_draw_from_the_published_state_and_a_tick_reads_no_job(
+    clock: ManualClock, service: BackgroundJobService, panel: JobsPanel,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mashroom_jobs.core.runtime import JobRuntime
+
+    job = service.schedule_job("j", "* * * * *", noop)
+    panel.flush()
+    snapshots: list[str] = []
+    original = JobRuntime.snapshot
+
+    def counted(self: JobRuntime) -> Any:
+        snapshots.append(self.spec.name)
+        return original(self)
+
+    monkeypatch.setattr(JobRuntime, "snapshot", counted)
+    clock.advance(60)
+    assert service.wait_until_idle(5)
+    published = len(snapshots)  # the publisher's, one per change the panel hears of
+    assert published >= 1
+    panel.flush()
+    assert len(snapshots) == published  # the row drew the state it was sent
+    assert row_of(panel, "j").counts.value == "runs 1 · failed 0"
+    for _ in range(3):
+        clock.advance(1)  # a tick redraws the relative times from what it showed
+        assert panel.flush()
+    assert len(snapshots) == published and job.run_count == 1
+
+
+def test_an_expanded_row_reads_the_store_again_only_when_the_store_changed(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import timedelta
+
+    from mashroom_jobs import JobInvocation, Outcome
+    from mashroom_jobs.store import SQLiteStore
+
+    path = str(tmp_path / "store.sqlite")
+    clock = ManualClock("2026-01-01T00:00:00+00:00")
+    service = BackgroundJobService(clock=clock, timezone="UTC", store=path)
+    panel = JobsPanel(service, auto_flush=False, callables={})
+    try:
+        job = service.schedule_job("report", "@daily", noop)
+        job.invoke_now().result(5)
+        panel.flush()
+        reads: list[str | None] = []
+        original = BackgroundJobService.history
+
+        def counted(self: BackgroundJobService, name: str | None = None, *a: Any,
+                    **k: Any) -> Any:
+            reads.append(name)
+            return original(self, name, *a, **k)
+
+        monkeypatch.setattr(BackgroundJobService, "history", counted)
+        panel.button("Show details of report").click()
+        assert reads == ["report"]
+        for _ in range(3):
+            clock.advance(1)
+            assert panel.flush()  # ticks: nothing changed, nothing read
+        assert reads == ["report"]
+        other = SQLiteStore(path, origin="vm pid 77")  # another process writes a run
+        when = clock.now() - timedelta(seconds=1)
+        other.record("report", JobInvocation(
+            timestamp=when, scheduled_for=None, trigger="manual", execution_time_ms=2.0,
+            outcome=Outcome.FAILED, error_message="ValueError: from elsewhere"))
+        other.close()
+        clock.advance(1)
+        panel.flush()
+        assert reads == ["report", "report"]
+        assert "ValueError: from elsewhere" in panel.rows[0].detail.value
+    finally:
+        panel.close()
+        service.shutdown()
+        Widget.close_all()

@@ -50,7 +50,7 @@ from .executors import DaemonThreadPool
 from .records import JobInvocation, Outcome, Trigger, error_text
 from .remote import RemoteCall
 from .runs import enter_run, leave_run
-from .runtime import RUNNING, JobRuntime, JobSpec, Run
+from .runtime import QUEUED, RUNNING, JobRuntime, JobSpec, Run
 from .scheduler import Due, Timer, TimerEntry
 
 __all__ = ["Runner"]
@@ -420,8 +420,17 @@ class Runner:
         self._end(run)
 
     def _loop_blocked(self, task: asyncio.Task[Any] | None, seconds: float) -> None:
-        """The loop supervisor replaced a loop that ``task`` held for ``seconds``."""
-        blocker = next((run for run in list(self._inflight) if run.task is task), None) \
+        """The loop supervisor replaced a loop that ``task`` held for ``seconds``: the
+        coroutine runs that had not started there start on the new loop, and the run that
+        held it says so in its output."""
+        inflight = list(self._inflight)
+        for run in inflight:
+            spec = run.runtime.spec
+            if run.state == QUEUED and spec.kind.is_async and spec.executor is None \
+                    and spec.remote is None and run.handle is not None:
+                old, run.handle = run.handle, self.loops.submit(self._run_async(run))
+                old.cancel()  # (it never starts: the run starts once, wherever first)
+        blocker = next((run for run in inflight if run.task is task), None) \
             if task is not None else None
         if blocker is None:
             log.warning("the asyncio loop of coroutine jobs was blocked for %.1f s; coroutine "

@@ -216,6 +216,11 @@ class Timer:
         with self._cond:
             return self._count
 
+    def pending_calls(self) -> int:
+        """Timed calls waiting (not cancelled): for tests of what keeps the timer busy."""
+        with self._cond:
+            return sum(1 for _, _, call in self._calls if not call.cancelled)
+
     def groups(self) -> tuple[int, int]:
         """(the live groups, the items on the heap, dead ones included): for tests and
         benchmarks of the grouping."""

@@ -1,7 +1,7 @@
 """What the panel says about a job, as strings: pure functions, testable without widgets.
 
-Each takes the values it shows (a job, a run, "now" and the panel's zone) and
-returns text or a small HTML snippet.  Every repeated snippet has one helper.
+Each takes the values it shows (a job's published state, a run, "now" and the panel's
+zone) and returns text or a small HTML snippet.  Every repeated snippet has one helper.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 from ..core.cron import zone_name
-from ..core.records import JobInvocation
+from ..core.records import JobInvocation, JobState, Outcome
 
 if TYPE_CHECKING:
     from ..job import BackgroundJob
@@ -95,13 +95,17 @@ def store_html(path: str | None) -> str:
 
 
 def outcome_html(run: JobInvocation, limit: int = 80) -> str:
-    """``ok``, the error, or who ran it instead; with the Dask worker when there was one."""
-    if run.elsewhere:
+    """``ok``, the error, who ran it instead, or why it did not run; with the Dask worker
+    when there was one."""
+    outcome = run.outcome
+    if outcome is Outcome.ELSEWHERE:
         text = colored(esc(f"ran in {origin_text(run.origin)}"), MUTED_COLOR)
-    elif run.success:
+    elif outcome is Outcome.OK:
         text = colored("ok", SUCCESS_COLOR)
-    else:
+    elif outcome.failed:
         text = error_span(short(run.error_message or "failed", limit))
+    else:  # skipped, missed
+        text = colored(esc(short(run.error_message or outcome.value, limit)), MUTED_COLOR)
     if run.worker:
         text += f" <small>on {esc(run.worker)}</small>"
     return text
@@ -117,32 +121,38 @@ def schedule_html(job: BackgroundJob, zone: tzinfo) -> str:
     return text
 
 
-def next_run_html(job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
-    nxt = job.next_invocation
+def next_run_html(state: JobState, now: datetime, zone: tzinfo) -> str:
+    nxt = state.next_invocation
     if nxt is None:
-        return "paused" if job.paused else "—"
+        return "paused" if state.paused else "—"
     return f"{when(nxt, now, zone)} <small>({relative((nxt - now).total_seconds())})</small>"
 
 
-def last_run_html(job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
-    last = job.last_invocation
+def last_run_html(state: JobState, now: datetime, zone: tzinfo) -> str:
+    last = state.last_invocation
     if last is None:
         text = "<i>never</i>"
-    elif last.elsewhere:
+    elif not last.outcome.ran:
         text = f"{when(last.timestamp, now, zone)} · {outcome_html(last, 40)}"
     else:
         text = (f"{when(last.timestamp, now, zone)} · {duration(last.execution_time_ms)} · "
                 + outcome_html(last, 40))
-    return "<b>running…</b> " + text if job.running else text
+    if state.running:
+        return "<b>running…</b> " + text
+    if state.waiting:
+        return "<b>waiting for a thread…</b> " + text
+    return text
 
 
-def last_run_tooltip(job: BackgroundJob) -> str:
-    last = job.last_invocation
+def last_run_tooltip(state: JobState) -> str:
+    last = state.last_invocation
     if last is None:
         return "never run"
-    if last.elsewhere:
+    if last.outcome is Outcome.ELSEWHERE:
         return f"ran in {last.origin or 'another process'}"
-    return "ok" if last.success else (last.error_message or "failed")
+    if last.outcome is Outcome.OK:
+        return "ok"
+    return last.error_message or last.outcome.value
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
@@ -169,7 +179,8 @@ def detail_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo,
     for run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
         row = [when(run.timestamp, now, zone), esc(trigger),
-               "—" if run.elsewhere else duration(run.execution_time_ms), outcome_html(run, 120)]
+               duration(run.execution_time_ms) if run.outcome.ran else "—",
+               outcome_html(run, 120)]
         if marked:
             row.append("this kernel" if not run.origin or run.origin == own_origin
                        else esc(origin_text(run.origin)))

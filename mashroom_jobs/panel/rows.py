@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
+from ..core.records import JobState
 from ..text import STATE_WORDS, status_mark
 from . import format as fmt
 
@@ -98,30 +99,31 @@ class Row:
         return tuple(b for b in (self.expand, self.run, self.stop, self.pause, self.unschedule)
                      if b in shown)
 
-    def show(self, job: BackgroundJob, now: datetime, zone: tzinfo,
+    def show(self, job: BackgroundJob, state: JobState, now: datetime, zone: tzinfo,
              detail: str | None) -> None:
-        """Write ``job``'s state into the row; ``detail`` is the expanded part, or None."""
+        """Write ``job`` into the row as ``state`` (the state it last published) says;
+        ``detail`` is the expanded part, or None."""
         self.job = job
         name = job.name
-        mark = status_mark(job)
+        mark = status_mark(state)
         set_values(self.mark, value=mark, tooltip=STATE_WORDS.get(mark, ""))
         set_values(self.name, value=name, tooltip=name)
         set_values(self.schedule, value=fmt.schedule_html(job, zone))
-        set_values(self.next, value=fmt.next_run_html(job, now, zone))
-        set_values(self.last, value=fmt.last_run_html(job, now, zone),
-                   tooltip=fmt.last_run_tooltip(job))
-        set_values(self.counts, value=f"runs {job.run_count} · failed {job.failure_count}")
-        inactive = not job.active
+        set_values(self.next, value=fmt.next_run_html(state, now, zone))
+        set_values(self.last, value=fmt.last_run_html(state, now, zone),
+                   tooltip=fmt.last_run_tooltip(state))
+        set_values(self.counts, value=f"runs {state.run_count} · failed {state.failure_count}")
+        inactive = not state.active
         set_values(self.run, tooltip=f"Run {name} now", disabled=inactive)
         set_values(self.stop, tooltip=f"Stop {name}")
-        if job.paused:
+        if state.paused:
             set_values(self.pause, icon="play-circle", tooltip=f"Resume {name}",
                        disabled=inactive)
         else:
             set_values(self.pause, icon="pause", tooltip=f"Pause {name}", disabled=inactive)
         set_values(self.unschedule, tooltip=f"Unschedule {name}")
         # the Stop button is there only while the job runs
-        line = (*self._cells, self.stop, self.pause, self.unschedule) if job.running \
+        line = (*self._cells, self.stop, self.pause, self.unschedule) if state.running \
             else (*self._cells, self.pause, self.unschedule)
         if self.line.children != line:
             self.line.children = line

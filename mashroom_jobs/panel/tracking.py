@@ -37,9 +37,10 @@ class ChangeTracker:
 
     def __init__(self, service: BackgroundJobService) -> None:
         self._service = service
-        # written by observers (any thread), taken by the flush
+        # written by observers (any thread), taken by the flush: each changed job, with the
+        # state it published last (None: changed by the panel itself, nothing published)
         self._lock = threading.Lock()
-        self._dirty: set[BackgroundJob] = set()
+        self._dirty: dict[BackgroundJob, JobState | None] = {}
         self._structure = self._counts = self._notes = True
         #: the last failure to announce: (job name, its run, monotonic time it arrived)
         self.failure: tuple[str, JobInvocation, float] | None = None
@@ -64,11 +65,11 @@ class ChangeTracker:
         service.unobserve(self._on_failure, names="last_failure")
         self._track((), tuple(self._observed))
 
-    def take(self) -> tuple[set[BackgroundJob], bool, bool, bool]:
-        """What changed since the last take: (the jobs changed, the list of jobs, the
-        header's totals, its notes)."""
+    def take(self) -> tuple[dict[BackgroundJob, JobState | None], bool, bool, bool]:
+        """What changed since the last take: (the jobs changed, each with the state it
+        published last, if any; the list of jobs; the header's totals; its notes)."""
         with self._lock:
-            dirty, self._dirty = self._dirty, set()
+            dirty, self._dirty = self._dirty, {}
             structure, self._structure = self._structure, False
             counts, self._counts = self._counts, False
             notes, self._notes = self._notes, False
@@ -79,7 +80,7 @@ class ChangeTracker:
         """Record a change made by the panel itself (a click, the filter, a shutdown)."""
         with self._lock:
             if job is not None:
-                self._dirty.add(job)
+                self._dirty.setdefault(job, None)
             self._structure |= structure
             self._counts |= counts
             self._notes |= notes
@@ -113,7 +114,7 @@ class ChangeTracker:
 
     def _on_job(self, change: Any) -> None:
         with self._lock:
-            self._dirty.add(change["owner"])
+            self._dirty[change["owner"]] = change["new"]
             if counts_changed(change["old"], change["new"]):
                 self._counts = True
 

@@ -30,7 +30,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..core.errors import MashroomJobsError
-from ..core.records import JobInvocation
+from ..core.records import JobInvocation, JobState
 from ..job import BackgroundJob
 from ..service import BackgroundJobService
 from . import format as fmt
@@ -135,6 +135,10 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._last_tick = float("-inf")
         self._pages = Pages(page_size)
         self._expanded: set[str] = set()
+        # what each visible job published last, and the runs of each expanded one with the
+        # history's version they were read at: a tick redraws them without reading again
+        self._states: dict[BackgroundJob, JobState] = {}
+        self._details: dict[str, tuple[object, list[JobInvocation], str]] = {}
 
         self._styles = SharedStyles()
         actions = {"toggle": self._toggle_detail, "run": self._action(BackgroundJob.invoke_now),
@@ -301,8 +305,8 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 self.flush()
                 return
 
-    def _render(self, dirty: set[BackgroundJob], structure: bool, counts: bool,
-                tick: bool) -> None:
+    def _render(self, dirty: dict[BackgroundJob, JobState | None], structure: bool,
+                counts: bool, tick: bool) -> None:
         service, pages = self._service, self._pages
         if structure:
             pages.refilter(service.jobs, self.header.filter_text)
@@ -310,34 +314,55 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.header.show_counts(
                 service.jobs, len(pages.jobs) if self.header.filter_text else None)
         visible = pages.visible()
+        states = self._states
+        if len(states) > len(visible):  # keep the visible jobs' only
+            shown = set(visible)
+            for job in [j for j in states if j not in shown]:
+                del states[job]
         now, zone = service.now(), service.zone
+        version = service.history_version() if self._expanded else None
         for row, job in zip(self._rows, visible):
-            if row.job is not job or job in dirty or tick:
+            changed = job in dirty
+            if row.job is not job or changed or tick:
+                # what it published last; on coming into view (or a change the panel made
+                # itself), what it is now; on a tick, what it showed
+                state = dirty.get(job)
+                if state is None:
+                    cached = states.get(job) if row.job is job and not changed else None
+                    state = cached if cached is not None else job.state
+                states[job] = state
                 detail = None
                 if job.name in self._expanded:
-                    detail = self._detail(job, now, zone)
-                row.show(job, now, zone, detail)
+                    detail = self._detail(job, now, zone, version, changed)
+                row.show(job, state, now, zone, detail)
         for row in self._rows[len(visible):]:
             row.job = None
         if len(self._rows_box.children) != len(visible):
             self._rows_box.children = tuple(r.box for r in self._rows[: len(visible)])
         self.header.show_pager(pages.page, pages.count)
 
-    def _detail(self, job: BackgroundJob, now: datetime, zone: tzinfo) -> str:
+    def _detail(self, job: BackgroundJob, now: datetime, zone: tzinfo, version: object,
+                changed: bool) -> str:
         """The expanded part of a row: the job's runs, from the store when there is one
-        (this kernel's and the others', marked), else from memory."""
+        (this kernel's and the others', marked), else from memory.  Read again only when
+        the job published a change or the history's version moved (another process
+        wrote to the store)."""
         service = self._service
-        source = ""
-        runs: list[JobInvocation]
-        try:
-            runs = service.history(job.name, DETAIL_RUNS)
-        except MashroomJobsError as exc:  # the store cannot be read now: memory will do
-            runs = list(reversed(job.history))[:DETAIL_RUNS]
-            source = f"Runs in this kernel's memory: {exc}"
+        cached = self._details.get(job.name)
+        if cached is not None and not changed and cached[0] == version:
+            _, runs, source = cached
         else:
-            if service.store_path is not None:
-                source = "Runs from the job store: this kernel's and those of every process " \
-                         "sharing it."
+            source = ""
+            try:
+                runs = service.history(job.name, DETAIL_RUNS)
+            except MashroomJobsError as exc:  # the store cannot be read now: memory will do
+                runs = list(reversed(job.history))[:DETAIL_RUNS]
+                source = f"Runs in this kernel's memory: {exc}"
+            else:
+                if service.store_path is not None:
+                    source = "Runs from the job store: this kernel's and those of every " \
+                             "process sharing it."
+            self._details[job.name] = (version, runs, source)
         return fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source)
 
     # -- header --------------------------------------------------------------------------
@@ -410,6 +435,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return
         with self._flush_lock:
             self._expanded ^= {job.name}
+            self._details.pop(job.name, None)
         self._changes.mark(job)
         self.flush()
 

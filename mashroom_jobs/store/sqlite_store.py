@@ -261,6 +261,18 @@ class SQLiteStore:
                 raise StoreUnavailableError(
                     f"could not read the job store {self.path}: {exc}") from None
 
+    def version(self) -> tuple[int, int]:
+        """Changes whenever :meth:`runs` may return something new: another connection
+        committed (SQLite's ``PRAGMA data_version``, one page read) or this process
+        queued a run.
+
+        Raises
+        ------
+        StoreUnavailableError
+            When the store cannot be read.
+        """
+        return int(self._read("PRAGMA data_version", ())[0][0]), self._writer.recorded
+
     def job_names(self) -> list[str]:
         """The jobs with stored runs, sorted."""
         return [str(row[0]) for row in self._read("SELECT DISTINCT job FROM runs ORDER BY job",

@@ -78,6 +78,7 @@ class RunWriter:
         self._close_deadline = float("inf")
         self._closed = False
         self.written = 0  # runs written by this process
+        self.recorded = 0  # runs queued by this process (written or not)
         self.dropped = 0  # runs dropped because the queue was full
         self._last_warning = 0.0
         self._commits = itertools.count(1)
@@ -103,6 +104,7 @@ class RunWriter:
                        "are dropped to bound memory (%d so far)", len(queue), self.path,
                        self.dropped)
         queue.append((job, invocation))
+        self.recorded += 1
         if not self._wake.is_set():
             self._wake.set()
 
