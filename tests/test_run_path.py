@@ -322,3 +322,24 @@ def test_a_forked_child_that_returns_into_the_scheduler_exits(
     assert len(children) == 1
     pid, status = os.waitpid(children[0], 0)  # ended by the runner, not left to linger
     assert pid == children[0] and os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_collector_is_paused_only_while_a_batch_is_decided(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    import gc
+
+    seen: list[bool] = []
+    for i in range(3):
+        service.schedule_job(f"j{i}", "* * * * *", lambda: seen.append(gc.isenabled()))
+    clock.advance(60)
+    assert service.wait_until_idle(WAIT)
+    assert False in seen  # the first fires ran while the batch was still being decided
+    assert gc.isenabled()  # and the collector runs again once it was
+    gc.disable()  # a program that turned it off keeps it off
+    try:
+        clock.advance(60)
+        assert service.wait_until_idle(WAIT)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

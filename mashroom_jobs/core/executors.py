@@ -120,16 +120,17 @@ class DaemonThreadPool(Executor):
         self._workers[thread] = worker
         thread.start()
 
-    def retire(self, thread: threading.Thread | None) -> bool:
-        """Give up on ``thread`` (stuck in a task): it leaves the pool, and ends when its
-        task returns, if ever; another thread takes its place.  False when ``thread``
-        is not one of the pool's workers."""
+    def retire(self, ident: int | None) -> bool:
+        """Give up on the thread ``ident`` (stuck in a task): it leaves the pool, and ends
+        when its task returns, if ever; another thread takes its place.  False when it is
+        not one of the pool's workers."""
         with self._lock:
-            worker = self._workers.pop(thread, None) if thread is not None else None
-            if worker is None:
+            thread = next((t for t in self._workers if t.ident == ident), None)
+            if thread is None:
                 return False
+            worker = self._workers.pop(thread)
             worker.retired = True
-            self._retired.append(thread)  # type: ignore[arg-type]
+            self._retired.append(thread)
             if self._tasks and not self._idle and not self._shutdown:
                 self._start_worker()  # the tasks waiting for it start now
         return True

@@ -32,9 +32,11 @@ import sys
 import threading
 import time
 import traceback
+from _thread import get_ident
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from . import capture
@@ -115,8 +117,8 @@ class Runner:
             self.pool.dispatch, self._settle_claim, self._refuse)
         self._idle = threading.Condition(threading.Lock())
         self._inflight: dict[Run, None] = {}
+        self._ended: deque[Run] = deque()  # runs whose callback returned, to be recorded
         self._batches = 0  # batches handed over and not yet fired
-        self._pid = os.getpid()
         self._failure_logs: dict[str, tuple[float, int]] = {}  # job -> (last warning, since)
         self._saturated_since: float | None = None
 
@@ -210,7 +212,7 @@ class Runner:
     def _fire(self, batch: Batch) -> None:
         """On a pool worker: wait for the batch's time, then fire it (unless the handing
         thread did, the pool having been busy)."""
-        if batch.progress >= 0 or batch.done.is_set():
+        if batch.progress >= 0:
             return  # fired meanwhile by the handing thread (its worker came too late)
         if batch.start > self.clock.monotonic():
             batch.warm()
@@ -259,8 +261,7 @@ class Runner:
         """Start ``run`` (already counted in its job's ``pending``); never raises.  With
         ``here`` (a batch's thread, a standby in place) a plain callback runs on this
         thread; an exclusive fire is claimed first."""
-        with self._idle:
-            self._inflight[run] = None
+        self._inflight[run] = None  # (adding never makes the runner idle: no lock needed)
         spec = run.runtime.spec
         try:
             if spec.exclusive and run.trigger == "schedule":
@@ -350,12 +351,19 @@ class Runner:
         first = runtime.begin(run)
         if first is None:
             return False
-        clock = self.clock
-        run.started_at, run.t0 = clock.now(), clock.monotonic()
-        if first:
+        run.t0 = self.clock.monotonic()
+        if first and runtime.watched:
             self.publisher.soon(runtime)
-        self.watchdog.watch(run)
+        if runtime.spec.timeout is not None:
+            self.watchdog.watch(run)
         return True
+
+    def _started_at(self, run: Run) -> datetime:
+        """The wall time ``run`` started (it has), in its job's zone."""
+        assert run.t0 is not None
+        clock = self.clock
+        elapsed = clock.monotonic() - run.t0
+        return (clock.now() - timedelta(seconds=elapsed)).astimezone(run.runtime.spec.zone)
 
     # -- the three ways a callback runs here ----------------------------------------------
 
@@ -364,7 +372,7 @@ class Runner:
         ``deferred`` (a pool worker) the record waits until no run waits to start."""
         if not self._begin(run):
             return
-        run.thread = threading.current_thread()
+        run.thread = get_ident()
         spec = run.runtime.spec
         buffer = capture.OutputBuffer() if self.capture_output else None
         capture.ensure_installed()
@@ -381,13 +389,16 @@ class Runner:
         finally:
             capture.reset_sink(sink_token)
             leave_run(run_token)
-        if os.getpid() != self._pid:
+        if _forked:
             _leave_forked_child(spec.name)
         run.ended = self.clock.monotonic()
         run.buffer = buffer
         run.runtime.returned(run)
-        if deferred:
-            self.pool.defer(self._end, run)
+        if deferred:  # recorded once no run waits to start (one deferred call per burst)
+            ended = self._ended
+            ended.append(run)
+            if len(ended) == 1:
+                self.pool.defer(self._end_all)
         else:
             self._end(run)
 
@@ -448,10 +459,10 @@ class Runner:
         if not self._begin(run):
             return
         spec = run.runtime.spec
-        assert spec.remote is not None and run.started_at is not None
+        assert spec.remote is not None
         call = RemoteCall(spec.callback, self.remote_context if spec.kind.takes_context else None,
                           spec.kind.is_async, self.capture_output)
-        when = run.scheduled_for or run.started_at
+        when = run.scheduled_for or self._started_at(run)
         key = f"mashroom-job-{spec.name}-{when:%Y%m%dT%H%M%S%z}-{run.trigger}{run.attempt}"
         try:
             handle = spec.remote.submit(call, key)
@@ -508,6 +519,16 @@ class Runner:
 
     # -- records --------------------------------------------------------------------------
 
+    def _end_all(self) -> None:
+        """Record the runs that ended on pool workers, in the order they ended."""
+        ended = self._ended
+        while True:
+            try:
+                run = ended.popleft()
+            except IndexError:
+                return
+            self._end(run)
+
     def _end(self, run: Run) -> None:
         """Record a run whose callback returned (or raised)."""
         try:
@@ -526,9 +547,9 @@ class Runner:
         else:
             outcome, message = Outcome.FAILED, error_text(error)
         buffer = run.buffer
-        assert run.started_at is not None
+        assert run.t0 is not None
         return JobInvocation(
-            timestamp=run.started_at.astimezone(run.runtime.spec.zone),
+            timestamp=self._started_at(run),
             scheduled_for=run.scheduled_for, trigger=run.trigger,
             execution_time_ms=(run.ended - run.t0) * 1000.0, outcome=outcome,
             error_message=message, traceback=run.tb,
@@ -539,13 +560,13 @@ class Runner:
     def _failed(self, run: Run, message: str,
                 outcome: Outcome = Outcome.FAILED) -> JobInvocation:
         """The record of a run that did not (or not fully) happen here."""
-        now = self.clock.now()
-        elapsed = 0.0
-        if run.started_at is not None:
+        if run.t0 is not None:
             elapsed = (self.clock.monotonic() - run.t0) * 1000.0
-            now = run.started_at
+            started = self._started_at(run)
+        else:
+            elapsed, started = 0.0, self.clock.now().astimezone(run.runtime.spec.zone)
         return JobInvocation(
-            timestamp=now.astimezone(run.runtime.spec.zone), scheduled_for=run.scheduled_for,
+            timestamp=started, scheduled_for=run.scheduled_for,
             trigger=run.trigger, execution_time_ms=elapsed, outcome=outcome,
             error_message=message, output=run.note, attempt=run.attempt,
             job=run.runtime.spec.name,
@@ -584,9 +605,10 @@ class Runner:
             self.watchdog.done(run)
             if run.future is not None and not run.future.done():
                 run.future.set_result(record)
-            with self._idle:
-                self._inflight.pop(run, None)
-                if not self._inflight and not self._batches:
+            inflight = self._inflight
+            inflight.pop(run, None)
+            if not inflight and not self._batches:  # (wait_idle checks under the lock)
+                with self._idle:
                     self._idle.notify_all()
 
     def _log_failure(self, name: str, record: JobInvocation) -> None:
@@ -674,6 +696,18 @@ class Runner:
         self.pool.shutdown(wait=wait, cancel_futures=True, timeout=remaining)
         self.loops.shutdown(max(0.0, deadline - time.monotonic()) if wait else 0.0)
         return left
+
+
+_forked = False  # set in a child process made by os.fork (see _leave_forked_child)
+
+
+def _in_forked_child() -> None:
+    global _forked
+    _forked = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_in_forked_child)
 
 
 def _no_claims(fires: Sequence[tuple[str, datetime]]) -> list[str | None]:

@@ -93,7 +93,7 @@ class Run:
     """
 
     __slots__ = ("attempt", "buffer", "ended", "error", "event", "future", "handle", "note",
-                 "runtime", "scheduled_for", "started_at", "state", "stop_reason",
+                 "runtime", "scheduled_for", "state", "stop_reason",
                  "stopped_by_user", "t0", "task", "tb", "thread", "timed_out", "trigger",
                  "waiting", "watch")
 
@@ -113,10 +113,11 @@ class Run:
         self.task: Any = None  # its asyncio task, for a coroutine
         self.watch: TimerCall | None = None  # its timeout, or the grace after a stop
         self.event: threading.Event | None = None  # made when a job first waits on it
-        self.thread: threading.Thread | None = None  # the thread running its callback
+        self.thread: int | None = None  # the thread running its callback (its ident)
         self.note = ""
-        self.started_at: datetime | None = None
-        self.t0 = 0.0
+        #: when its callback started (the clock's monotonic time), once it has: its wall
+        #: time is worked out when the run is recorded, off the start's critical path
+        self.t0: float | None = None
         # how the callback ended (set on its thread, read when the run is recorded)
         self.ended = 0.0
         self.error: BaseException | None = None
