@@ -12,7 +12,7 @@ PACKAGE = pathlib.Path(__file__).parents[1] / "mashroom_jobs"
 
 #: the layers, bottom up; a module may import only from lower layers (and its own package)
 LAYERS = {
-    "core": 0,
+    "core": 0, "_version": 0,
     "context": 1, "job": 1, "metrics": 1, "testing": 1, "store": 1, "dask_bridge": 1,
     "text": 2, "settings": 2, "events": 2, "backends": 2, "registry": 2,
     "service": 3,
