@@ -26,9 +26,9 @@ echo "== installing into .venv"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics,dask]' ./plugins_examples/mashroom-jobs-example
 
-echo "== ruff, mypy --strict on the core"
+echo "== ruff, mypy --strict on the whole package"
 .venv/bin/ruff check .
-.venv/bin/mypy --strict mashroom_jobs/core mashroom_jobs/testing.py mashroom_jobs/store
+.venv/bin/mypy --strict mashroom_jobs
 
 echo "== unit tests"
 .venv/bin/python -m pytest tests -m "not browser" -q --timeout 120
