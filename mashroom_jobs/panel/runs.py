@@ -62,7 +62,7 @@ class RecentRuns(widgets.VBox):
     Parameters
     ----------
     service : BackgroundJobService
-        Whose :meth:`~BackgroundJobService.history` to show.
+        Whose :meth:`~mashroom_jobs.BackgroundJobService.history` to show.
     limit : int
         How many runs to list (1-500).
     auto_refresh : bool

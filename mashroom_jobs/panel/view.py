@@ -86,7 +86,8 @@ def display_panel(service: BackgroundJobService) -> JobsPanel:
 
 
 class JobsPanel(widgets.VBox):
-    """A live view of a :class:`BackgroundJobService`: see, run, stop, pause, unschedule, add.
+    """A live view of a :class:`~mashroom_jobs.BackgroundJobService`: see, run, stop, pause,
+    unschedule, add.
 
     Parameters
     ----------
