@@ -120,7 +120,7 @@ class MashroomAdapter(Adapter):
         return True
 
     def wakeups(self) -> int:
-        return self.service._timer.wakeups
+        return self.service._runner.timer.wakeups
 
     def shutdown(self) -> None:
         self.service.wait_until_idle(5)

@@ -18,7 +18,7 @@ from .cases import percentile
 
 
 def history_cost(runs: int, jobs: int, queries: int = 200) -> dict[str, Any]:
-    from mashroom_jobs import BackgroundJobService, JobInvocation
+    from mashroom_jobs import BackgroundJobService, JobInvocation, Outcome
     from mashroom_jobs.store import SQLiteStore
 
     folder = tempfile.mkdtemp(prefix="mashroom-jobs-bench-")
@@ -30,8 +30,9 @@ def history_cost(runs: int, jobs: int, queries: int = 200) -> dict[str, Any]:
         t0 = time.perf_counter()
         for i in range(runs):
             when = start + timedelta(seconds=i)
-            store.record(f"job-{i % jobs}", JobInvocation(when, when, "schedule", 12.5, True,
-                                                          output=output))
+            store.record(f"job-{i % jobs}", JobInvocation(
+                timestamp=when, scheduled_for=when, trigger="schedule", execution_time_ms=12.5,
+                outcome=Outcome.OK, output=output))
         record_s = time.perf_counter() - t0
         assert store.flush(600)
         write_s = time.perf_counter() - t0

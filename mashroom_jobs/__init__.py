@@ -21,6 +21,8 @@ from .core.errors import (
     StoreError,
     StoreUnavailableError,
 )
+from .core.events import FireMissed, RunFinished, StateChanged, Subscription
+from .core.records import Outcome
 from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
 
@@ -31,6 +33,7 @@ __all__ = [
     "BackgroundJob",
     "BackgroundJobService",
     "CronSchedule",
+    "FireMissed",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",
     "JobInvocation",
@@ -38,11 +41,15 @@ __all__ = [
     "JobState",
     "JobStopped",
     "MashroomJobsError",
+    "Outcome",
     "PluginContext",
     "PluginContextHolder",
+    "RunFinished",
     "ServiceShutdownError",
+    "StateChanged",
     "StoreError",
     "StoreUnavailableError",
+    "Subscription",
     "__version__",
     "check_stop",
     "stop_requested",

@@ -9,17 +9,45 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .core.errors import JobStopped
+from .core.records import JobInvocation
 from .core.runs import stop_flag
+from .job import BackgroundJob
 
-if TYPE_CHECKING:
-    from .service import BackgroundJobService
+__all__ = ["BackgroundJobs", "PluginContext", "PluginContextHolder", "PluginServices",
+           "check_stop", "stop_requested"]
 
-__all__ = ["PluginContext", "PluginContextHolder", "PluginServices", "check_stop",
-           "stop_requested"]
+
+class BackgroundJobs(Protocol):
+    """What a job or a plugin reaches through ``context.services.background_jobs``: the
+    verbs of :class:`~mashroom_jobs.BackgroundJobService` (which implements it)."""
+
+    # schedule_job(name, cron_schedule, callback, **options): its keyword arguments are
+    # the service's to define, so the protocol types it as any callable returning the job
+    @property
+    def schedule_job(self) -> Callable[..., BackgroundJob]: ...
+
+    def unschedule_job(self, name: str) -> None: ...
+
+    def get_job(self, name: str) -> BackgroundJob | None: ...
+
+    @property
+    def jobs(self) -> tuple[BackgroundJob, ...]: ...
+
+    def run_job(self, job: BackgroundJob | str) -> Future[JobInvocation]: ...
+
+    def pause_job(self, job: BackgroundJob | str) -> None: ...
+
+    def resume_job(self, job: BackgroundJob | str) -> None: ...
+
+    def stop_job(self, job: BackgroundJob | str) -> int: ...
+
+    @property
+    def context(self) -> PluginContext: ...
 
 
 def _logger_factory(name: str) -> logging.Logger:
@@ -31,7 +59,7 @@ def _logger_factory(name: str) -> logging.Logger:
 class PluginServices:
     """The services a job can reach: only ``background_jobs`` for now (None on a worker)."""
 
-    background_jobs: BackgroundJobService | None
+    background_jobs: BackgroundJobs | None
 
 
 @dataclass(frozen=True)
@@ -88,7 +116,7 @@ class PluginContextHolder:
     always sees the current one (Mashroom's ``pluginContextHolder``).
     """
 
-    def __init__(self, service: BackgroundJobService) -> None:
+    def __init__(self, service: BackgroundJobs) -> None:
         self._service = service
 
     def get_plugin_context(self) -> PluginContext:

@@ -34,7 +34,7 @@ class MetricsRecorder:
     """Counts the finished runs of a service's jobs.
 
     The service calls :meth:`record` once per finished run, on the thread that
-    recorded it; fires another process ran (``elsewhere``) are not runs here.
+    recorded it; fires that did not run here (elsewhere, skipped) are not counted.
     Each job's figures are one ``bytearray`` of doubles (successes, failures, the sum
     of seconds, then the bucket counts): nothing for the garbage collector to track
     (an ``array.array`` would be).
@@ -46,8 +46,9 @@ class MetricsRecorder:
         self._figures: dict[str, bytearray] = {}
 
     def record(self, job: str, invocation: JobInvocation) -> None:
-        """Count one finished run of ``job``."""
-        if invocation.elsewhere:
+        """Count one finished run of ``job`` (a record of a fire that did not run here,
+        elsewhere, skipped or missed, is not a run)."""
+        if not invocation.outcome.ran:
             return
         seconds = invocation.execution_time_ms / 1000.0
         with self._lock:

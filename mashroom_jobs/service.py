@@ -1,9 +1,11 @@
 """BackgroundJobService: the Mashroom background-jobs service, as a traitlets Configurable.
 
-It composes the core (a :class:`~mashroom_jobs.core.engine.JobEngine`: the timer and
-the runner), its jobs (a :class:`~mashroom_jobs.registry.JobRegistry`) and where they
-run (:mod:`mashroom_jobs.backends`), and applies what the runner reports to the jobs'
-``state`` traits, the metrics and the failure callbacks.
+It composes the core (a :class:`~mashroom_jobs.core.runner.Runner`: the timer and the
+run path), its jobs (a :class:`~mashroom_jobs.registry.JobRegistry`) and where they
+run (:mod:`mashroom_jobs.backends`).  What the runner reports arrives as events on one
+:class:`~mashroom_jobs.core.events.EventBus`, to which the jobs' ``state`` traits, the
+metrics, the store and the failure callbacks subscribe (:mod:`mashroom_jobs.subscribers`);
+so may users (:meth:`BackgroundJobService.subscribe`).
 
 Threads: ``jobs`` changes are announced on the thread that schedules or
 unschedules, under the service's lock (so observers see them in order); a job's
@@ -37,17 +39,18 @@ from .core import capture
 from .core.arguments import check_count
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
-from .core.engine import JobEngine
+from .core.events import EventBus, RunFinished, StateChanged, Subscription
 from .core.records import JobInvocation
+from .core.runner import Runner
 from .core.runs import current_run
 from .core.runtime import JobRuntime
 from .core.specs import check_job
-from .events import FailureCallback, FailureNotifier, JobsListener
 from .job import BackgroundJob
 from .metrics import MetricsRecorder
 from .registry import JobRegistry, names_jobs
 from .settings import ServiceSettings
 from .store import SQLiteStore, make_origin
+from .subscribers import FailureCallback, FailureNotifier, announce_state, keep_in
 from .text import format_jobs_table
 
 __all__ = ["BackgroundJobService"]
@@ -101,16 +104,20 @@ class BackgroundJobService(ServiceSettings):
         self._metrics = MetricsRecorder()
         self._notifier = FailureNotifier()
         self._notifier.add(self._set_last_failure)
-        self._listener = JobsListener(self._metrics, self._notifier)
-        self._listener.sink = self._store
-        self._engine = JobEngine(
-            self.clock, self._listener, max_workers=self.max_workers,
-            history_size=self.history_size, capture_output=self.capture_output,
-            stop_grace=self.stop_grace, precise=self.precise_wakeups, claimer=self._store,
-            get_context=lambda: self.context,
+        # the runner's events, and their subscribers: the traits, metrics, store, callbacks
+        self._bus = bus = EventBus()
+        bus.subscribe(announce_state, StateChanged)
+        bus.subscribe(lambda event: self._metrics.record(event.job, event.record), RunFinished)
+        if self._store is not None:
+            bus.subscribe(keep_in(self._store), RunFinished)
+        bus.subscribe(self._notifier.on_run, RunFinished)
+        self._runner = Runner(
+            self.clock, bus, max_workers=self.max_workers, history_size=self.history_size,
+            capture_output=self.capture_output, stop_grace=self.stop_grace,
+            precise=self.precise_wakeups, claimer=self._store,
+            loop_block_limit=self.loop_block_limit, get_context=lambda: self.context,
             remote_context=PluginContext(services=PluginServices(background_jobs=None)),
         )
-        self._timer, self._runner = self._engine.timer, self._engine.runner  # at hand
         # where jobs scheduled with executor= run (Dask backends are made on first use)
         self._backends = ExecutorBackends(self, self._lock, lambda: self._registry.closed)
         capture.install()
@@ -145,10 +152,14 @@ class BackgroundJobService(ServiceSettings):
         if backends is not None:
             backends.setting_changed(change.name, change.new)
 
-    @observe("history_size", "capture_output", "stop_grace")
+    @observe("history_size", "capture_output", "stop_grace", "loop_block_limit")
     def _observe_runner_settings(self, change: Any) -> None:
         runner = self.__dict__.get("_runner")  # None while traitlets' init sets config
-        if runner is not None:
+        if runner is None:
+            return
+        if change.name == "loop_block_limit":
+            runner.loops.block_limit = change.new
+        else:
             setattr(runner, change.name, change.new)
 
     # -- the API --
@@ -226,15 +237,16 @@ class BackgroundJobService(ServiceSettings):
                          overlap=overlap, executor=executor, where=self._backends.resolve,
                          timeout=timeout, retries=retries, retry_delay=retry_delay,
                          exclusive=exclusive)
-        runtime = JobRuntime(spec, self._runner)
+        runner = self._runner
+        runtime = JobRuntime(spec, runner.history_size)
         job = runtime.owner = BackgroundJob(self, runtime)
         old = self._registry.put(runtime)
         # Outside the service lock: the job's lock, then the timer's (never the reverse).
         if old is not None:
-            old.deactivate()
-        runtime.start_timer()
+            runner.deactivate(old)
+        runner.add(runtime)
         if spec.schedule is None or invoke_immediately:
-            runtime.invoke("immediate")
+            runner.invoke(runtime, "immediate")
         return job
 
     def unschedule_job(self, name: str) -> None:
@@ -244,12 +256,12 @@ class BackgroundJobService(ServiceSettings):
         """
         runtime = self._registry.remove(name)
         if runtime is not None:
-            runtime.deactivate()
+            self._runner.deactivate(runtime)
 
     def unschedule_all(self) -> None:
         """Remove every job."""
         for runtime in self._registry.clear():
-            runtime.deactivate()
+            self._runner.deactivate(runtime)
 
     def get_job(self, name: str) -> BackgroundJob | None:
         """The job called ``name``, or None."""
@@ -264,16 +276,16 @@ class BackgroundJobService(ServiceSettings):
         """Run a job now (see :meth:`BackgroundJob.invoke_now`)."""
         runtime = self._registry.runtime_of(job, "run")
         future: Future[JobInvocation] = Future()
-        runtime.invoke("manual", future)
+        self._runner.invoke(runtime, "manual", future)
         return future
 
     def pause_job(self, job: BackgroundJob | str) -> None:
         """Pause a job (see :meth:`BackgroundJob.pause`)."""
-        self._registry.runtime_of(job, "pause").pause()
+        self._runner.pause(self._registry.runtime_of(job, "pause"))
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`)."""
-        self._registry.runtime_of(job, "resume").resume()
+        self._runner.resume(self._registry.runtime_of(job, "resume"))
 
     def stop_job(self, job: BackgroundJob | str) -> int:
         """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`)."""
@@ -284,6 +296,20 @@ class BackgroundJobService(ServiceSettings):
         """Call ``callback(job, invocation)`` once for each failed run that will not be
         retried, on the service's notifier thread.  Returns a function that removes it."""
         return self._notifier.add(callback)
+
+    def subscribe(self, callback: Callable[[Any], object],
+                  event_types: type | tuple[type, ...] | None = None) -> Subscription:
+        """Call ``callback(event)`` for each event of ``event_types`` from now on.
+
+        The events are past-tense records of :mod:`mashroom_jobs.core.events`:
+        :class:`~mashroom_jobs.core.events.RunFinished` (a run was recorded),
+        :class:`~mashroom_jobs.core.events.StateChanged` (a watched job's state),
+        :class:`~mashroom_jobs.core.events.FireMissed`.  The callback runs on the thread
+        that published (a worker, the timer): keep it quick; an exception it raises is
+        logged.  Returns a :class:`~mashroom_jobs.core.events.Subscription`;
+        ``subscription.unsubscribe()`` ends it.
+        """
+        return self._bus.subscribe(callback, event_types)
 
     def _set_last_failure(self, job: BackgroundJob, invocation: JobInvocation) -> None:
         self.set_trait("last_failure", (job, invocation))
@@ -319,7 +345,7 @@ class BackgroundJobService(ServiceSettings):
     def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         """Run a coroutine on the service's asyncio loop thread, where coroutine jobs run
         (an async plugin bootstrap is awaited there).  Returns a concurrent Future."""
-        return self._runner.loop.submit(coroutine)
+        return self._runner.loops.submit(coroutine)
 
     @property
     def abandoned_runs(self) -> int:
@@ -345,7 +371,7 @@ class BackgroundJobService(ServiceSettings):
         runtimes = self._registry.close()
         if runtimes is None:
             return ()
-        running = self._engine.stop(runtimes, wait, deadline, exclude=current_run())
+        running = self._runner.stop_all(runtimes, wait, deadline, exclude=current_run())
         left = tuple(runtime.owner for runtime in running)
         for backend in self._backends.dask_backends():  # stop sending; close what it owns
             backend.close(max(0.0, deadline - time.monotonic()) if wait else 1.0)
@@ -394,7 +420,7 @@ class BackgroundJobService(ServiceSettings):
 
     def threads(self) -> list[threading.Thread]:
         """Every thread this service started (its timer, workers, loop and notifier)."""
-        threads = [*self._engine.threads(), *self._notifier.threads()]
+        threads = [*self._runner.threads(), *self._notifier.threads()]
         if self._store is not None:
             threads.append(self._store.thread)
         threads += [t for backend in self._backends.dask_backends() for t in backend.threads()]
@@ -402,7 +428,7 @@ class BackgroundJobService(ServiceSettings):
 
     def timer_entries(self) -> int:
         """How many jobs the timer holds (scheduled, not paused): for tests."""
-        return len(self._timer)
+        return len(self._runner.timer)
 
     def metrics(self) -> dict[str, Any]:
         """The figures Mashroom exports for background jobs, as a dict.

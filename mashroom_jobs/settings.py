@@ -54,6 +54,12 @@ class ServiceSettings(LoggingConfigurable):
         help="Seconds a run asked to stop (or timed out) has to end before it is recorded as "
              "stopped and its thread abandoned.",
     ).tag(config=True)
+    loop_block_limit = Float(
+        1.0,
+        help="Seconds a coroutine job may hold the event loop of coroutine jobs (a blocking "
+             "call such as time.sleep in async code) before the loop counts as blocked: the "
+             "run's output then says so, and coroutine jobs go on on a new loop thread.",
+    ).tag(config=True)
     notify_failures = Bool(
         True,
         help="Announce each failed run (after its last retry) for a minute in the header of "
@@ -152,6 +158,13 @@ class ServiceSettings(LoggingConfigurable):
     def _validate_stop_grace(self, proposal: Any) -> float:
         if not 0 <= proposal.value < math.inf:
             raise TraitError(f"stop_grace must be a number of seconds >= 0, got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("loop_block_limit")
+    def _validate_loop_block_limit(self, proposal: Any) -> float:
+        if not 0.01 <= proposal.value < math.inf:
+            raise TraitError(f"loop_block_limit must be a number of seconds >= 0.01, "
+                             f"got {proposal.value}")
         return proposal.value  # type: ignore[no-any-return]
 
     @validate("dask_connect_timeout")

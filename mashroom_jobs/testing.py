@@ -47,13 +47,20 @@ class ManualClock:
 
     :meth:`advance` moves wall and monotonic time together, wakes every timer
     waiting on this clock, and returns once each has handled the new time and
-    is waiting again, so a test can assert right after it.  :meth:`jump`
+    is waiting again, so a test can assert right after it: fires due are then
+    decided (each run started or queued, each skip counted).  :meth:`jump`
     moves only the wall clock (like NTP or a manual change) and wakes nobody,
     as a real jump would not.
+
+    ``handoff_lead`` (seconds, default 0) makes the service's timer hand fires over
+    that long before their time, as it does on the real clock: a pool worker then
+    waits (:meth:`wait_until`) and fires them at their time.  :meth:`advance` wakes
+    such a worker but does not wait for it: follow it with
+    ``service.wait_until_idle()``.
     """
 
     def __init__(self, start: datetime | str = "2026-01-01T00:00:00+00:00",
-                 *, settle_timeout: float = 10.0) -> None:
+                 *, settle_timeout: float = 10.0, handoff_lead: float = 0.0) -> None:
         if isinstance(start, str):
             start = datetime.fromisoformat(start)
         if start.tzinfo is None:
@@ -66,6 +73,8 @@ class ManualClock:
         self._waiting: dict[threading.Condition, int] = {}
         self._threads: dict[threading.Condition, threading.Thread] = {}
         self._settle_timeout = settle_timeout
+        #: seconds before a fire time the timer hands it over (see the class docstring)
+        self.handoff_lead = handoff_lead
 
     def now(self) -> datetime:
         with self._state:
@@ -88,6 +97,13 @@ class ManualClock:
             with self._state:
                 self._waiting.pop(condition, None)
                 self._state.notify_all()
+
+    def wait_until(self, deadline: float) -> None:
+        """Block until :meth:`advance` reaches ``deadline`` (monotonic); not waited for
+        by :meth:`advance` (a one-time wait: a batch's worker)."""
+        with self._state:
+            while self._mono < deadline - 1e-6:  # (times summed from parts differ in ulps)
+                self._state.wait()
 
     def advance(self, seconds: float = 0.0, *, minutes: float = 0.0, hours: float = 0.0,
                 days: float = 0.0) -> None:
@@ -119,6 +135,7 @@ class ManualClock:
         with self._state:
             self._epoch += 1
             epoch = self._epoch
+            self._state.notify_all()  # wait_until()s
             conditions = list(self._threads)
         for condition in conditions:
             with condition:

@@ -19,7 +19,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from mashroom_jobs import BackgroundJobService, JobInvocation
+from mashroom_jobs import BackgroundJobService, JobInvocation, Outcome
 from mashroom_jobs.store import SQLiteStore
 
 
@@ -60,8 +60,9 @@ def write(path: str, threads: int, runs: int) -> None:
     def work(index: int) -> None:
         for i in range(runs):
             when = start + timedelta(seconds=i)
-            store.record(f"job {index}", JobInvocation(when, when, "schedule", 1.0, True,
-                                                       attempt=i + 1))
+            store.record(f"job {index}", JobInvocation(
+                timestamp=when, scheduled_for=when, trigger="schedule", execution_time_ms=1.0,
+                outcome=Outcome.OK, attempt=i + 1))
             if store.claim(f"job {index}", when) is None:
                 won[index] += 1
 

@@ -295,8 +295,12 @@ def test_shutdown_cancels_queued_runs_but_still_does_deferred_work() -> None:
 # --- Timer groups -------------------------------------------------------------------------
 
 
-def live_groups(service: BackgroundJobService) -> list[Any]:
-    return [group for _, _, group in service._timer._heap if not group.dead]
+def timer_of(service: BackgroundJobService) -> Timer:
+    return service._runner.timer
+
+
+def live_groups(service: BackgroundJobService) -> int:
+    return timer_of(service).groups()[0]
 
 
 def test_a_hundred_jobs_on_one_expression_share_one_group_and_all_fire(
@@ -312,14 +316,14 @@ def test_a_hundred_jobs_on_one_expression_share_one_group_and_all_fire(
         return run
 
     jobs = [service.schedule_job(f"j{i}", "* * * * *", job_body(i)) for i in range(100)]
-    timer = service._timer
+    timer = timer_of(service)
     assert len(timer) == 100
-    assert len(timer._heap) == 1 and len(timer._groups) == 1
+    assert timer.groups() == (1, 1)
     for minute in (1, 2, 3):
         step(clock, service, 60)
         assert counts == [minute] * 100
-        assert len(live_groups(service)) == 1 and len(timer._heap) <= 2
-        assert len(timer._groups) == 1
+        groups, heap = timer.groups()
+        assert groups == 1 and heap <= 2
     assert {j.next_invocation for j in jobs} == {datetime(2026, 1, 1, 0, 4, tzinfo=UTC)}
     assert {j.run_count for j in jobs} == {3}
 
@@ -340,7 +344,7 @@ def test_unscheduling_one_job_of_a_group_leaves_the_others_firing(
         service.schedule_job(name, "*/5 * * * *", body(name))
     step(clock, service, 300)
     service.unschedule_job("b")
-    assert len(service._timer) == 3
+    assert len(timer_of(service)) == 3
     step(clock, service, 300, times=2)
     assert runs == {"a": 3, "b": 1, "c": 3, "d": 3}
     # the first and the last of the group too
@@ -348,7 +352,7 @@ def test_unscheduling_one_job_of_a_group_leaves_the_others_firing(
     service.unschedule_job("d")
     step(clock, service, 300)
     assert runs == {"a": 3, "b": 1, "c": 4, "d": 3}
-    assert len(live_groups(service)) == 1
+    assert live_groups(service) == 1
 
 
 def test_replacing_and_unscheduling_every_job_leaves_no_entry_and_no_live_group(
@@ -362,16 +366,16 @@ def test_replacing_and_unscheduling_every_job_leaves_no_entry_and_no_live_group(
     assert len(old) == 20
     for i in range(20):  # the same name on another expression: replaced
         service.schedule_job(f"j{i}", "*/2 * * * *", lambda: new.append(1))
-    assert len(service._timer) == 20
+    timer = timer_of(service)
+    assert len(timer) == 20
     step(clock, service, 60)  # 00:02
     assert len(old) == 20 and len(new) == 20
     service.unschedule_all()
-    timer = service._timer
     assert len(timer) == 0
-    assert live_groups(service) == [] and timer._groups == {}
+    assert live_groups(service) == 0
     step(clock, service, 120, times=2)
     assert len(old) == 20 and len(new) == 20
-    assert timer._heap == []  # dead heap items were dropped when they came up
+    assert timer.groups() == (0, 0)  # dead heap items were dropped when they came up
 
 
 def test_one_expression_in_two_zones_makes_two_groups_firing_at_their_own_times(
@@ -381,7 +385,7 @@ def test_one_expression_in_two_zones_makes_two_groups_firing_at_their_own_times(
                                    timezone="Europe/Berlin") for i in range(3)]
     york = [service.schedule_job(f"n{i}", "0 9 * * *", lambda: None,
                                  timezone="America/New_York") for i in range(3)]
-    assert len(live_groups(service)) == 2 and len(service._timer) == 6
+    assert live_groups(service) == 2 and len(timer_of(service)) == 6
     clock.advance_to("2026-01-01T08:00:00+00:00")  # 09:00 in Berlin, 03:00 in New York
     assert service.wait_until_idle(WAIT)
     assert [j.run_count for j in berlin + york] == [1, 1, 1, 0, 0, 0]
@@ -393,82 +397,77 @@ def test_one_expression_in_two_zones_makes_two_groups_firing_at_their_own_times(
             datetime(2026, 1, 1, 14, tzinfo=UTC)
     assert {j.next_invocation for j in berlin} == {datetime(2026, 1, 2, 8, tzinfo=UTC)}
     assert {j.next_invocation for j in york} == {datetime(2026, 1, 2, 14, tzinfo=UTC)}
-    assert len(live_groups(service)) == 2
+    assert live_groups(service) == 2
 
 
-class Recorder:
+class Receiver:
+    """A timer's hand-off that records what it is handed: (start, [(targets, fire time,
+    next fire time, coalesced)])."""
+
     def __init__(self) -> None:
-        self.fires: list[datetime] = []
+        self.handed: list[tuple[float, list[tuple[list[object], datetime, datetime | None,
+                                                  bool]]]] = []
 
-    def fire(self, scheduled_for: datetime, next_fire: datetime | None, coalesced: bool) -> None:
-        self.fires.append(scheduled_for)
+    def __call__(self, start: float, due: list[Any]) -> None:
+        self.handed.append((start, [([e.target for e in entries], s, f, c)
+                                    for entries, s, f, c in due]))
 
-    def rescheduled(self, next_fire: datetime | None) -> None:
-        pass
+    def fires(self, target: object) -> list[int]:
+        """The minutes of the fire times ``target`` was handed over at."""
+        return [when.minute for _, due in self.handed for targets, when, _, _ in due
+                if target in targets]
 
 
 def test_a_fired_group_merges_with_the_group_already_waiting_at_its_next_time(
     clock: ManualClock,
 ) -> None:
-    timer = Timer(clock, name="merge-timer")
+    receiver = Receiver()
+    timer = Timer(clock, receiver, name="merge-timer")
     schedule = CronSchedule("* * * * *", "UTC")
-    first, second = Recorder(), Recorder()
+    first, second = object(), object()
     try:
         timer.add(schedule, first)  # 00:01
         timer.add(schedule, second, after=datetime(2026, 1, 1, 0, 1, tzinfo=UTC))  # 00:02
-        assert len(timer._groups) == 2
+        assert timer.groups()[0] == 2
         clock.advance(60)
-        assert len(timer._groups) == 1 and len(timer) == 2
+        assert timer.groups()[0] == 1 and len(timer) == 2
         clock.advance(60)
         clock.advance(60)
-        minutes = [t.minute for t in first.fires], [t.minute for t in second.fires]
-        assert minutes == ([1, 2, 3], [2, 3])
-        assert len([g for _, _, g in timer._heap if not g.dead]) == 1
+        assert (receiver.fires(first), receiver.fires(second)) == ([1, 2, 3], [2, 3])
+        assert timer.groups()[0] == 1
     finally:
         timer.stop(WAIT)
 
 
-def test_a_timer_with_a_handoff_wakes_its_lead_early_and_hands_the_fires_over(
-    clock: ManualClock,
-) -> None:
-    handed: list[tuple[float, list[tuple[int, datetime, datetime | None, bool]]]] = []
-
-    def receive(start: float, due: list[Any]) -> None:
-        handed.append((start, [(len(e), s, f, c) for e, s, f, c in due]))
-
-    timer = Timer(clock, name="handoff-timer", handoff=receive, lead=0.5)
-    recorder = Recorder()
+def test_a_timer_wakes_its_lead_early_and_hands_the_fires_over(clock: ManualClock) -> None:
+    receiver = Receiver()
+    timer = Timer(clock, receiver, name="handoff-timer", lead=0.5)
+    target = object()
     try:
-        timer.add(CronSchedule("* * * * *", "UTC"), recorder)  # due at 00:01:00
+        timer.add(CronSchedule("* * * * *", "UTC"), target)  # due at 00:01:00
         clock.advance(59.4)
-        assert handed == []
+        assert receiver.handed == []
         clock.advance(0.1)  # 00:00:59.5: the lead before the fire time
         minute = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
-        assert handed == [(pytest.approx(clock.monotonic() + 0.5),
-                           [(1, minute, minute + timedelta(minutes=1), False)])]
-        assert recorder.fires == []  # the receiver fires them, not the timer
+        assert receiver.handed == [(pytest.approx(clock.monotonic() + 0.5),
+                                    [([target], minute, minute + timedelta(minutes=1), False)])]
     finally:
         timer.stop(WAIT)
 
 
-def test_a_handed_over_batch_fires_its_targets_at_its_start_from_the_pool(
-    clock: ManualClock,
-) -> None:
+def test_fires_handed_over_ahead_of_time_start_at_their_time_on_the_injected_clock() -> None:
+    clock = ManualClock("2026-01-01T00:00:00+00:00", handoff_lead=0.5)
     service = BackgroundJobService(clock=clock, timezone="UTC")
     try:
         ran: list[str] = []
         jobs = [service.schedule_job(f"j{i}", "0 * * * *", lambda i=i: ran.append(f"j{i}"))
                 for i in range(20)]
-        clock.advance_to("2026-01-01T01:00:00+00:00")  # the timer fires them itself...
-        assert service.wait_until_idle(5) and len(ran) == 20
-        ran.clear()
-        # ...a handed-over batch (the real clock's path) fires the same way
-        due = [([job.runtime.entry for job in jobs], datetime(2026, 1, 1, 2, tzinfo=UTC),
-                datetime(2026, 1, 1, 3, tzinfo=UTC), False)]
-        service._runner.handoff(clock.monotonic(), due)
-        assert service.wait_until_idle(5)
+        clock.advance_to("2026-01-01T00:59:59.6+00:00")  # handed over 0.5 s ahead...
+        assert ran == [] and service.wait_until_idle(0.05) is False  # ...and waiting
+        clock.advance(0.4)  # 01:00: its time
+        assert service.wait_until_idle(WAIT)
         assert sorted(ran) == sorted(job.name for job in jobs)
-        assert {job.last_invocation.scheduled_for.hour for job in jobs} == {2}
+        assert {job.last_invocation.scheduled_for.hour for job in jobs} == {1}
     finally:
         service.shutdown()
 
@@ -601,7 +600,7 @@ def test_a_timer_stopped_while_its_thread_starts_does_not_keep_its_starter_waiti
     clock: ManualClock,
 ) -> None:
     for _ in range(20):  # the race: stop() between starting the thread and its first wait
-        timer = Timer(clock, name="race-timer")
+        timer = Timer(clock, Receiver(), name="race-timer")
         stopper = threading.Thread(target=timer.stop, args=(WAIT,))
         started = time.monotonic()
         stopper.start()

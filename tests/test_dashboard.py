@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from ipywidgets import Widget
 
-from mashroom_jobs import BackgroundJobService, JobInvocation
+from mashroom_jobs import BackgroundJobService, JobInvocation, Outcome
 from mashroom_jobs.cli import main
 from mashroom_jobs.dashboards import JOBS_DASHBOARD
 from mashroom_jobs.panel import RecentRuns
@@ -117,8 +117,10 @@ def test_the_title_says_where_the_runs_come_from(
 
 def test_runs_of_other_processes_say_where_they_ran() -> None:
     now = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
-    mine = JobInvocation(now, now, "schedule", 3.0, True)
-    theirs = JobInvocation(now - timedelta(seconds=5), None, "manual", 4.0, False,
+    mine = JobInvocation(timestamp=now, scheduled_for=now, trigger="schedule",
+                         execution_time_ms=3.0, outcome=Outcome.OK)
+    theirs = JobInvocation(timestamp=now - timedelta(seconds=5), scheduled_for=None,
+                           trigger="manual", execution_time_ms=4.0, outcome=Outcome.FAILED,
                            error_message="ValueError: no", origin="host pid 7 kernel abcdef12")
     html = recent_runs_html([("a", mine), (None, theirs)], now, timezone.utc,
                             own_origin="host pid 1")

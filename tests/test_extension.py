@@ -132,7 +132,7 @@ def test_reload_ends_with_one_service_plugins_bootstrapped_once_and_no_duplicate
     assert [c for c in ip.configurables if isinstance(c, BackgroundJobService)] == [service]
     assert _bootstrapped()[before:] == ["Example heartbeat"]
     assert [j.name for j in service.jobs] == ["Example heartbeat"]
-    assert len(service._timer) == 1
+    assert service.timer_entries() == 1
     assert len([t for t in _ours() if t.name == "mashroom-jobs-timer"]) == 1
     # the magics act on the new service
     ip.run_line_magic("unschedule", "Example heartbeat")

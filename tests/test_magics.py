@@ -87,7 +87,7 @@ def test_scheduling_the_same_name_again_replaces_the_job(
     ip.run_cell_magic("schedule", 'x "* * * * *"', "pass")
     ip.run_cell_magic("schedule", 'x "0 * * * *"', "pass")
     assert [(j.name, j.cron_schedule) for j in service.jobs] == [("x", "0 * * * *")]
-    assert len(service._timer) == 1
+    assert service.timer_entries() == 1
 
 
 @pytest.mark.parametrize(

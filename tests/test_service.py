@@ -100,7 +100,7 @@ def test_an_unscheduled_job_fires_no_more(
     step(clock, service, 60, times=3)
     assert runs == [1]
     assert not job.active and job.next_invocation is None
-    assert len(service._timer) == 0
+    assert service.timer_entries() == 0
 
 
 def test_scheduling_an_existing_name_replaces_the_job_in_place(
@@ -443,10 +443,10 @@ def test_the_timer_does_not_wake_when_nothing_is_due(
 ) -> None:
     for i in range(1000):
         service.schedule_job(f"hourly {i}", "0 * * * *", lambda: None)
-    before = service._timer.wakeups
+    before = service._runner.timer.wakeups
     clock.advance(30)
     clock.advance(25)
-    assert service._timer.wakeups - before <= 2  # the settle wake-ups only: nothing ran
+    assert service._runner.timer.wakeups - before <= 2  # the settle wake-ups only: nothing ran
     assert all(j.run_count == 0 for j in service.jobs)
 
 
@@ -475,7 +475,7 @@ def test_pause_and_resume_twice_are_harmless(service: BackgroundJobService) -> N
     job.pause()
     job.resume()
     job.resume()
-    assert not job.paused and len(service._timer) == 1
+    assert not job.paused and service.timer_entries() == 1
 
 
 def test_a_paused_job_can_still_be_run_now(service: BackgroundJobService) -> None:
@@ -535,7 +535,7 @@ def test_concurrent_scheduling_ends_with_exactly_the_expected_jobs(
     assert len(names) == len(set(names))
     assert {j.name: j.cron_schedule for j in service.jobs} == expected
     assert all(j.active for j in service.jobs)
-    assert len(service._timer) == len(expected)  # no timer entry left for a removed job
+    assert service.timer_entries() == len(expected)  # no timer entry left for a removed job
 
 
 # --- shutdown ----------------------------------------------------------------------------

@@ -23,7 +23,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from traitlets import TraitError
 
-from mashroom_jobs import BackgroundJobService, JobInvocation, StoreError, StoreUnavailableError
+from mashroom_jobs import (
+    BackgroundJobService,
+    JobInvocation,
+    Outcome,
+    StoreError,
+    StoreUnavailableError,
+)
 from mashroom_jobs.store import (
     SCHEMA_VERSION,
     SQLiteStore,
@@ -54,7 +60,7 @@ def store(path: str) -> Iterator[SQLiteStore]:
 
 def _run(when: datetime, **fields: Any) -> JobInvocation:
     values: dict[str, Any] = {"timestamp": when, "scheduled_for": None, "trigger": "manual",
-                              "execution_time_ms": 1.0, "success": True}
+                              "execution_time_ms": 1.0, "outcome": Outcome.OK}
     values.update(fields)
     return JobInvocation(**values)
 
@@ -234,7 +240,7 @@ def test_a_run_comes_back_from_the_store_as_it_was_with_its_origin(store: SQLite
     vienna = ZoneInfo("Europe/Vienna")
     started = datetime(2026, 1, 1, 1, 0, 0, 123457, tzinfo=vienna)
     failed = _run(started, scheduled_for=datetime(2026, 1, 1, 1, 0, tzinfo=vienna),
-                  trigger="retry", execution_time_ms=12.5, success=False,
+                  trigger="retry", execution_time_ms=12.5, outcome=Outcome.FAILED,
                   error_message="ValueError: bad", traceback="Traceback...\nValueError: bad\n",
                   output="a\nb\n", attempt=2, worker="tcp://10.0.0.1:40000")
     fixed = timezone(timedelta(hours=-3, minutes=-30))

@@ -117,7 +117,8 @@ def test_the_panel_header_names_the_store_and_the_detail_marks_other_processes_r
     path = str(tmp_path / "store.sqlite")
     other = SQLiteStore(path, origin="vm pid 77 kernel 3f2a9c1e-1111")
     other.record("report", mashroom_jobs.JobInvocation(
-        T0 - timedelta(minutes=5), T0 - timedelta(minutes=5), "schedule", 2.0, True))
+        timestamp=T0 - timedelta(minutes=5), scheduled_for=T0 - timedelta(minutes=5),
+        trigger="schedule", execution_time_ms=2.0, outcome=mashroom_jobs.Outcome.OK))
     other.close()
     service = BackgroundJobService(clock=ManualClock(T0), timezone="UTC", store=path,
                                    kernel_id="aaaa")

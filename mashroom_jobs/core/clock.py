@@ -5,16 +5,26 @@ times), for a monotonic time (to sleep without being fooled by clock jumps)
 and to wait on its condition variable until a monotonic deadline.  Tests pass
 :class:`mashroom_jobs.testing.ManualClock` instead of :class:`SystemClock` and
 move time by hand.
+
+Two optional attributes tune the one fire path to the clock (read with
+:func:`handoff_lead` and ``getattr``): ``handoff_lead``, how many seconds before a
+fire time the timer hands the fire to the worker that will start it (0, the
+default: at the time itself, and the timer waits until the fires are decided, so
+that a test reads the outcome right after moving the clock); ``wait_until``, how
+that worker waits for the fire time (default: on a condition of its own, with
+:meth:`Clock.wait`); and ``wait_precise``, a way to wait for a fire time without
+oversleeping.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from datetime import datetime, timezone
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "SystemClock"]
+__all__ = ["Clock", "SystemClock", "handoff_lead"]
 
 
 @runtime_checkable
@@ -36,8 +46,19 @@ class Clock(Protocol):
         ...
 
 
+def handoff_lead(clock: Clock) -> float:
+    """Seconds before a fire time the timer hands the fire over (see the module)."""
+    return float(getattr(clock, "handoff_lead", 0.0))
+
+
 class SystemClock:
     """The real clock: :func:`time.time`, :func:`time.monotonic`."""
+
+    @property
+    def handoff_lead(self) -> float:
+        """Early enough to get the GIL twice (timer, then worker) when the kernel's main
+        thread is busy: neither hand-off then delays the fire itself."""
+        return 2 * sys.getswitchinterval() + 0.002
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
@@ -52,6 +73,14 @@ class SystemClock:
             remaining = deadline - time.monotonic()
             if remaining > 0:
                 condition.wait(remaining)
+
+    def wait_until(self, deadline: float) -> None:
+        """Sleep until ``monotonic() >= deadline``."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(remaining)
 
     #: :meth:`wait_precise` polls the last this many seconds instead of sleeping.
     spin_limit: float = 0.01

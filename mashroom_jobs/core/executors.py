@@ -1,26 +1,38 @@
-"""Where job bodies run: a daemon thread pool and one asyncio loop thread.
+"""Where plain job bodies run: a pool of daemon threads that replaces a thread given up on.
 
-Neither ever runs on the timer thread or on the kernel's main thread.  Both
-use daemon threads, so interpreter exit never hangs on a stuck job (the
-standard ``ThreadPoolExecutor`` joins its workers at exit).
+It never runs on the timer thread or on the kernel's main thread.  Its threads are
+daemon threads, so interpreter exit never hangs on a stuck job (the standard
+``ThreadPoolExecutor`` joins its workers at exit).  A thread running a job that
+was abandoned (it ignored a stop or a timeout) is *retired*: it leaves the pool,
+which starts another in its place, so ``max_workers`` runs can always start.
+(Coroutines run on an asyncio loop thread: :mod:`._loops`.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from typing import Any, TypeVar
 
-__all__ = ["DaemonThreadPool", "LoopThread"]
+__all__ = ["DaemonThreadPool"]
 
 T = TypeVar("T")
 log = logging.getLogger("mashroom_jobs")
+
+
+class _Worker:
+    """One thread of the pool; ``retired`` once the pool gave up on its task."""
+
+    __slots__ = ("retired", "thread")
+
+    def __init__(self) -> None:
+        self.retired = False
+        self.thread: threading.Thread | None = None
 
 
 class DaemonThreadPool(Executor):
@@ -31,6 +43,7 @@ class DaemonThreadPool(Executor):
     callable without creating a Future.  :meth:`defer` runs follow-up work (a
     run's bookkeeping) only once no task is waiting to start, so that 10,000
     jobs due together all start before any of their records is written.
+    :meth:`retire` gives up on a thread stuck in a task and starts another.
     """
 
     #: Longest time (seconds) deferred work waits while tasks keep waiting to start:
@@ -46,7 +59,8 @@ class DaemonThreadPool(Executor):
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = 0  # workers waiting on _wake that no dispatch has claimed yet
-        self._threads: list[threading.Thread] = []
+        self._workers: dict[threading.Thread, _Worker] = {}
+        self._retired: list[threading.Thread] = []
         self._shutdown = False
         # defer(): FIFO of (when, fn); run in order by one thread at a time
         self._deferred: deque[tuple[float, Callable[..., object], tuple[Any, ...]]] = deque()
@@ -58,11 +72,30 @@ class DaemonThreadPool(Executor):
 
     @property
     def threads(self) -> tuple[threading.Thread, ...]:
+        """The pool's threads (its workers and its bookkeeping thread); not the retired."""
         keeper = () if self._keeper is None else (self._keeper,)
-        return (*self._threads, *keeper)
+        return (*self._workers, *keeper)
 
-    def dispatch(self, fn: Callable[..., object], *args: Any) -> None:
-        """Run ``fn(*args)`` on a worker; exceptions are logged (wrap it to keep them)."""
+    @property
+    def retired(self) -> int:
+        """How many threads the pool gave up on (and replaced)."""
+        return len(self._retired)
+
+    @property
+    def max_workers(self) -> int:
+        return self._max_workers
+
+    def busy(self) -> bool:
+        """True when every worker is busy and tasks wait to start."""
+        return bool(self._tasks) and not self._idle \
+            and len(self._workers) >= self._max_workers
+
+    def dispatch(self, fn: Callable[..., object], *args: Any) -> bool:
+        """Run ``fn(*args)`` on a worker; exceptions are logged (wrap it to keep them).
+
+        Returns False when it waits behind busy workers (every thread is taken), True
+        when a worker takes it now.  Raises ``RuntimeError`` after :meth:`shutdown`.
+        """
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot dispatch after shutdown")
@@ -71,12 +104,35 @@ class DaemonThreadPool(Executor):
             if self._idle:
                 self._idle -= 1
                 self._wake.notify()
-            elif len(self._threads) < self._max_workers:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                self._threads.append(thread)
-                thread.start()
+            elif len(self._workers) < self._max_workers:
+                self._start_worker()
+            else:
+                return False
+        return True
+
+    def _start_worker(self) -> None:
+        """Start a thread (holding the lock)."""
+        worker = _Worker()
+        thread = worker.thread = threading.Thread(
+            target=self._work, args=(worker,),
+            name=f"{self._name}-{len(self._workers) + len(self._retired)}", daemon=True,
+        )
+        self._workers[thread] = worker
+        thread.start()
+
+    def retire(self, thread: threading.Thread | None) -> bool:
+        """Give up on ``thread`` (stuck in a task): it leaves the pool, and ends when its
+        task returns, if ever; another thread takes its place.  False when ``thread``
+        is not one of the pool's workers."""
+        with self._lock:
+            worker = self._workers.pop(thread, None) if thread is not None else None
+            if worker is None:
+                return False
+            worker.retired = True
+            self._retired.append(thread)  # type: ignore[arg-type]
+            if self._tasks and not self._idle and not self._shutdown:
+                self._start_worker()  # the tasks waiting for it start now
+        return True
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -199,9 +255,9 @@ class DaemonThreadPool(Executor):
                         wake.acquire()
         self._drain(force=True)  # shut down: whatever is left
 
-    def _work(self) -> None:
+    def _work(self, worker: _Worker) -> None:
         tasks, lock, wake = self._tasks, self._lock, self._wake
-        while True:
+        while not worker.retired:
             try:
                 fn, args = tasks.popleft()
             except IndexError:
@@ -217,6 +273,7 @@ class DaemonThreadPool(Executor):
             except BaseException:  # the wrappers record job errors; this is a bug guard
                 log.exception("mashroom-jobs: unexpected error in a worker")
             del fn, args
+        # retired: the pool gave up on this thread, which ends now that its task returned
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False,
                  timeout: float | None = None) -> None:
@@ -229,7 +286,7 @@ class DaemonThreadPool(Executor):
             if self._shutdown:
                 return
             self._shutdown = True
-            threads = list(self._threads)
+            threads = list(self._workers)  # not the retired: they were given up on
             if cancel_futures:
                 self._tasks.clear()
             self._idle = 0
@@ -243,65 +300,6 @@ class DaemonThreadPool(Executor):
             _join_all(threads, timeout)
         if not self._tasks:
             self._drain(force=True)
-
-class LoopThread:
-    """One asyncio event loop on its own daemon thread, started on first use."""
-
-    def __init__(self, name: str = "mashroom-jobs-asyncio") -> None:
-        self._name = name
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    @property
-    def thread(self) -> threading.Thread | None:
-        return self._thread
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        """Schedule a coroutine on the loop; its result arrives in a concurrent Future."""
-        return asyncio.run_coroutine_threadsafe(coro, self._ensure_loop())
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("the asyncio loop thread was shut down")
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                ready = threading.Event()
-                self._thread = threading.Thread(
-                    target=self._serve, args=(loop, ready), name=self._name, daemon=True
-                )
-                self._thread.start()
-                ready.wait()
-                self._loop = loop
-            return self._loop
-
-    @staticmethod
-    def _serve(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        try:
-            loop.run_forever()
-        finally:
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            if pending:
-                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    def shutdown(self, timeout: float | None = None) -> None:
-        """Stop the loop (pending tasks are cancelled) and join its thread."""
-        with self._lock:
-            self._closed = True
-            loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-
 
 def _join_all(threads: list[threading.Thread], timeout: float | None) -> None:
     deadline = None if timeout is None else time.monotonic() + timeout

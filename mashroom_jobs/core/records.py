@@ -1,26 +1,75 @@
-"""The records the core emits: one run's :class:`JobInvocation`, one job's :class:`JobState`.
+"""The records the core emits: one run's :class:`JobInvocation` (with its :class:`Outcome`),
+one job's :class:`JobState`.
 
 Both are immutable named tuples of plain values.  Past-tense facts (as
 APScheduler 4's events are): made once, never changed, safe to hand to any
-thread.  Being tuples of atoms (datetimes, numbers, strings), the garbage
-collector stops tracking them after its first look, so 10,000 jobs with a full
-history add almost nothing to a collection.
+thread.  Being tuples of atoms (datetimes, numbers, strings, enum members), the
+garbage collector stops tracking them after its first look, so 10,000 jobs with a
+full history add almost nothing to a collection.
+
+A record has two stored forms, each encoded and decoded in one place: the packed
+ring of a job's recent runs (:mod:`._history`) and the store's row
+(``mashroom_jobs.store.schema``).
 """
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-__all__ = ["JobInvocation", "JobState", "Trigger", "error_text"]
+__all__ = ["TRIGGERS", "JobInvocation", "JobState", "Outcome", "Trigger", "error_text"]
 
 #: What started a run: its schedule, a click or ``invoke_now()``, ``invoke_immediately``
-#: (or a run-once job), or a retry of a failed run.
-Trigger = Literal["schedule", "manual", "immediate", "retry"]
+#: (or a run-once job), a retry of a failed run, or a fire missed while no process ran
+#: (a durable job's catch-up).
+Trigger = Literal["schedule", "manual", "immediate", "retry", "catch-up"]
+#: every trigger, in the order their stored codes follow
+TRIGGERS: tuple[Trigger, ...] = ("schedule", "manual", "immediate", "retry", "catch-up")
+
+
+class Outcome(str, enum.Enum):
+    """How a run (or a fire) ended.  Its value is the word shown and stored."""
+
+    #: the callback returned
+    OK = "ok"
+    #: the callback raised (or could not be started, sent or recorded)
+    FAILED = "failed"
+    #: stopped on request (``job.stop()``, the Stop button)
+    STOPPED = "stopped"
+    #: stopped because its ``timeout`` passed
+    TIMED_OUT = "timed out"
+    #: another process claimed this fire and ran it; nothing ran here
+    ELSEWHERE = "ran elsewhere"
+    #: the fire was not run: the job's previous run was still going (``overlap="skip"``)
+    SKIPPED = "skipped"
+    #: the fire passed while no process ran the job (found by a durable job's catch-up)
+    MISSED = "missed"
+
+    @property
+    def ran(self) -> bool:
+        """Whether a callback ran here for this record (counted in ``run_count``)."""
+        return self in _RAN
+
+    @property
+    def failed(self) -> bool:
+        """Whether it counts as a failure (failed, stopped or timed out)."""
+        return self in _FAILURES
+
+    def __str__(self) -> str:
+        return self.value
+
+
+_RAN = frozenset({Outcome.OK, Outcome.FAILED, Outcome.STOPPED, Outcome.TIMED_OUT})
+_FAILURES = frozenset({Outcome.FAILED, Outcome.STOPPED, Outcome.TIMED_OUT})
+#: every outcome, in the order their stored codes follow
+OUTCOMES: tuple[Outcome, ...] = tuple(Outcome)
 
 
 class JobInvocation(NamedTuple):
-    """The record of one run of a job. Immutable.
+    """The record of one run of a job (or of a fire that did not run here). Immutable.
+
+    Build it by keyword.
 
     Attributes
     ----------
@@ -28,12 +77,12 @@ class JobInvocation(NamedTuple):
         When the run started (aware, in the job's time zone).
     scheduled_for : datetime or None
         The fire time this run served; None for manual and immediate runs.
-    trigger : {"schedule", "manual", "immediate", "retry"}
+    trigger : {"schedule", "manual", "immediate", "retry", "catch-up"}
         What started the run.
     execution_time_ms : float
         How long the callback took.
-    success : bool
-        False when the callback raised, was stopped or timed out.
+    outcome : Outcome
+        How it ended: ok, failed, stopped, timed out, ran elsewhere, skipped, missed.
     error_message : str or None
         ``"ExceptionType: message"`` of a failed run, ``"stopped"``, ``"timed out after 5 s"``.
     traceback : str or None
@@ -47,9 +96,6 @@ class JobInvocation(NamedTuple):
     origin : str or None
         Who ran it (``host pid N kernel ID``), when it came from the shared store;
         None for a record of this process's memory.
-    elsewhere : bool
-        True when another process claimed this fire and ran it (``origin`` says who);
-        nothing ran here.  Not a failure and not counted in ``run_count``.
     job : str
         The name of the job this is a run of.
     """
@@ -58,21 +104,32 @@ class JobInvocation(NamedTuple):
     scheduled_for: datetime | None
     trigger: Trigger
     execution_time_ms: float
-    success: bool
+    outcome: Outcome
     error_message: str | None = None
     traceback: str | None = None
     output: str = ""
     attempt: int = 1
     worker: str | None = None
     origin: str | None = None
-    elsewhere: bool = False
     job: str = ""
 
+    @property
+    def success(self) -> bool:
+        """True when the callback returned (``outcome`` is ``Outcome.OK``)."""
+        return self.outcome is Outcome.OK
+
+    @property
+    def elsewhere(self) -> bool:
+        """True when another process claimed this fire and ran it (``origin`` says who);
+        nothing ran here.  Not a failure and not counted in ``run_count``."""
+        return self.outcome is Outcome.ELSEWHERE
+
     def __repr__(self) -> str:
-        if self.elsewhere:
+        outcome = self.outcome
+        if outcome is Outcome.ELSEWHERE:
             result = f"ran elsewhere ({self.origin})"
-        elif self.success:
-            result = "ok"
+        elif outcome is Outcome.OK or outcome is Outcome.SKIPPED or outcome is Outcome.MISSED:
+            result = outcome.value
         else:
             result = f"failed: {self.error_message}"
         attempt = f" attempt {self.attempt}" if self.attempt > 1 else ""
@@ -101,6 +158,8 @@ class JobState(NamedTuple):
     skip_count: int = 0
     misfire_count: int = 0
     elsewhere_count: int = 0
+    #: runs launched that wait for a free thread (every worker is busy)
+    waiting: int = 0
 
 
 def error_text(error: BaseException) -> str:

@@ -21,8 +21,8 @@ from concurrent.futures import Executor, Future
 from typing import Any, NamedTuple, Protocol
 
 from . import capture
+from .claims import Claimer
 from .records import error_text
-from .runs import Claimer
 
 __all__ = ["ExecutorBackend", "RemoteBackend", "RemoteCall", "RemoteResult", "execute"]
 
@@ -61,20 +61,9 @@ class RemoteBackend(Protocol):
         """Why a future failed, for the run's ``error_message`` (unpicklable, lost...)."""
 
 
-def worker_address() -> str | None:
-    """The address of the Dask worker running this task, or None elsewhere."""
-    try:
-        from distributed import get_worker
-    except ImportError:
-        return None
-    try:
-        return str(get_worker().address)
-    except ValueError:  # not in a Dask worker
-        return None
-
-
-def execute(call: RemoteCall) -> RemoteResult:
-    """Run ``call`` here (on the worker) and report how it went. Never raises."""
+def execute(call: RemoteCall, worker: str | None = None) -> RemoteResult:
+    """Run ``call`` here (on ``worker``, named in the result) and report how it went.
+    Never raises."""
     started = time.time()
     t0 = time.perf_counter()
     error = tb = None
@@ -91,7 +80,7 @@ def execute(call: RemoteCall) -> RemoteResult:
     finally:
         capture.reset_sink(token)
     elapsed = (time.perf_counter() - t0) * 1000.0
-    return RemoteResult(started, elapsed, error, tb, buffer.getvalue(), worker_address())
+    return RemoteResult(started, elapsed, error, tb, buffer.getvalue(), worker)
 
 
 async def _awaited(awaitable: Any) -> Any:

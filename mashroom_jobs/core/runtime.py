@@ -1,35 +1,43 @@
-"""One job's runtime: what it runs (:class:`JobSpec`) and where it stands (:class:`JobRuntime`).
+"""One job in the core: what it runs (:class:`JobSpec`), where it stands (:class:`JobRuntime`)
+and its runs in flight (:class:`Run`).
 
-A JobRuntime is the timer's target for its job, counts its runs in flight
-(the overlap rule), and keeps its counters and its recent runs (a compact
-:class:`~.history.RunHistory`) in plain attributes.  It never reads the clock
-or runs anything itself: it asks its :class:`~mashroom_jobs.core.runner.Runner`.
-While someone watches (``watched``), every change of what they may see goes out
-as one :class:`~mashroom_jobs.core.records.JobState`, through the runner's
-publisher, to the service's ``BackgroundJob``.
+A JobRuntime is the timer's target for its job, counts its runs in flight (the
+overlap rule) and keeps its counters and its recent runs (a compact
+:class:`~.history.RunHistory`).  It changes only through its own methods, each one
+step under :attr:`JobRuntime.lock`; it never reads the clock, runs anything or
+tells anyone: the :class:`~.runner.Runner` calls these steps and acts on what they
+return.
+
+A :class:`Run` lives from launch to record: ``QUEUED`` (launched, counted against
+the overlap rule) → ``RUNNING`` (its callback started) → ``ENDED`` (its callback
+returned; its record is being written) → ``DONE`` (recorded; its future
+resolved).  It is also the stop flag its job polls (``context.stop_requested``).
 """
 
 from __future__ import annotations
 
+import enum
+import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
+from ._history import RunHistory
 from .callables import CallbackKind
 from .cron import CronSchedule
 from .errors import JobNotScheduledError
-from .history import RunHistory
-from .records import JobInvocation, JobState, Trigger
-from .retries import drop_retry
-from .scheduler import TimerCall, TimerEntry
+from .records import JobInvocation, JobState, Outcome, Trigger
+from .remote import RemoteBackend
 
 if TYPE_CHECKING:
-    from .remote import RemoteBackend
-    from .runner import Runner
+    from .capture import OutputBuffer
+    from .scheduler import TimerCall, TimerEntry
 
-__all__ = ["JobRuntime", "JobSpec", "Overlap"]
+__all__ = ["JobRuntime", "JobSpec", "Overlap", "Run", "RunState", "StopRequest"]
+
+log = logging.getLogger("mashroom_jobs")
 
 Overlap = Literal["skip", "allow"]
 
@@ -54,19 +62,104 @@ class JobSpec(NamedTuple):
     exclusive: bool = False
 
 
+class RunState(enum.IntEnum):
+    """Where a run is in its life (ordered: a later state is greater)."""
+
+    QUEUED = 0
+    RUNNING = 1
+    ENDED = 2
+    DONE = 3
+
+
+QUEUED, RUNNING, ENDED, DONE = RunState
+
+
+class StopRequest(enum.Enum):
+    """What :meth:`JobRuntime.request_stop` found."""
+
+    #: nothing to do: the run had ended, or was asked already
+    NONE = 0
+    #: the run had not started: it never will (record it now)
+    QUEUED = 1
+    #: the run is going: it was asked (cancel what can be cancelled, then wait)
+    RUNNING = 2
+
+
+class Run:
+    """One run in flight.  Also the stop flag its job polls (``context.stop_requested``).
+
+    Its ``state`` and stop fields change under the job's lock, in the job's methods;
+    the rest is written by the runner on the run's own path.
+    """
+
+    __slots__ = ("attempt", "buffer", "ended", "error", "event", "future", "handle", "note",
+                 "runtime", "scheduled_for", "started_at", "state", "stop_reason",
+                 "stopped_by_user", "t0", "task", "tb", "thread", "timed_out", "trigger",
+                 "waiting", "watch")
+
+    def __init__(self, runtime: JobRuntime, trigger: Trigger, scheduled_for: datetime | None,
+                 attempt: int = 1, future: Future[JobInvocation] | None = None) -> None:
+        self.runtime = runtime
+        self.trigger = trigger
+        self.scheduled_for = scheduled_for
+        self.attempt = attempt
+        self.future = future
+        self.state = QUEUED
+        self.stop_reason: str | None = None
+        self.stopped_by_user = False
+        self.timed_out = False
+        self.waiting = False  # queued behind busy workers (counted in the job's ``waiting``)
+        self.handle: Any = None  # what cancels it: a task's or an executor's future
+        self.task: Any = None  # its asyncio task, for a coroutine
+        self.watch: TimerCall | None = None  # its timeout, or the grace after a stop
+        self.event: threading.Event | None = None  # made when a job first waits on it
+        self.thread: threading.Thread | None = None  # the thread running its callback
+        self.note = ""
+        self.started_at: datetime | None = None
+        self.t0 = 0.0
+        # how the callback ended (set on its thread, read when the run is recorded)
+        self.ended = 0.0
+        self.error: BaseException | None = None
+        self.tb: str | None = None
+        self.buffer: OutputBuffer | None = None
+
+    @property
+    def outcome_if_stopped(self) -> Outcome:
+        """The outcome of this run should it end now having been asked to stop."""
+        return Outcome.TIMED_OUT if self.timed_out else Outcome.STOPPED
+
+    def is_set(self) -> bool:
+        """True once a stop or a timeout was requested."""
+        return self.stop_reason is not None
+
+    __bool__ = is_set
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until a stop is requested or ``timeout`` passes; True if stopped."""
+        with self.runtime.lock:
+            if self.stop_reason is not None:
+                return True
+            if self.event is None:
+                self.event = threading.Event()
+            event = self.event
+        return event.wait(timeout)
+
+    def __repr__(self) -> str:
+        return f"<Run of {self.runtime.spec.name!r} {self.trigger} {self.state.name}>"
+
+
 class JobRuntime:
-    """The mutable half of a job.  Everything changes under :attr:`lock`."""
+    """The mutable half of a job.  Everything changes under :attr:`lock`, in its methods."""
 
     __slots__ = (
         "active", "elsewhere_count", "entry", "failure_count", "lock", "misfire_count", "owner",
-        "paused", "pending", "publish_queued", "published", "retry", "run_count", "runner",
-        "runs", "skip_count", "spec", "started", "watched",
+        "paused", "pending", "publish_queued", "published", "retry", "run_count", "runs",
+        "skip_count", "spec", "started", "waiting", "watched",
     )
 
-    def __init__(self, spec: JobSpec, runner: Runner, owner: object = None) -> None:
+    def __init__(self, spec: JobSpec, history_size: int, owner: object = None) -> None:
         self.spec = spec
-        self.runner = runner
-        #: the object the listener publishes to (the service's BackgroundJob)
+        #: the object events about this job name as their source (the service's job)
         self.owner = owner
         # held briefly, never while observers run (see publishing.py)
         self.lock = threading.Lock()
@@ -76,13 +169,14 @@ class JobRuntime:
         self.paused = False
         self.pending = 0  # runs launched and not finished: the overlap rule counts these
         self.started = 0  # runs started and not finished: "running"
+        self.waiting = 0  # runs launched that wait for a free thread
         self.run_count = self.failure_count = self.skip_count = 0
         self.misfire_count = self.elsewhere_count = 0
-        self.runs = RunHistory(runner.history_size)
+        self.runs = RunHistory(history_size)
         #: someone observes the job's state: publish its changes (else build nothing)
         self.watched = False
         self.publish_queued = False
-        self.published: JobState | None = None  # what the listener heard last
+        self.published: JobState | None = None  # what was published last
 
     # -- what observers see --
 
@@ -93,19 +187,19 @@ class JobRuntime:
 
     @property
     def last(self) -> JobInvocation | None:
-        """The last finished run (built from the history: nothing is kept per run)."""
+        """The last record (built from the history: nothing is kept per run)."""
         with self.lock:
             return self.runs.get(-1, self.spec.zone, self.spec.name) if len(self.runs) else None
 
     @property
     def failing(self) -> bool:
-        """Whether the last run failed (without building it)."""
+        """Whether the last record is a failure (without building it)."""
         with self.lock:
             return self.runs.last_failed()
 
     @property
     def history(self) -> tuple[JobInvocation, ...]:
-        """The runs kept, oldest first."""
+        """The records kept, oldest first."""
         with self.lock:
             return self.runs.runs(self.spec.zone, self.spec.name)
 
@@ -114,22 +208,12 @@ class JobRuntime:
         with self.lock:
             last = self.runs.get(-1, self.spec.zone, self.spec.name) if len(self.runs) else None
             return JobState(
-                self.started > 0, self.paused, self.active, self.next_fire, last,
-                self.run_count, self.failure_count, self.skip_count, self.misfire_count,
-                self.elsewhere_count,
+                running=self.started > 0, paused=self.paused, active=self.active,
+                next_invocation=self.next_fire, last_invocation=last, run_count=self.run_count,
+                failure_count=self.failure_count, skip_count=self.skip_count,
+                misfire_count=self.misfire_count, elsewhere_count=self.elsewhere_count,
+                waiting=self.waiting,
             )
-
-    def record(self, invocation: JobInvocation, history_size: int) -> None:
-        """Count a finished run and keep it (under :attr:`lock`)."""
-        if invocation.elsewhere:
-            self.elsewhere_count += 1
-        else:
-            self.run_count += 1
-            if not invocation.success:
-                self.failure_count += 1
-        self.runs.append(invocation, history_size)
-
-    # -- verbs (the service calls them on the caller's thread) --
 
     def check_active(self, action: str) -> None:
         if not self.active:
@@ -137,87 +221,189 @@ class JobRuntime:
                 f"cannot {action} job {self.spec.name!r}: it was unscheduled or replaced"
             )
 
-    def start_timer(self) -> None:
-        """Put the job on the timer (nothing for a run-once job, or while paused)."""
-        with self.lock:
-            if self.active and not self.paused and self.spec.schedule is not None:
-                self.entry = self.runner.timer.add(self.spec.schedule, self)
+    # -- the schedule's state (the runner puts the entry on its timer and takes it off) --
 
-    def pause(self) -> None:
+    def set_paused(self, paused: bool) -> bool:
+        """Pause or resume; False when it was so already.  Raises when the job is no
+        longer active.  (The runner takes it off the timer or puts it back.)"""
         with self.lock:
-            self.check_active("pause")
-            if self.paused:
-                return
-            self.paused = True
-            self._cancel_timer()
-        self.runner.publisher.publish(self)
+            self.check_active("pause" if paused else "resume")
+            if self.paused == paused:
+                return False
+            self.paused = paused
+            return True
 
-    def resume(self) -> None:
-        with self.lock:
-            self.check_active("resume")
-            if not self.paused:
-                return
-            self.paused = False
-        self.start_timer()  # fires missed while paused are not run
-        self.runner.publisher.publish(self)
-
-    def deactivate(self) -> None:
-        """Unscheduled, replaced or shut down: it fires no more (a run in progress ends)."""
+    def deactivate(self) -> bool:
+        """Unscheduled, replaced or shut down: it fires no more (a run going ends).
+        False when it was inactive already."""
         with self.lock:
             if not self.active:
-                return
+                return False
             self.active = False
-            self._cancel_timer()
-        self.runner.publisher.publish(self)
+            return True
 
-    def _cancel_timer(self) -> None:
-        if self.entry is not None:
-            self.runner.timer.cancel(self.entry)
-            self.entry = None
-        if self.retry is not None:
-            self.retry.cancel()
-            self.retry = None
-
-    def invoke(self, trigger: Trigger,
-               future: Future[JobInvocation] | None = None) -> None:
-        """Start a manual or immediate run: those ignore the overlap rule."""
+    def attach(self, add: Callable[[], TimerEntry]) -> None:
+        """Put the job on the timer with ``add()`` if it should be there (active, not
+        paused, scheduled) and is not."""
         with self.lock:
-            self.pending += 1
-        self.runner.launch(self, trigger, None, 1, future)
+            if self.active and not self.paused and self.spec.schedule is not None \
+                    and self.entry is None:
+                self.entry = add()
 
-    # -- TimerTarget: the timer thread, once per job and fire: keep it short --
+    def detach(self) -> TimerEntry | None:
+        """Take the job off the timer: its entry (for the runner to cancel), and any
+        pending retry (cancelled)."""
+        with self.lock:
+            entry, self.entry = self.entry, None
+            if self.retry is not None:
+                self.retry.cancel()
+                self.retry = None
+            return entry
 
-    def fire(self, scheduled_for: datetime, next_fire: datetime | None, coalesced: bool) -> None:
-        if self.take_fire(coalesced):
-            self.runner.launch(self, "schedule", scheduled_for, 1, None)
+    # -- runs: launched, started, ended, recorded --
 
-    def take_fire(self, coalesced: bool) -> bool:
-        """Apply a fire's rules (paused, overlap, a pending retry); True when a run is to
-        start (it is then counted in ``pending``).  Per job and fire: keep it short."""
+    def take_fire(self, scheduled_for: datetime, coalesced: bool) -> tuple[Run | None, bool]:
+        """Apply a fire's rules (paused, overlap, a pending retry): the run to start (it
+        is then counted in ``pending``) or None; and whether the visible state changed
+        otherwise (a skip, a misfire, a dropped retry).  Per job and fire: keep it short."""
         with self.lock:
             if not self.active or self.paused:
-                return False
+                return None, False
             changed = coalesced
             if coalesced:
                 self.misfire_count += 1
-            if self.retry is not None:  # a retry never overlaps a fire: the fire wins
-                drop_retry(self)
-                changed = True
-            launch = not (self.pending and self.spec.overlap == "skip")
-            if launch:
-                self.pending += 1
-            else:
+            dropped = self.retry is not None
+            if dropped:  # a retry never overlaps a fire: the fire wins
+                self.retry.cancel()  # type: ignore[union-attr]
+                self.retry = None
                 self.skip_count += 1
                 changed = True
-        if changed:
-            self.runner.publisher.publish_later(self)
-        return launch
+            run = None
+            if self.pending and self.spec.overlap == "skip":
+                self.skip_count += 1
+                changed = True
+            else:
+                self.pending += 1
+                run = Run(self, "schedule", scheduled_for)
+        if dropped:
+            log.warning("a retry of job %r was dropped: its next scheduled fire came first",
+                        self.spec.name)
+        return run, changed
 
-    def rescheduled(self, next_fire: datetime | None) -> None:
-        self.runner.publisher.publish_later(self)
+    def admit(self, trigger: Trigger, scheduled_for: datetime | None = None, attempt: int = 1,
+              future: Future[JobInvocation] | None = None) -> Run:
+        """A run that ignores the overlap rule (manual, immediate), counted in ``pending``."""
+        with self.lock:
+            self.pending += 1
+        return Run(self, trigger, scheduled_for, attempt, future)
+
+    def take_retry(self, scheduled_for: datetime | None, attempt: int) -> Run | bool:
+        """The pending retry is due: its run (counted in ``pending``); or False when it
+        was dropped or the job stopped; or True when the job's next run is already going
+        (that run wins: a skip)."""
+        with self.lock:
+            call, self.retry = self.retry, None
+            if call is None or call.cancelled or not self.active or self.paused:
+                return False
+            if self.pending:
+                self.skip_count += 1
+                return True
+            self.pending += 1
+        return Run(self, "retry", scheduled_for, attempt)
+
+    def wait_for_thread(self, run: Run) -> None:
+        """``run`` waits behind busy workers (shown as ``waiting``)."""
+        with self.lock:
+            if run.state == QUEUED and not run.waiting:
+                run.waiting = True
+                self.waiting += 1
+
+    def begin(self, run: Run) -> bool | None:
+        """Mark ``run`` started: None when it was stopped (and recorded) while queued;
+        else whether it is the job's only run going (``running`` just became true)."""
+        with self.lock:
+            if run.state != QUEUED:
+                return None
+            run.state = RUNNING
+            if run.waiting:
+                run.waiting = False
+                self.waiting -= 1
+            self.started += 1
+            return self.started == 1
+
+    def returned(self, run: Run) -> None:
+        """``run``'s callback returned: it no longer counts as running."""
+        with self.lock:
+            if run.state == RUNNING:
+                run.state = ENDED
+                self.started -= 1
+
+    def request_stop(self, run: Run, reason: str, *, by_user: bool,
+                     timed_out: bool = False) -> StopRequest:
+        """Ask ``run`` to stop (once): what was found (see :class:`StopRequest`)."""
+        with self.lock:
+            if run.state >= ENDED or run.stop_reason is not None:
+                return StopRequest.NONE
+            run.stop_reason = reason
+            run.stopped_by_user = by_user
+            run.timed_out = timed_out
+            event = run.event
+            queued = run.state == QUEUED
+        if event is not None:
+            event.set()
+        return StopRequest.QUEUED if queued else StopRequest.RUNNING
+
+    def still_running(self, run: Run) -> bool:
+        with self.lock:
+            return run.state == RUNNING
+
+    def record(self, run: Run, record: JobInvocation, history_size: int) -> bool:
+        """Record ``run`` once: False when it was recorded already (stopped, abandoned:
+        a late result is dropped)."""
+        with self.lock:
+            if run.state == DONE:
+                return False
+            if run.state == RUNNING:
+                self.started -= 1
+            if run.waiting:
+                run.waiting = False
+                self.waiting -= 1
+            run.state = DONE
+            self.pending -= 1
+            self._count(record, history_size)
+            return True
+
+    def record_skip(self, record: JobInvocation, history_size: int) -> None:
+        """Keep the record of a fire that did not run (skipped, missed)."""
+        with self.lock:
+            self._count(record, history_size)
+
+    def _count(self, record: JobInvocation, history_size: int) -> None:
+        outcome = record.outcome
+        if outcome is Outcome.ELSEWHERE:
+            self.elsewhere_count += 1
+        elif outcome.ran:
+            self.run_count += 1
+            if outcome.failed:
+                self.failure_count += 1
+        self.runs.append(record, history_size)
+
+    def set_retry(self, call: TimerCall) -> bool:
+        """Keep the handle of a scheduled retry; False (and it is cancelled) when the job
+        stopped meanwhile."""
+        with self.lock:
+            if not self.active or self.paused:
+                call.cancel()
+                return False
+            self.retry = call
+            return True
+
+    def count_skip(self) -> None:
+        with self.lock:
+            self.skip_count += 1
 
     def warm(self) -> None:
-        """Touch what :meth:`fire` and the run will read, just before a precise fire."""
+        """Touch what a fire and its run will read, just before a precise fire."""
         self.active  # noqa: B018
         self.pending  # noqa: B018
         self.spec.callback  # noqa: B018

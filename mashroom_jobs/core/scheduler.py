@@ -1,9 +1,11 @@
 """The timer: one thread, a heap of due times, misfire and clock-jump handling.
 
 The timer knows nothing about what a job does.  It holds *entries*, each a
-:class:`~mashroom_jobs.core.cron.CronSchedule` and a :class:`TimerTarget`, and
-calls ``target.fire(...)`` when an entry is due.  Targets must return quickly:
-they hand the work to an executor.
+:class:`~mashroom_jobs.core.cron.CronSchedule` and a target (any object; the
+runner's are its jobs), and hands the entries due together to its
+:attr:`Timer.handoff` ``lead`` seconds before their fire time (the clock's
+``handoff_lead``: a little on the real clock, none on an injected one).  The
+receiver must return quickly.
 
 * Sleeping is on the clock's monotonic time, until the earliest entry or at most
   :attr:`Timer.max_sleep` seconds, so a wall-clock jump or a laptop suspend is
@@ -17,11 +19,8 @@ they hand the work to an executor.
 * Entries of one schedule due at one time form one *group*: one heap item and
   one next-time computation per fire, however many jobs share the expression
   (``shared_schedule`` gives them one CronSchedule).
-* When asked (``precise=True``) and the clock offers ``wait_precise`` (the
-  SystemClock does), the timer wakes
-  :attr:`Timer.warm_lead` before a fire time, touches the due targets, and
-  then waits precisely: fires start within ~0.1 ms of their time instead of
-  the 0.2-2 ms a timed sleep overshoots by.
+* It also runs one-shot timed calls (:meth:`Timer.call_later`: a timeout, a
+  stop's grace, a retry, a loop check), on the same thread.
 """
 
 from __future__ import annotations
@@ -31,26 +30,14 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
-from typing import Protocol
 
-from .clock import Clock
+from .clock import Clock, handoff_lead
 from .cron import CronSchedule
 
-__all__ = ["Due", "Handoff", "Timer", "TimerCall", "TimerEntry", "TimerTarget"]
+__all__ = ["Due", "Handoff", "Timer", "TimerCall", "TimerEntry"]
 
 log = logging.getLogger("mashroom_jobs")
-
-
-class TimerTarget(Protocol):
-    """What the timer calls; both methods run on the timer thread and must be quick."""
-
-    def fire(self, scheduled_for: datetime, next_fire: datetime | None, coalesced: bool) -> None:
-        """An entry is due: ``scheduled_for`` is the fire time served."""
-
-    def rescheduled(self, next_fire: datetime | None) -> None:
-        """The next fire time changed without a fire (the wall clock went backwards)."""
 
 
 #: One group's fire: its entries, the fire time served, the next one, and whether
@@ -58,6 +45,8 @@ class TimerTarget(Protocol):
 Due = tuple[list["TimerEntry"], datetime, "datetime | None", bool]
 #: Receives due fires to start at a monotonic time (see :attr:`Timer.handoff`).
 Handoff = Callable[[float, list[Due]], None]
+#: Told of entries whose next fire time changed without a fire (the clock went back).
+Rescheduled = Callable[[list["TimerEntry"]], None]
 
 
 class TimerEntry:
@@ -65,7 +54,7 @@ class TimerEntry:
 
     __slots__ = ("_group", "active", "next_fire", "next_ts", "schedule", "target")
 
-    def __init__(self, schedule: CronSchedule, target: TimerTarget, next_fire: datetime | None):
+    def __init__(self, schedule: CronSchedule, target: object, next_fire: datetime | None):
         self.schedule = schedule
         self.target = target
         self.next_fire = next_fire
@@ -117,34 +106,17 @@ class Timer:
     max_sleep: float = 60.0
     #: A wall-clock step backwards larger than this (seconds) reschedules everything.
     jump_tolerance: float = 1.0
-    #: With a clock that can wait precisely (``wait_precise``, as SystemClock does):
-    #: the least and the most seconds before a fire time at which the timer wakes to
-    #: touch the due targets (their optional ``warm()``: after a second asleep, CPU
-    #: caches are cold and the first pass over 1,000 jobs runs ~3 times slower) and
-    #: then waits precisely.  Within these bounds the lead follows how late recent
-    #: wake-ups were (another thread holding the GIL delays one by up to 5 ms).
-    #: Costs one more wake-up and about the lead in CPU time per fire time.
-    warm_lead: tuple[float, float] = (0.002, 0.008)
-
-    def __init__(self, clock: Clock, name: str = "mashroom-jobs-timer",
-                 around_fires: Callable[[], AbstractContextManager[object]] | None = None,
-                 *, precise: bool = False, handoff: Handoff | None = None,
-                 lead: float = 0.0) -> None:
-        #: Wake :attr:`warm_lead` early and poll the last stretch holding the GIL: fires
-        #: start ~1 ms sooner, at 2-8 ms of CPU (and of the GIL) per fire time.  Off by
-        #: default: in a kernel the main thread's work matters more than a millisecond.
-        self.precise = precise
-        #: When set, the timer does not fire targets itself: it wakes :attr:`lead`
-        #: seconds before each fire time and hands the due groups to ``handoff(start,
-        #: due)``, which fires them at ``start`` (monotonic) on another thread.  The
-        #: hand-off is then off the fire time's critical path, and the timer is free.
+    def __init__(self, clock: Clock, handoff: Handoff, name: str = "mashroom-jobs-timer", *,
+                 rescheduled: Rescheduled | None = None, lead: float | None = None) -> None:
+        #: receives each batch of due groups: ``handoff(start, due)`` fires them at
+        #: ``start`` (monotonic) on another thread (or on this one, when due now)
         self.handoff = handoff
-        #: seconds before a fire time the timer wakes to hand it over (0: at the time)
-        self.lead = lead
+        #: seconds before a fire time the timer wakes to hand it over: the clock's
+        #: ``handoff_lead`` unless given (0: at the time)
+        self.lead = handoff_lead(clock) if lead is None else lead
         self._clock = clock
         self._name = name
-        # entered around each batch of fires (the service holds back run bookkeeping)
-        self._around_fires = around_fires
+        self._rescheduled = rescheduled
         self._cond = threading.Condition(threading.RLock())
         self._heap: list[tuple[float, int, _Group]] = []
         self._calls: list[tuple[float, int, TimerCall]] = []  # by monotonic deadline
@@ -154,7 +126,6 @@ class Timer:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._ready = threading.Event()
-        self._late = 0.0  # recent lateness of the early wake-ups (decaying maximum)
         #: times the thread woke up (for benchmarks and idle tests)
         self.wakeups = 0
 
@@ -162,7 +133,7 @@ class Timer:
     def thread(self) -> threading.Thread | None:
         return self._thread
 
-    def add(self, schedule: CronSchedule, target: TimerTarget,
+    def add(self, schedule: CronSchedule, target: object,
             after: datetime | None = None) -> TimerEntry:
         """Schedule ``target`` at the fire times of ``schedule`` after ``after`` (now)."""
         start = after if after is not None else self._clock.now()
@@ -245,6 +216,12 @@ class Timer:
         with self._cond:
             return self._count
 
+    def groups(self) -> tuple[int, int]:
+        """(the live groups, the items on the heap, dead ones included): for tests and
+        benchmarks of the grouping."""
+        with self._cond:
+            return len(self._groups), len(self._heap)
+
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name=self._name, daemon=True)
         self._thread.start()
@@ -279,31 +256,20 @@ class Timer:
                 if (now_ts - last_wall) - (mono - last_mono) < -self.jump_tolerance:
                     moved = self._reschedule_all(now)
                 last_wall, last_mono = now_ts, mono
-                handoff = self.handoff
-                lead = self.lead if handoff is not None else 0.0
+                lead = self.lead
                 due = self._pop_due(now, now_ts, now_ts + lead)
                 calls = self._pop_calls(mono)
-            # Targets are called without the lock: they take their own locks and
+            # Receivers are called without the lock: they take their own locks and
             # may add or cancel entries (a job may unschedule itself).
-            for entry in moved:
+            if moved and self._rescheduled is not None:
                 try:
-                    entry.target.rescheduled(entry.next_fire)
+                    self._rescheduled(moved)
                 except Exception:
-                    log.exception("error while rescheduling %r", entry.target)
-            if due and handoff is not None:
-                self._hand_over(handoff, due, now_ts, mono)
-            elif due:
-                with (self._around_fires or nullcontext)():
-                    for entries, scheduled, following, coalesced in due:
-                        for entry in entries:
-                            if not entry.active:  # cancelled by a target fired before it
-                                continue
-                            try:
-                                entry.target.fire(scheduled, following, coalesced)
-                            except Exception:  # the timer must survive any target
-                                log.exception("error while firing %r", entry.target)
+                    log.exception("error while rescheduling %d entries", len(moved))
+            if due:
+                self._hand_over(due, now_ts, mono)
             for call in calls:
-                if call.cancelled:  # by a target fired just before (a fire drops a retry)
+                if call.cancelled:  # by a fire handed over just before (a fire drops a retry)
                     continue
                 try:
                     call.fn(*call.args)
@@ -315,8 +281,8 @@ class Timer:
                     return
                 self._sleep(cond, lead)
 
-    def _hand_over(self, handoff: Handoff, due: list[Due], now_ts: float, mono: float) -> None:
-        """Give the due groups to ``handoff``: those overdue to start now, those due
+    def _hand_over(self, due: list[Due], now_ts: float, mono: float) -> None:
+        """Give the due groups to the hand-off: those overdue to start now, those due
         within the lead at their fire time (on the monotonic clock)."""
         overdue = [item for item in due if item[1].timestamp() <= now_ts]
         upcoming = [item for item in due if item[1].timestamp() > now_ts]
@@ -325,7 +291,7 @@ class Timer:
                 continue
             start = mono + max(0.0, batch[0][1].timestamp() - now_ts)
             try:
-                handoff(start, batch)
+                self.handoff(start, batch)
             except Exception:  # the timer must survive any receiver
                 log.exception("error while handing over fires due at %s", batch[0][1])
 
@@ -338,41 +304,16 @@ class Timer:
             heapq.heappop(heap)
         now_ts, mono = clock.now().timestamp(), clock.monotonic()
         deadline = mono + self.max_sleep
-        precise = None
         if heap and heap[0][0] - lead - now_ts < self.max_sleep:
             deadline = mono + max(0.0, heap[0][0] - lead - now_ts)
-            # a fire time the timer fires itself: a clock may offer to wake right on it
-            if self.precise and self.handoff is None:
-                precise = getattr(clock, "wait_precise", None)
         calls_heap = self._calls
         while calls_heap and calls_heap[0][2].cancelled:
             heapq.heappop(calls_heap)
         if calls_heap and calls_heap[0][0] < deadline:
-            deadline, precise = calls_heap[0][0], None
+            deadline = calls_heap[0][0]
         self._ready.set()
-        least, most = self.warm_lead
-        warm = min(most, max(least, self._late + 0.001))
-        if precise is None:
-            clock.wait(cond, deadline)
-        elif deadline - mono > warm:
-            early = deadline - warm
-            clock.wait(cond, early)  # then warm, then precisely
-            late = clock.monotonic() - early
-            self._late = max(late, self._late * 0.8)
-        else:
-            self._warm(heap[0][2], deadline)
-            precise(cond, deadline)
+        clock.wait(cond, deadline)
         self.wakeups += 1
-
-    def _warm(self, group: _Group, deadline: float) -> None:
-        """Touch the due targets shortly before they fire (see :attr:`warm_lead`)."""
-        clock = self._clock
-        for count, entry in enumerate(group.entries, 1):
-            warm = getattr(entry.target, "warm", None)
-            if warm is not None:
-                warm()
-            if not count % 256 and clock.monotonic() > deadline - 0.0005:
-                return
 
     def _pop_calls(self, mono: float) -> list[TimerCall]:
         calls, due = self._calls, []

@@ -12,16 +12,20 @@ import os
 import socket
 import threading
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.errors import StoreUnavailableError
 from ..core.records import error_text
 from .errors import ClusterUnavailableError
 
-if TYPE_CHECKING:
-    from .backend import DaskBackend
+__all__ = ["Connected", "DaskClaimer"]
 
-__all__ = ["DaskClaimer"]
+
+class Connected(Protocol):
+    """What the claimer needs of its backend (the DaskBackend): its client, once
+    connected."""
+
+    def wait_connected(self, timeout: float) -> Any: ...
 
 log = logging.getLogger("mashroom_jobs.dask")
 
@@ -44,7 +48,7 @@ class DaskClaimer:
 
     Parameters
     ----------
-    backend : DaskBackend
+    backend : Connected
         Its connection.
     timeout : float
         Seconds a claim waits for the connection and the lock before giving up.
@@ -55,7 +59,7 @@ class DaskClaimer:
     #: fires kept per job, so a late loser still learns who ran its fire
     KEEP = 16
 
-    def __init__(self, backend: DaskBackend, *, timeout: float = 5.0,
+    def __init__(self, backend: Connected, *, timeout: float = 5.0,
                  identity: str | None = None) -> None:
         self.backend = backend
         self.timeout = timeout

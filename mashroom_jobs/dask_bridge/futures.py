@@ -7,21 +7,28 @@ backend's threads attach it to its distributed task and hand it its outcome.
 from __future__ import annotations
 
 from concurrent.futures import Future, InvalidStateError
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..core.remote import RemoteCall, RemoteResult
 
-if TYPE_CHECKING:
-    from .backend import DaskBackend
+__all__ = ["RemoteFuture", "Sender"]
 
-__all__ = ["RemoteFuture"]
+
+class Sender(Protocol):
+    """What a :class:`RemoteFuture` needs of the backend that sent it (the DaskBackend)."""
+
+    def cancel_task(self, task: Any) -> None: ...
+
+    def in_flight(self, future: RemoteFuture, sent: bool) -> None: ...
+
+    def received(self, future: RemoteFuture) -> None: ...
 
 
 class RemoteFuture(Future):  # type: ignore[type-arg]
     """What :meth:`DaskBackend.submit` returns: resolves with the run's
     :class:`RemoteResult`; :meth:`cancel` also cancels the task on the cluster."""
 
-    def __init__(self, backend: DaskBackend, call: RemoteCall, key: str) -> None:
+    def __init__(self, backend: Sender, call: RemoteCall, key: str) -> None:
         super().__init__()
         self.backend = backend
         self.call: RemoteCall | None = call

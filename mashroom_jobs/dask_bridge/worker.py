@@ -12,9 +12,21 @@ import time
 import traceback
 
 from ..core.records import error_text
-from ..core.remote import RemoteResult, execute, worker_address
+from ..core.remote import RemoteResult, execute
 
-__all__ = ["run_pickled"]
+__all__ = ["run_pickled", "worker_address"]
+
+
+def worker_address() -> str | None:
+    """The address of the Dask worker running this task, or None elsewhere."""
+    try:
+        from distributed import get_worker
+    except ImportError:
+        return None
+    try:
+        return str(get_worker().address)
+    except ValueError:  # not in a Dask worker
+        return None
 
 
 def run_pickled(payload: bytes) -> RemoteResult:
@@ -35,4 +47,4 @@ def run_pickled(payload: bytes) -> RemoteResult:
             f"the modules the job is defined in)",
             traceback.format_exc(), "", worker_address(),
         )
-    return execute(call)
+    return execute(call, worker_address())

@@ -18,10 +18,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..core.errors import StoreError, StoreUnavailableError
-from ..core.records import JobInvocation
+from ..core.records import JobInvocation, Outcome
 
 #: the schema this module writes; a store of a newer version is refused
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -43,16 +43,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX runs_by_job ON runs (job, started_us DESC, id DESC)",
         "CREATE INDEX runs_by_time ON runs (started_us DESC, id DESC)",
     ),
+    (  # 1 -> 2: how each run ended, one word (Outcome's value); NULL in rows of version 1,
+       # which are read from `success` (a run then either succeeded or failed)
+        "ALTER TABLE runs ADD COLUMN outcome TEXT",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 INSERT_RUN = (
     "INSERT INTO runs (job, zone, started_us, scheduled_for_us, trigger, attempt, duration_ms,"
-    " success, error, traceback, output, worker, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " success, error, traceback, output, worker, origin, outcome)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 SELECT_RUNS = (
     "SELECT job, zone, started_us, scheduled_for_us, trigger, attempt, duration_ms, success,"
-    " error, traceback, output, worker, origin FROM runs"
+    " error, traceback, output, worker, origin, outcome FROM runs"
 )
 
 
@@ -236,23 +241,35 @@ def _moment(micros: int, zone: tzinfo) -> datetime:
     return (_EPOCH + timedelta(microseconds=micros)).astimezone(zone)
 
 
+def _outcome(word: str | None, success: object) -> Outcome:
+    if word is None:  # a row of schema version 1
+        return Outcome.OK if success else Outcome.FAILED
+    try:
+        return Outcome(word)
+    except ValueError:  # written by a newer version: say what can be said
+        return Outcome.OK if success else Outcome.FAILED
+
+
 def invocation(row: Sequence[Any]) -> JobInvocation:
-    """A run read with :data:`SELECT_RUNS`."""
+    """A run read with :data:`SELECT_RUNS` (the decoder of :func:`run_row`)."""
     zone = _zone(row[1])
     return JobInvocation(
-        _moment(row[2], zone), None if row[3] is None else _moment(row[3], zone), row[4],
-        row[6], bool(row[7]), row[8], row[9], row[10], row[5], row[11], row[12], False,
-        str(row[0]),
+        timestamp=_moment(row[2], zone),
+        scheduled_for=None if row[3] is None else _moment(row[3], zone), trigger=row[4],
+        execution_time_ms=row[6], outcome=_outcome(row[13], row[7]), error_message=row[8],
+        traceback=row[9], output=row[10], attempt=row[5], worker=row[11], origin=row[12],
+        job=str(row[0]),
     )
 
 
 def run_row(job: str, inv: JobInvocation, origin: str) -> tuple[Any, ...]:
     """The values :data:`INSERT_RUN` stores for a run of ``job`` (``origin`` when the run
-    names none)."""
+    names none); the encoder of :func:`invocation`.  ``success`` is kept for readers of
+    schema version 1's layout."""
     scheduled = inv.scheduled_for
     return (
         job, _zone_text(inv.timestamp), micros(inv.timestamp),
         None if scheduled is None else micros(scheduled), inv.trigger, inv.attempt,
-        float(inv.execution_time_ms), int(bool(inv.success)), inv.error_message,
-        inv.traceback, inv.output or "", inv.worker, inv.origin or origin,
+        float(inv.execution_time_ms), int(inv.outcome is Outcome.OK), inv.error_message,
+        inv.traceback, inv.output or "", inv.worker, inv.origin or origin, inv.outcome.value,
     )

@@ -1,4 +1,4 @@
-"""Turning a job's state changes into :class:`JobState` publications, coalesced.
+"""Turning a job's state changes into :class:`~.events.StateChanged` events, coalesced.
 
 Only jobs someone observes (``runtime.watched``) are published: for the others
 nothing is built at all, so a run leaves no object behind for the garbage
@@ -10,8 +10,10 @@ only for runs still going :attr:`StatePublisher.running_delay` seconds after
 they started: a quick run is one change (its end), and 10,000 starts cost one
 timed call, not 10,000.
 
-Every publication takes its snapshot and tells the listener under one lock (the
-publisher's, not the job's): observers see each job's states in order, and may
+"Waiting" (a run queued behind busy workers) is published the same way.
+
+Every publication takes its snapshot and publishes it under one lock (the
+publisher's, not the job's): subscribers see each job's states in order, and may
 call a job's verbs (which take the job's lock) without deadlocking.
 """
 
@@ -20,14 +22,10 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from .runs import RunFinished, RunListener
-
-if TYPE_CHECKING:
-    from .executors import DaemonThreadPool
-    from .runtime import JobRuntime
-    from .scheduler import Timer, TimerCall
+from .events import EventBus, StateChanged
+from .runtime import JobRuntime
+from .scheduler import TimerCall
 
 __all__ = ["StatePublisher"]
 
@@ -35,17 +33,27 @@ log = logging.getLogger("mashroom_jobs")
 
 
 class StatePublisher:
-    """Publishes the jobs' states of one runner to its :class:`RunListener`."""
+    """Publishes the states of one runner's watched jobs on its :class:`EventBus`.
+
+    Parameters
+    ----------
+    bus : EventBus
+        Where :class:`StateChanged` events go.
+    call_later : callable
+        The timer's ``call_later`` (for "running" after :attr:`running_delay`).
+    defer_later : callable
+        The pool's ``defer_later``: the bookkeeping path, where changes coalesce.
+    """
 
     #: seconds a run must last before "running" is published
     running_delay: float = 0.25
 
-    def __init__(self, listener: RunListener, timer: Timer,
-                 pool: Callable[[], DaemonThreadPool]) -> None:
-        self.listener = listener
-        self._timer = timer
-        self._pool = pool  # the runner's (made on first use)
-        self._emit_lock = threading.RLock()  # reentrant: an observer may publish again
+    def __init__(self, bus: EventBus, call_later: Callable[..., TimerCall],
+                 defer_later: Callable[..., None]) -> None:
+        self._bus = bus
+        self._call_later = call_later
+        self._defer_later = defer_later
+        self._emit_lock = threading.RLock()  # reentrant: a subscriber may publish again
         self._lock = threading.Lock()
         self._running_soon: dict[JobRuntime, None] = {}
         self._running_call: TimerCall | None = None
@@ -66,10 +74,7 @@ class StatePublisher:
             if state == runtime.published:
                 return
             runtime.published = state
-            try:
-                self.listener.state_changed(runtime, state)
-            except Exception:
-                log.exception("a listener of job %r raised", runtime.spec.name)
+            self._bus.publish(StateChanged(runtime.spec.name, state, runtime.owner))
 
     def publish_later(self, runtime: JobRuntime) -> None:
         """Publish soon, on the bookkeeping path; changes until then are coalesced."""
@@ -77,20 +82,13 @@ class StatePublisher:
             return
         runtime.publish_queued = True
         try:
-            self._pool().defer_later(self._publish_queued, runtime)
+            self._defer_later(self._publish_queued, runtime)
         except RuntimeError:  # shut down: nobody is looking any more
             pass
 
-    def finished(self, runtime: JobRuntime, event: RunFinished) -> None:
-        """A run was recorded: tell the listener, then publish the job's new state."""
-        try:
-            self.listener.run_finished(runtime, event)
-        except Exception:
-            log.exception("a listener of job %r raised", runtime.spec.name)
-        self.publish(runtime)
-
-    def run_started(self, runtime: JobRuntime) -> None:
-        """A job's first run in flight started: say "running" if it lasts."""
+    def soon(self, runtime: JobRuntime) -> None:
+        """A job started running (or a run began to wait for a thread): publish it if
+        it lasts :attr:`running_delay` seconds."""
         if not runtime.watched:
             return
         with self._lock:
@@ -98,7 +96,7 @@ class StatePublisher:
             if self._running_call is not None:
                 return
             try:
-                self._running_call = self._timer.call_later(
+                self._running_call = self._call_later(
                     self.running_delay, self._hand_over_running)
             except RuntimeError:  # the timer stopped: shutting down
                 pass
@@ -110,13 +108,13 @@ class StatePublisher:
             self._running_soon.clear()
             self._running_call = None
         try:
-            self._pool().defer_later(self._publish_running, runtimes)
+            self._defer_later(self._publish_running, runtimes)
         except RuntimeError:
             pass
 
     def _publish_running(self, runtimes: list[JobRuntime]) -> None:
         for runtime in runtimes:
-            if runtime.started:
+            if runtime.started or runtime.waiting:
                 self.publish(runtime)
 
     def _publish_queued(self, runtime: JobRuntime) -> None:

@@ -15,14 +15,18 @@ import math
 import struct
 from datetime import datetime, tzinfo
 
-from .records import JobInvocation
+from .records import OUTCOMES, TRIGGERS, JobInvocation
 
 __all__ = ["RunHistory"]
 
-_RECORD = struct.Struct("<dddI")  # start, fire time (epoch s; NaN: none), duration (ms), bits
-_TRIGGERS = ("schedule", "manual", "immediate", "retry")
-_TRIGGER_CODES = {name: code for code, name in enumerate(_TRIGGERS)}
-_SUCCESS, _ELSEWHERE = 1 << 2, 1 << 3  # bits 0-1: the trigger; from bit 4: the attempt
+# The ring's record: start, fire time (epoch s; NaN: none), duration (ms), and bits: the
+# trigger (bits 0-2), the outcome (bits 3-5) and, from bit 6, the attempt.
+_RECORD = struct.Struct("<dddI")
+_TRIGGER_CODES = {name: code for code, name in enumerate(TRIGGERS)}
+_OUTCOME_CODES = {outcome: code << 3 for code, outcome in enumerate(OUTCOMES)}
+_OUTCOME_OF = {code: outcome for outcome, code in _OUTCOME_CODES.items()}
+_FAILING = frozenset(code for outcome, code in _OUTCOME_CODES.items() if outcome.failed)
+_MAX_ATTEMPT = 2 ** 25
 
 
 class RunHistory:
@@ -47,8 +51,8 @@ class RunHistory:
         if size != self._size:
             self._resize(size)
         scheduled = math.nan if run.scheduled_for is None else run.scheduled_for.timestamp()
-        bits = (_TRIGGER_CODES[run.trigger] | (_SUCCESS if run.success else 0)
-                | (_ELSEWHERE if run.elsewhere else 0) | (min(run.attempt, 2 ** 27) << 4))
+        bits = (_TRIGGER_CODES[run.trigger] | _OUTCOME_CODES[run.outcome]
+                | (min(run.attempt, _MAX_ATTEMPT) << 6))
         if self._count < self._size:
             index = (self._start + self._count) % self._size
             self._count += 1
@@ -78,9 +82,10 @@ class RunHistory:
         error, tb, output, worker, origin = self._texts.get(index, (None, None, "", None, None))
         scheduled = None if math.isnan(fire) else datetime.fromtimestamp(fire, zone)
         return JobInvocation(
-            datetime.fromtimestamp(started, zone), scheduled, _TRIGGERS[bits & 3],  # type: ignore[arg-type]
-            duration, bool(bits & _SUCCESS), error, tb, output, bits >> 4, worker, origin,
-            bool(bits & _ELSEWHERE), job,
+            timestamp=datetime.fromtimestamp(started, zone), scheduled_for=scheduled,
+            trigger=TRIGGERS[bits & 7], execution_time_ms=duration,
+            outcome=_OUTCOME_OF[bits & 0o70], error_message=error, traceback=tb, output=output,
+            attempt=bits >> 6, worker=worker, origin=origin, job=job,
         )
 
     def runs(self, zone: tzinfo, job: str = "") -> tuple[JobInvocation, ...]:
@@ -88,12 +93,12 @@ class RunHistory:
         return tuple(self.get(i, zone, job) for i in range(self._count))
 
     def last_failed(self) -> bool:
-        """Whether the newest run failed (a fire run elsewhere is not a failure): cheap."""
+        """Whether the newest record is a failure (failed, stopped, timed out): cheap."""
         if not self._count:
             return False
         index = (self._start + self._count - 1) % self._size
         bits = _RECORD.unpack_from(self._buffer, index * _RECORD.size)[3]
-        return not bits & (_SUCCESS | _ELSEWHERE)
+        return bits & 0o70 in _FAILING
 
     def start_times(self) -> tuple[list[float], int, int]:
         """The start (epoch seconds) of each run kept, in the order of the ring's slots;

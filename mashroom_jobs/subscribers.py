@@ -1,10 +1,11 @@
-"""Where the runner's reports go: each job's ``state`` trait, the metrics, the store and
-the failure callbacks.
+"""The service's subscribers to its runner's events: the jobs' ``state`` traits, the
+metrics, the job store and the failure callbacks.
 
-:class:`JobsListener` is the service's :class:`~mashroom_jobs.core.runs.RunListener`.
-It runs under the job's lock on the thread that recorded the run, so it only
-hands work on: failure callbacks run on a :class:`FailureNotifier` thread of
-their own, never on the timer's or a worker's.
+Each is a thin callable subscribed to the runner's
+:class:`~mashroom_jobs.core.events.EventBus` for the event types it wants.  They run
+on the thread that published (see the bus), so they only hand work on: failure
+callbacks run on a :class:`FailureNotifier` thread of their own, never on the
+timer's or a worker's; the store only queues the run for its writer thread.
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
+from .core.events import RunFinished, StateChanged
 from .core.executors import DaemonThreadPool
-from .core.records import JobInvocation, JobState
-from .core.runs import RunFinished
-from .core.runtime import JobRuntime
+from .core.records import JobInvocation, Outcome
 from .job import BackgroundJob
-from .metrics import MetricsRecorder
 
-__all__ = ["FailureCallback", "FailureNotifier", "JobsListener", "RunSink"]
+__all__ = ["FailureCallback", "FailureNotifier", "RunSink", "announce_state", "keep_in"]
 
 log = logging.getLogger("mashroom_jobs")
 
@@ -34,8 +33,31 @@ class RunSink(Protocol):
     def record(self, job: str, invocation: JobInvocation) -> None: ...
 
 
+def announce_state(event: StateChanged) -> None:
+    """A watched job's state changed: its ``state`` trait tells its observers."""
+    job = event.source
+    if isinstance(job, BackgroundJob):
+        job.announce_state(event.state)
+
+
+def keep_in(sink: RunSink) -> Callable[[RunFinished], None]:
+    """A subscriber that keeps each record in ``sink`` (the store), but fires another
+    process ran: that process keeps those."""
+    record = sink.record
+
+    def keep(event: RunFinished) -> None:
+        if event.record.outcome is not Outcome.ELSEWHERE:
+            record(event.job, event.record)
+
+    return keep
+
+
 class FailureNotifier:
-    """Calls the failure callbacks, in order, on one thread of its own (made on first use)."""
+    """Calls the failure callbacks, in order, on one thread of its own (made on first use).
+
+    Subscribed to :class:`RunFinished`, it hears the failures that are a fire's last
+    word: not retried, not stopped by the user.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +76,13 @@ class FailureNotifier:
                 self._callbacks = tuple(c for c in self._callbacks if c is not callback)
 
         return remove
+
+    def on_run(self, event: RunFinished) -> None:
+        """The bus's callback: hand a final failure to the notifier thread."""
+        job = event.source
+        if (isinstance(job, BackgroundJob) and event.record.outcome.failed
+                and not event.retrying and not event.stopped_by_user):
+            self.notify(job, event.record)
 
     def notify(self, job: BackgroundJob, invocation: JobInvocation) -> None:
         """Hand a failure to the notifier thread; returns at once."""
@@ -79,30 +108,3 @@ class FailureNotifier:
     def shutdown(self, wait: bool, timeout: float) -> None:
         if self._thread is not None:
             self._thread.shutdown(wait=wait, timeout=timeout)
-
-
-class JobsListener:
-    """Applies the runner's reports: a job's state to its trait, a finished run to the
-    metrics and the store, a final failure to the notifier."""
-
-    def __init__(self, metrics: MetricsRecorder, notifier: FailureNotifier) -> None:
-        self.metrics = metrics
-        self.notifier = notifier
-        #: where finished runs are written besides memory (the shared store), if any
-        self.sink: RunSink | None = None
-
-    def state_changed(self, runtime: JobRuntime, state: JobState) -> None:
-        job = runtime.owner
-        if isinstance(job, BackgroundJob):
-            job.announce_state(state)
-
-    def run_finished(self, runtime: JobRuntime, event: RunFinished) -> None:
-        invocation = event.invocation
-        self.metrics.record(event.job, invocation)
-        if self.sink is not None and not invocation.elsewhere:
-            self.sink.record(event.job, invocation)
-        job = runtime.owner
-        if (isinstance(job, BackgroundJob) and not invocation.success
-                and not invocation.elsewhere and not event.retrying
-                and not event.stopped_by_user):
-            self.notifier.notify(job, invocation)
