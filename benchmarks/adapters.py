@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
@@ -228,9 +229,63 @@ class APSchedulerAdapter(Adapter):
     # misfire_grace_time (1 s) late instead of starting it.
 
 
+class FloorAdapter(Adapter):
+    """The floor: what one interpreter does at best for every-second jobs, with no scheduler.
+
+    One thread sleeps until each whole second and calls every job's callback inline, in one
+    loop (the jobs share one expression, so they form one group): no hand-off to another
+    thread, no bookkeeping, no cron evaluation. A scheduler's lateness above this is its own
+    cost; this much is the sleep's overshoot and the calls themselves.
+    """
+
+    label = "floor"
+
+    def __init__(self) -> None:
+        self.callbacks: dict[str, Callable[[], Any]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._wakeups = 0
+
+    def add(self, name: str, expression: str, callback: Callable[[], Any]) -> None:
+        if expression.split() != ["*"] * 6:
+            raise ValueError(f"the floor runs every-second jobs only, not {expression!r}")
+        self.callbacks[name] = callback
+
+    def remove(self, name: str) -> None:
+        del self.callbacks[name]
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="floor", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            due = math.floor(time.time()) + 1.0
+            while (remaining := due - time.time()) > 0:
+                time.sleep(remaining)
+            self._wakeups += 1
+            for callback in list(self.callbacks.values()):
+                callback()
+
+    def run_now_and_wait(self, name: str) -> None:
+        self.callbacks[name]()
+
+    def wakeups(self) -> int:
+        return self._wakeups
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    # served_fire_times: the floor rule of the base class, exact while a second's calls end
+    # within the second
+
+
 ADAPTERS: dict[str, type[Adapter]] = {
     "mashroom": MashroomAdapter,
     "mashroom+store": MashroomStoreAdapter,
     "mashroom+exclusive": MashroomExclusiveAdapter,
     "apscheduler": APSchedulerAdapter,
+    "floor": FloorAdapter,
 }

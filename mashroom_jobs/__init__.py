@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .context import PluginContext, PluginContextHolder, check_stop, stop_requested
 from .core.cron import CronSchedule
 from .core.errors import (
@@ -27,8 +28,6 @@ from .service import BackgroundJobService
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BackgroundJob",

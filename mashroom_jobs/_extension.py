@@ -22,7 +22,7 @@ import os
 import re
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .core.errors import MashroomJobsError, StoreError
 from .plugins import PluginLoader
@@ -31,6 +31,7 @@ from .store import default_store_path
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Configurable
 
     from .magics import JobMagics
 
@@ -57,7 +58,7 @@ class _Extension:
 
         shell = self.shell
         service = self.service = _make_service(shell)
-        shell.configurables.append(service)
+        _configurables(shell).append(service)
         self.configurable_added = True
         self.magics = JobMagics(shell, service=service)
         shell.register_magics(self.magics)
@@ -94,9 +95,19 @@ class _Extension:
             _unregister_magics(shell, self.magics)
             self.magics = None
         if self.configurable_added:
-            shell.configurables[:] = [c for c in shell.configurables if c is not service]
+            configurables = _configurables(shell)
+            configurables[:] = [c for c in configurables if c is not service]
             self.configurable_added = False
         self.service = None
+
+
+def _configurables(shell: InteractiveShell) -> list[Configurable]:
+    """``shell.configurables``, which ``%config`` searches.
+
+    IPython infers its type from ``[self]`` as a list of shells; it holds any Configurable
+    (the display formatter, the display hook, and our service).
+    """
+    return cast("list[Configurable]", shell.configurables)
 
 
 _lock = threading.Lock()

@@ -26,8 +26,10 @@ class BackgroundJobs(Protocol):
     """What a job or a plugin reaches through ``context.services.background_jobs``: the
     verbs of :class:`~mashroom_jobs.BackgroundJobService` (which implements it)."""
 
-    def schedule_job(self, name: str, cron_schedule: Any, callback: Callable[..., Any],
-                     **options: Any) -> BackgroundJob: ...
+    # schedule_job(name, cron_schedule, callback, **options): its keyword arguments are
+    # the service's to define, so the protocol types it as any callable returning the job
+    @property
+    def schedule_job(self) -> Callable[..., BackgroundJob]: ...
 
     def unschedule_job(self, name: str) -> None: ...
 

@@ -10,11 +10,13 @@ import ast
 import importlib
 import inspect
 import shlex
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
+from IPython.core import magic as _ipython_magic
+from IPython.core import magic_arguments as _ipython_arguments
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic import Magics, magics_class
 
 from .core.arguments import check_name
 from .core.errors import MashroomJobsError
@@ -24,6 +26,22 @@ if TYPE_CHECKING:
     from .service import BackgroundJobService
 
 __all__ = ["JobMagics"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _Decorator(Protocol):
+    def __call__(self, function: _F, /) -> _F: ...
+
+
+# Each of IPython's magic decorators returns the function it is given (marked as a magic, or
+# with its argument parser attached), which is what these typed names say: the argument
+# decorators are unannotated, and line_magic's annotation covers both of its forms
+# (@line_magic and @line_magic("name")), so its result is a union
+line_magic = cast(_Decorator, _ipython_magic.line_magic)
+cell_magic = cast(_Decorator, _ipython_magic.cell_magic)
+magic_arguments: Callable[[], _Decorator] = _ipython_arguments.magic_arguments
+argument: Callable[..., _Decorator] = _ipython_arguments.argument
 
 
 def _parse(magic: Any, line: str) -> Any:

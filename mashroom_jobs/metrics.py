@@ -17,7 +17,7 @@ import bisect
 import itertools
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .core.records import JobInvocation
@@ -93,12 +93,15 @@ def prometheus_collector(service: Any) -> Any:
     ImportError
         When ``prometheus-client`` is not installed (``pip install 'mashroom-jobs[metrics]'``).
     """
+    from prometheus_client import utils
     from prometheus_client.core import (
         CounterMetricFamily,
         GaugeMetricFamily,
         HistogramMetricFamily,
     )
-    from prometheus_client.utils import floatToGoString
+
+    # prometheus_client's utils are unannotated: the one function used here, typed
+    go_float: Callable[[float], str] = utils.floatToGoString
 
     class _Collector:
         def collect(self) -> Any:
@@ -125,7 +128,7 @@ def prometheus_collector(service: Any) -> Any:
                 "Duration of background job runs", labels=["job"],
             )
             durations = figures["mashroom_background_jobs_duration_seconds"]
-            bounds = [floatToGoString(b) for b in durations["buckets"]]
+            bounds = [go_float(b) for b in durations["buckets"]]
             for job, data in durations["jobs"].items():
                 histogram.add_metric(
                     [job], list(zip(bounds, data["bucket_counts"])), sum_value=data["sum"]

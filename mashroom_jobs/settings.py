@@ -131,7 +131,8 @@ class ServiceSettings(LoggingConfigurable):
             store_location(proposal.value)
         except ValueError as exc:
             raise TraitError(str(exc)) from None
-        return os.fspath(proposal.value)  # a pathlib.Path is kept as its text
+        path: str | os.PathLike[str] = proposal.value
+        return os.fspath(path)  # a pathlib.Path is kept as its text
 
     @validate("store_retention_days")
     def _validate_retention_days(self, proposal: Any) -> float:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .._version import __version__
 from .autoload import AUTOLOAD_BEGIN, AUTOLOAD_END, autoload_command, kernel_config_path
 from .cron import cron_command
 from .dashboard import dashboard_command
@@ -48,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="mashroom-jobs",
         description="Cron background jobs: run background-job plugins, inspect cron expressions.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version of mashroom-jobs and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(

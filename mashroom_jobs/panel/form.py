@@ -56,7 +56,7 @@ class AddJobForm:
 
     def __init__(self, service: BackgroundJobService,
                  callables: Mapping[str, Callable[..., Any]] | None,
-                 on_scheduled: Callable[[], None]) -> None:
+                 on_scheduled: Callable[[], object]) -> None:
         self._service = service
         self._explicit = dict(callables) if callables is not None else None
         self._on_scheduled = on_scheduled

@@ -12,6 +12,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
+from ipywidgets import Layout
 from ipywidgets.widgets.widget_string import HTMLStyle, LabelStyle
 
 from ..core.records import JobState
@@ -41,17 +42,16 @@ class SharedStyles:
     """Layout and style models shared by every row of a panel (bounded model count)."""
 
     def __init__(self) -> None:
-        L = widgets.Layout
-        self.row = L(border_bottom="1px solid var(--jp-border-color2, #ddd)", padding="2px 0")
-        self.line = L(align_items="center", overflow="hidden")
-        self.mark = L(width="1.6em", min_width="1.6em")
-        self.name = L(width="12em", min_width="8em")
-        self.schedule = L(width="20em")
-        self.next = L(width="13em")
-        self.last = L(width="20em")
-        self.counts = L(width="10em", min_width="10em")
-        self.button = L(width="32px", min_width="32px", padding="0")
-        self.detail = L(padding="0 0 4px 2em")
+        self.row = Layout(border_bottom="1px solid var(--jp-border-color2, #ddd)", padding="2px 0")
+        self.line = Layout(align_items="center", overflow="hidden")
+        self.mark = Layout(width="1.6em", min_width="1.6em")
+        self.name = Layout(width="12em", min_width="8em")
+        self.schedule = Layout(width="20em")
+        self.next = Layout(width="13em")
+        self.last = Layout(width="20em")
+        self.counts = Layout(width="10em", min_width="10em")
+        self.button = Layout(width="32px", min_width="32px", padding="0")
+        self.detail = Layout(padding="0 0 4px 2em")
         self.label_style = LabelStyle()
         self.html_style = HTMLStyle()
         self.button_style = widgets.ButtonStyle()

@@ -56,13 +56,13 @@ def recent_runs_html(runs: Sequence[tuple[str | None, JobInvocation]], now: date
             f"</table>")
 
 
-class RecentRuns(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
+class RecentRuns(widgets.VBox):
     """The latest runs of every job of ``service``, newest first, kept current.
 
     Parameters
     ----------
     service : BackgroundJobService
-        Whose :meth:`~BackgroundJobService.history` to show.
+        Whose :meth:`~mashroom_jobs.BackgroundJobService.history` to show.
     limit : int
         How many runs to list (1-500).
     auto_refresh : bool
@@ -87,7 +87,7 @@ class RecentRuns(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._lock = threading.Lock()  # one refresh at a time (the thread, or a caller)
         self.heading = widgets.HTML()
         self.table = widgets.HTML()
-        super().__init__([self.heading, self.table])
+        widgets.VBox.__init__(self, [self.heading, self.table])
         self.add_class("mashroom-jobs-runs")
         self.refresh()
         self._thread: threading.Thread | None = None
@@ -141,7 +141,7 @@ class RecentRuns(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for w in (getattr(self, "heading", None), getattr(self, "table", None)):
             if w is not None:
                 w.close()
-        super().close()
+        widgets.VBox.close(self)
 
     def _title(self) -> str:
         service = self._service

@@ -85,8 +85,9 @@ def display_panel(service: BackgroundJobService) -> JobsPanel:
     return panel
 
 
-class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
-    """A live view of a :class:`BackgroundJobService`: see, run, stop, pause, unschedule, add.
+class JobsPanel(widgets.VBox):
+    """A live view of a :class:`~mashroom_jobs.BackgroundJobService`: see, run, stop, pause,
+    unschedule, add.
 
     Parameters
     ----------
@@ -150,7 +151,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                              lambda step: self.go_to_page(self._pages.page + step))
         self._rows_box = widgets.VBox()
         self.form = AddJobForm(service, callables, self.flush)
-        super().__init__([self.header.box, self._rows_box, self.form.box])
+        widgets.VBox.__init__(self, [self.header.box, self._rows_box, self.form.box])
         self.add_class("mashroom-jobs-panel")
 
         self._changes.attach()
@@ -264,7 +265,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     def close(self) -> None:
         """Detach every observer, stop the flusher and close every widget of the panel."""
         if getattr(self, "_closed", True):  # also guards a half-built panel at GC time
-            super().close()
+            widgets.VBox.close(self)
             return
         with self._flush_lock:
             self._closed = True
@@ -289,7 +290,7 @@ class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         for w in self._owned_widgets():
             w.close()
         layout = self.layout
-        super().close()
+        widgets.VBox.close(self)
         layout.close()
 
     # -- the flusher -------------------------------------------------------------------

@@ -147,10 +147,10 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None,
 
 
 def _executor(executor: object) -> str | None:
-    if executor not in (None, "dask"):
-        raise ValueError(f"executor must be 'dask' (the cluster of dask_address) or None "
-                         f"(the kernel's threads), got {executor!r}")
-    return executor  # type: ignore[return-value]
+    if executor is None or executor == "dask":
+        return "dask" if executor else None
+    raise ValueError(f"executor must be 'dask' (the cluster of dask_address) or None "
+                     f"(the kernel's threads), got {executor!r}")
 
 
 def _config_error(config: Mapping[str, Any], default_timezone: Any,
