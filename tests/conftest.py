@@ -112,3 +112,27 @@ def ip() -> Iterator[Any]:
     yield shell
     _extension.unload_ipython_extension(shell)
     InteractiveShell.clear_instance()
+
+
+# --- selecting the tests that drive time by hand --------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--injected-clock-only", action="store_true",
+        help="skip every test that makes a real clock (SystemClock), so that only tests "
+             "driving time by hand (ManualClock) run: to measure what the behaviour suite "
+             "covers of the run path (scripts/injected_clock_coverage.sh)")
+
+
+@pytest.fixture(autouse=True)
+def _injected_clock_only(request: pytest.FixtureRequest,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    if not request.config.getoption("--injected-clock-only"):
+        return
+    from mashroom_jobs.core.clock import SystemClock
+
+    def refuse(cls: type, *args: Any, **kwargs: Any) -> Any:
+        pytest.skip("uses the real clock")
+
+    monkeypatch.setattr(SystemClock, "__new__", refuse)

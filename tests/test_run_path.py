@@ -343,3 +343,273 @@ def test_the_collector_is_paused_only_while_a_batch_is_decided(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+# --- the batch, the claims and the ring, on the injected clock ---------------------------
+
+
+def test_a_callback_that_blocks_does_not_hold_up_the_fires_after_it(
+    clock: ManualClock, service: BackgroundJobService, gate: threading.Event
+) -> None:
+    ran: list[str] = []
+    blocker = service.schedule_job("a-blocker", "* * * * *", lambda: gate.wait(60))
+    others = [service.schedule_job(f"b{i}", "* * * * *", lambda i=i: ran.append(f"b{i}"))
+              for i in range(5)]
+    clock.advance(60)  # the batch's thread runs the blocker itself; a standby takes the rest
+    assert wait_for(lambda: len(ran) == 5)
+    assert wait_for(lambda: [job.run_count for job in others] == [1] * 5)
+    assert blocker.running
+    gate.set()
+    assert service.wait_until_idle(WAIT) and blocker.run_count == 1
+
+
+class SlowClaimer:
+    """A shared store whose first claim takes until ``release`` is set."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.release = threading.Event()
+
+    def claim(self, job: str, scheduled_for: datetime) -> str | None:
+        return self.claim_many([(job, scheduled_for)])[0]
+
+    def claim_many(self, fires: Any) -> list[str | None]:
+        self.calls.append([job for job, _ in fires])
+        if len(self.calls) == 1:
+            self.release.wait(WAIT)
+        return [None if job.startswith("mine") else "vm pid 9" for job, _ in fires]
+
+
+def test_exclusive_fires_are_claimed_once_each_even_while_a_claim_hangs(
+    clock: ManualClock,
+) -> None:
+    from mashroom_jobs.core.events import EventBus
+    from mashroom_jobs.core.runner import Runner
+    from mashroom_jobs.core.runtime import JobRuntime, JobSpec
+    from mashroom_jobs.core.specs import check_job
+
+    claimer = SlowClaimer()
+    runner = Runner(clock, EventBus(), claimer=claimer)
+    ran: list[str] = []
+
+    def job(name: str, expression: str) -> JobRuntime:
+        spec: JobSpec = check_job(
+            name, expression, lambda: ran.append(name), default_zone="UTC", timezone=None,
+            invoke_immediately=False, overlap="skip", executor=None,
+            where=lambda _: (None, None), timeout=None, retries=0, retry_delay=30.0,
+            exclusive=True)
+        runtime = JobRuntime(spec, 20)
+        runner.add(runtime)
+        return runtime
+
+    try:
+        first = job("mine-1", "* * * * *")
+        later = [job("mine-2", "*/2 * * * *"), job("theirs", "*/2 * * * *")]
+        clock.advance(60)  # 00:01: mine-1's claim hangs in the store
+        assert wait_for(lambda: len(claimer.calls) == 1)
+        clock.advance(60)  # 00:02: two fires queue behind it (mine-1's own is skipped)
+        claimer.release.set()
+        assert runner.wait_idle(WAIT)
+        # each fire claimed once (those queued by the time a worker got to them, together)
+        assert claimer.calls[0] == ["mine-1"]
+        assert sorted(sum(claimer.calls[1:], [])) == ["mine-2", "theirs"]
+        assert sorted(ran) == ["mine-1", "mine-2"]
+        assert [r.outcome for r in later[1].history] == [Outcome.ELSEWHERE]
+        assert later[1].history[0].origin == "vm pid 9"
+        assert first.run_count == 1 and first.skip_count == 1
+    finally:
+        claimer.release.set()
+        runner.stop_all([], True, WAIT + time_monotonic(), None)
+
+
+def time_monotonic() -> float:
+    import time
+
+    return time.monotonic()
+
+
+def test_a_smaller_history_size_keeps_each_jobs_newest_runs(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    job = service.schedule_job("j", "* * * * *", lambda: print("hello"))
+    for _ in range(5):
+        clock.advance(60)
+        assert service.wait_until_idle(WAIT)
+    service.history_size = 2
+    clock.advance(60)
+    assert service.wait_until_idle(WAIT)
+    assert [r.scheduled_for.minute for r in job.history if r.scheduled_for] == [5, 6]
+    assert [r.output for r in job.history] == ["hello\n", "hello\n"]
+    assert service.history("j", 10)[0].scheduled_for.minute == 6
+
+
+def test_the_stop_flag_outside_a_run_is_never_set() -> None:
+    import mashroom_jobs
+
+    flag = mashroom_jobs.stop_requested()
+    assert not flag and not flag.is_set() and flag.wait(0) is False
+    mashroom_jobs.check_stop()  # raises nothing outside a run
+
+
+def test_a_watched_job_publishes_its_skipped_fire(
+    clock: ManualClock, service: BackgroundJobService, gate: threading.Event
+) -> None:
+    job = service.schedule_job("slow", "* * * * *", lambda: gate.wait(60))
+    seen: list[tuple[bool, int]] = []
+    job.observe(lambda change: seen.append((change.new.running, change.new.skip_count)),
+                names="state")
+    clock.advance(60)
+    assert wait_for(lambda: job.running)
+    clock.advance(1)  # "running" is published once the run has lasted a moment
+    assert wait_for(lambda: (True, 0) in seen)
+    clock.advance(59)  # the next fire finds the run still going: skipped, and published
+    assert wait_for(lambda: (True, 1) in seen)
+    gate.set()
+    assert service.wait_until_idle(WAIT)
+    assert wait_for(lambda: seen[-1] == (False, 1))
+
+
+def test_records_say_how_they_ended_in_their_repr() -> None:
+    when = datetime(2026, 1, 1, 9, tzinfo=UTC)
+
+    def record(outcome: Outcome, **more: Any) -> str:
+        return repr(JobInvocation(timestamp=when, scheduled_for=when, trigger="schedule",
+                                  execution_time_ms=1.5, outcome=outcome, **more))
+
+    assert record(Outcome.OK) == "<JobInvocation schedule at 2026-01-01T09:00:00+00:00 1.5 ms ok>"
+    assert record(Outcome.FAILED, error_message="ValueError: x", attempt=2).endswith(
+        "attempt 2 at 2026-01-01T09:00:00+00:00 1.5 ms failed: ValueError: x>")
+    assert record(Outcome.ELSEWHERE, origin="vm pid 7").endswith("ran elsewhere (vm pid 7)>")
+    assert record(Outcome.SKIPPED).endswith("ms skipped>")
+    assert str(Outcome.TIMED_OUT) == "timed out" and Outcome("missed") is Outcome.MISSED
+
+
+def test_a_stopped_coroutine_is_cancelled_and_a_run_ending_in_its_grace_is_not_abandoned(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    started = threading.Event()
+
+    async def sleeper() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job = service.schedule_job("sleeper", "0 0 1 1 *", sleeper)
+    future = job.invoke_now()
+    assert started.wait(WAIT)
+    assert job.stop() == 1
+    assert future.result(WAIT).outcome is Outcome.STOPPED  # cancelled at its await
+    clock.advance(service.stop_grace)  # the grace passes with nothing left to give up on
+    assert service.abandoned_runs == 0
+
+
+class LocalCluster:
+    """A remote backend that runs calls here, and whose cluster cannot be reached to claim."""
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool = ThreadPoolExecutor(1)
+        self.claimer = self
+
+    def claim(self, job: str, scheduled_for: datetime) -> str | None:
+        from mashroom_jobs import StoreUnavailableError
+
+        raise StoreUnavailableError("the scheduler did not answer")
+
+    def claim_many(self, fires: Any) -> list[str | None]:
+        raise AssertionError("a cluster claims one fire at a time")
+
+    def submit(self, call: Any, key: str) -> Any:
+        from mashroom_jobs.core.remote import execute
+
+        return self.pool.submit(execute, call, "local worker")
+
+    def describe_failure(self, error: BaseException) -> str:
+        return f"failed on the cluster: {error}"
+
+
+def test_a_fire_whose_cluster_cannot_claim_it_runs_anyway_and_says_so(
+    clock: ManualClock, service: BackgroundJobService
+) -> None:
+    cluster = LocalCluster()
+    service._backends.resolve = lambda executor: (None, cluster)  # type: ignore[method-assign]
+    try:
+        job = service.schedule_job("report", "* * * * *", lambda: print("done"),
+                                   executor=cluster, exclusive=True)
+        clock.advance(60)
+        assert service.wait_until_idle(WAIT)
+        record = job.last_invocation
+        assert record is not None and record.outcome is Outcome.OK
+        assert record.worker == "local worker"
+        assert record.output == ("[mashroom-jobs] cluster unavailable, ran without claim: "
+                                 "the scheduler did not answer\ndone\n")
+    finally:
+        cluster.pool.shutdown()
+
+
+# --- the parts, each alone with the callables it is given ---------------------------------
+
+
+def _stopped_timer(*args: Any) -> Any:
+    raise RuntimeError("the timer was stopped")
+
+
+def _a_run(clock: ManualClock, **spec: Any) -> Any:
+    from mashroom_jobs.core.runtime import JobRuntime
+    from mashroom_jobs.core.specs import check_job
+
+    options: dict[str, Any] = {"timeout": None, **spec}
+    runtime = JobRuntime(check_job(
+        "j", None, lambda: None, default_zone="UTC", timezone=None, invoke_immediately=False,
+        overlap="skip", executor=None, where=lambda _: (None, None), retries=0,
+        retry_delay=30.0, exclusive=False, **options), 20)
+    return runtime, runtime.admit("manual")
+
+
+def test_the_claim_queue_refuses_its_fires_once_its_pool_is_shut_down() -> None:
+    from mashroom_jobs.core.claims import ClaimQueue
+
+    refused: list[tuple[str, str]] = []
+    queue: ClaimQueue[str] = ClaimQueue(lambda fires: [None] * len(fires), _stopped_timer,
+                                        lambda *a: None, lambda item, error: refused.append(
+                                            (item, str(error))))
+    queue.queue("a run", ("j", datetime(2026, 1, 1, tzinfo=UTC)))
+    assert refused == [("a run", "the timer was stopped")]
+    queue.claim_queued()  # nothing left queued: nothing claimed
+
+
+def test_the_watchdog_does_nothing_once_the_timer_stopped_and_spares_runs_that_ended(
+    clock: ManualClock,
+) -> None:
+    from mashroom_jobs.core._watchdog import Watchdog
+
+    given_up: list[Any] = []
+    dog = Watchdog(_stopped_timer, 1.0, end_queued=given_up.append, abandon=given_up.append)
+    runtime, run = _a_run(clock, timeout=5.0)
+    runtime.begin(run)
+    dog.watch(run)  # the timer stopped: no timeout armed, nothing raised
+    dog.request_stop(run, "stopped", by_user=True)
+    assert run.watch is None and run.stop_reason == "stopped"
+    runtime.returned(run)
+    dog._give_up(run)  # the grace ends after the run did: nothing to give up on
+    assert given_up == [] and dog.abandoned == 0
+
+
+def test_the_publisher_stays_quiet_once_the_pool_and_timer_are_gone(
+    clock: ManualClock,
+) -> None:
+    from mashroom_jobs.core._publishing import StatePublisher
+
+    heard: list[Any] = []
+    bus = EventBus()
+    bus.subscribe(heard.append, StateChanged)
+    publisher = StatePublisher(bus, _stopped_timer, _stopped_timer)
+    runtime, run = _a_run(clock)
+    runtime.watched = True
+    publisher.publish_later(runtime)  # the pool is gone: no publication queued
+    publisher.soon(runtime)  # the timer is gone: "running" is never published
+    publisher._hand_over_running()
+    publisher.publish(runtime, unless_pending=True)  # a run is pending: its end will publish
+    assert heard == []
+    publisher.publish(runtime)
+    assert [event.state.paused for event in heard] == [False]
