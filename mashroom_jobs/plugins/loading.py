@@ -134,7 +134,7 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None,
     zone = resolve_zone(config.get("timezone") or default_timezone)
     return {
         "cron_schedule": (CronSchedule(cron, zone, name=name)
-                          if cron is not None and cron.strip() else None),
+                          if cron is not None and cron != "" else None),
         "invoke_immediately": check_flag(config.get("invoke_immediately", False),
                                          "invoke_immediately"),
         "overlap": check_choice(config.get("overlap", "skip"), "overlap", ("skip", "allow")),
