@@ -184,8 +184,9 @@ class RunWriter:
                 self._insert(conn, batch)
                 delay = 0.05
             except sqlite3.Error as exc:  # locked by another process, disk full...: retry
-                self._warn("mashroom-jobs: cannot write %d runs to the job store %s yet (%s); "
-                           "retrying", self.pending, self.path, exc)
+                pending = self.pending
+                self._warn("mashroom-jobs: cannot write %d run%s to the job store %s yet (%s); "
+                           "retrying", pending, "s" if pending != 1 else "", self.path, exc)
                 if self._closing.is_set() and time.monotonic() >= self._close_deadline:
                     return False
                 time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
