@@ -179,7 +179,9 @@ def test_plugins_lists_schedules_descriptions_next_fire_times_and_errors(
     env = plugin_dists.env(plugin_dists.example, plugin_dists.broken)
     config = _config(tmp_path, "c.BackgroundJobService.timezone = 'UTC'\n")
     result = _run("plugins", "--config", config, env=env)
-    assert result.returncode == 0, result.stderr
+    # broken plugins: exit status 1, so that a CI check can use it (issue 25)
+    assert result.returncode == 1, result.stderr
+    assert "cannot be loaded: 'Broken import', 'Broken schedule'" in result.stderr
     out = result.stdout
     assert "Example heartbeat  found     */5 * * * *\n      Every 5 minutes\n" in out
     assert len(re.findall(r"next: \d{4}-\d\d-\d\d \d\d:\d[05]:00 UTC", out)) == 3
@@ -235,8 +237,22 @@ def test_plugins_says_the_schedule_of_an_unimportable_plugin_is_unknown(
     plugin_dists: Any, tmp_path: Path
 ) -> None:
     result = _run("plugins", env=plugin_dists.env(plugin_dists.broken))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert _plugin_rows(result.stdout)["Broken import"] == ["error", "(unknown)"]
+
+
+def test_plugins_says_which_configured_names_are_not_installed_and_exits_1(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, (
+        "c.BackgroundJobService.plugin_config = {'Example hearbeat': {'timeout': 5}}\n"
+        "c.BackgroundJobService.disabled_plugins = ['Nothing like it']\n"))
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 1
+    assert ("plugin_config names 'Example hearbeat', which is not an installed background-job "
+            "plugin; did you mean 'Example heartbeat'?") in result.stderr
+    assert ("disabled_plugins names 'Nothing like it', which is not an installed "
+            "background-job plugin; installed: 'Example heartbeat'") in result.stderr
 
 
 # --- run -------------------------------------------------------------------------------------
