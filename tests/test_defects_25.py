@@ -192,3 +192,283 @@ def test_the_form_schedules_nothing_until_a_function_is_chosen(
     finally:
         panel.close()
         Widget.close_all()
+
+
+# --- 3. one bad setting disabled the whole extension -------------------------------------------
+
+
+@pytest.fixture
+def configured_shell() -> Any:
+    """A real InteractiveShell made with a config (the ``ip`` fixture's has none)."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from mashroom_jobs import _extension
+
+    shells: list[Any] = []
+
+    def make(config: Any) -> Any:
+        shells.append(InteractiveShell.instance(config=config))
+        return shells[-1]
+
+    yield make
+    for shell in shells:
+        _extension.unload_ipython_extension(shell)
+    InteractiveShell.clear_instance()
+
+
+def test_a_bad_setting_in_the_kernel_config_is_one_warning_and_the_extension_loads(
+    configured_shell: Any, capfd: pytest.CaptureFixture[str],
+) -> None:
+    from traitlets.config import Config
+
+    import mashroom_jobs
+
+    config = Config()
+    config.BackgroundJobService.timezone = "Europe/Viena"
+    config.BackgroundJobService.store = 5
+    config.BackgroundJobService.history_size = 7
+    shell = configured_shell(config)
+    shell.run_line_magic("load_ext", "mashroom_jobs")
+
+    service = mashroom_jobs.get_service()
+    assert "jobs" in shell.magics_manager.magics["line"]  # the magics are there
+    assert service.timezone == "" and service.history_size == 7  # the good one applies
+    assert service.store_path is not None  # the default store, not none
+    err = capfd.readouterr().err
+    assert err.count("is not valid") == 2, err
+    assert ("c.BackgroundJobService.timezone = 'Europe/Viena' is not valid (Invalid time zone "
+            "'Europe/Viena'") in err
+    assert "the default ('') is used instead" in err
+    assert "c.BackgroundJobService.store = 5 is not valid" in err
+    assert "the default store is used instead" in err
+    assert "Traceback" not in err
+
+
+# --- 18. one rejected %config sent every later failure into the running cell ------------------
+
+
+def test_library_records_reach_the_kernels_log_never_a_handler_of_the_root_logger(
+    ip: Any, capfd: pytest.CaptureFixture[str],
+) -> None:
+    import io
+    import logging
+
+    import mashroom_jobs
+
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    cell = io.StringIO()  # what IPython's logging.error after a rejected %config installs
+    root_handler = logging.StreamHandler(cell)
+    logging.getLogger().addHandler(root_handler)
+    try:
+        ip.run_line_magic("config", 'BackgroundJobService.timezone = "Mars/X"')
+        service = mashroom_jobs.get_service()
+        run = service.schedule_job("bad", None, lambda: 1 / 0)
+        assert service.wait_until_idle(5) and run.last_invocation is not None
+        assert "Background job 'bad' failed" not in cell.getvalue()
+        assert "Background job 'bad' failed: ZeroDivisionError" in capfd.readouterr().err
+    finally:
+        logging.getLogger().removeHandler(root_handler)
+    ip.run_line_magic("unload_ext", "mashroom_jobs")
+    assert logging.getLogger("mashroom_jobs").propagate  # given back
+    assert logging.getLogger("mashroom_jobs").handlers == []
+
+
+def test_in_a_kernel_library_records_go_to_the_kernels_own_log_handlers(ip: Any) -> None:
+    import logging
+    from types import SimpleNamespace
+
+    import mashroom_jobs
+
+    received: list[logging.LogRecord] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            received.append(record)
+
+    kernel_log = logging.getLogger("test-kernel-app")
+    recorder = Recorder()
+    kernel_log.addHandler(recorder)
+    ip.kernel = SimpleNamespace(log=kernel_log)  # an ipykernel's kernel, as far as logs go
+    try:
+        ip.run_line_magic("load_ext", "mashroom_jobs")
+        service = mashroom_jobs.get_service()
+        service.schedule_job("bad", None, lambda: 1 / 0)
+        assert service.wait_until_idle(5)
+        assert any(r.getMessage().startswith("Background job 'bad' failed")
+                   for r in received)
+    finally:
+        ip.run_line_magic("unload_ext", "mashroom_jobs")
+        del ip.kernel
+        kernel_log.removeHandler(recorder)
+
+
+# --- 19. typos in plugin settings were silent --------------------------------------------------
+
+
+def test_plugin_settings_naming_no_installed_plugin_are_warned_about(
+    installed_plugins: Any, ip: Any, capfd: pytest.CaptureFixture[str],
+) -> None:
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    import mashroom_jobs
+
+    service = mashroom_jobs.get_service()
+    capfd.readouterr()
+    service.plugin_config = {"Example hearbeat": {"timeout": 5}}
+    err = capfd.readouterr().err
+    assert ("plugin_config names 'Example hearbeat', which is not an installed background-job "
+            "plugin; did you mean 'Example heartbeat'?") in err
+
+
+def test_failing_plugins_are_said_on_load_in_terminal_ipython(
+    installed_plugins: Any, ip: Any, capfd: pytest.CaptureFixture[str],
+) -> None:
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    err = capfd.readouterr().err
+    for name in ("Broken bootstrap", "Broken callback", "Broken import", "Broken schedule"):
+        assert f"Background job plugin {name!r} failed" in err, err
+
+
+# --- 12. store paths --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("{tmp}/newdir/", "names a folder: give a file in it, such as '{tmp}/newdir/store.sqlite'"),
+        ("file:{tmp}/f.sqlite", "is a file: URI, which would be read as a folder named 'file:': "
+                                "give the path itself ('{tmp}/f.sqlite')"),
+        ("file://{tmp}/f.sqlite", "give the path itself ('{tmp}/f.sqlite')"),
+        ("{tmp}/" + "a" * 300, "is 300 bytes long; the file system allows at most 255"),
+    ],
+    ids=["trailing-slash", "file-uri", "file-uri-slashes", "long-name"],
+)
+def test_store_paths_that_name_no_usable_file_say_why(
+    tmp_path: Any, path: str, message: str,
+) -> None:
+    from mashroom_jobs import StoreError
+    from mashroom_jobs.store import SQLiteStore
+
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(path.format(tmp=tmp_path))
+    assert message.format(tmp=tmp_path) in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing made on the way
+
+
+# --- 15. the command line and the magics -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cron", "H H * * *"], "H is hashed from the job's name: give --name NAME"),
+        (["cron", "0", "9", "*", "*", "1"],
+         "the expression is one argument, got 5 ('0 9 * * 1'): quote it, as in "
+         "mashroom-jobs cron \"0 9 * * 1\""),
+        (["run", "--store", ""], "names no file: give a path, or none to keep runs in memory"),
+        (["history", "--store", ":memory:"], "use none to keep runs in this process's memory"),
+    ],
+    ids=["h-without-name", "unquoted", "empty-store", "memory-store"],
+)
+def test_command_line_errors_speak_the_command_lines_words(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mashroom_jobs.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err, err
+    assert "CronSchedule(" not in err and "or None" not in err
+
+
+@pytest.mark.parametrize(
+    ("kind", "magic", "line"),
+    [("line", "schedule", "--help"), ("cell", "schedule", "-h"),
+     ("line", "unschedule", "--help"), ("line", "jobs", "--help")],
+    ids=["schedule-line", "schedule-cell", "unschedule", "jobs"],
+)
+def test_magics_print_their_help_for_help(
+    ip: Any, kind: str, magic: str, line: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    import mashroom_jobs
+
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    jobs = mashroom_jobs.get_service().jobs
+    if kind == "line":
+        ip.run_line_magic(magic, line)
+    else:
+        ip.run_cell_magic(magic, line, "print('not scheduled')\n")
+    out = capsys.readouterr().out
+    assert out.startswith(f"  %{'%' if kind == 'cell' else ''}{magic}") or \
+        out.startswith("Unschedule the job NAME"), out
+    assert mashroom_jobs.get_service().jobs == jobs  # help only: nothing scheduled or removed
+
+
+def test_schedule_as_a_line_magic_points_to_the_cell_magic(ip: Any) -> None:
+    from IPython.core.error import UsageError
+
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    with pytest.raises(UsageError, match="takes the job's code as a cell body"):
+        ip.run_line_magic("schedule", "nightly '0 2 * * *'")
+
+
+def test_the_writers_warning_counts_one_run_in_the_singular(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import sqlite3
+
+    from mashroom_jobs.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite", batch_delay=0)
+    other = sqlite3.connect(tmp_path / "s.sqlite", timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another process writes: the writer must wait
+    try:
+        with caplog.at_level(logging.WARNING, logger="mashroom_jobs.store"):
+            store.record("j", _invocation())
+            from mashroom_jobs.testing import wait_for
+
+            assert wait_for(lambda: caplog.records, timeout=10)
+        assert "cannot write 1 run to the job store" in caplog.records[0].getMessage()
+    finally:
+        other.rollback()
+        other.close()
+        assert store.close(5)
+
+
+def _invocation() -> Any:
+    from mashroom_jobs import JobInvocation
+
+    return JobInvocation(datetime(2026, 1, 1, tzinfo=UTC), None, "manual", 1.0, True, job="j")
+
+
+# --- 17. history printed escape sequences and misaligned wide names ---------------------------
+
+
+def test_history_shows_escape_sequences_and_aligns_wide_names(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from wcwidth import wcswidth
+
+    from mashroom_jobs.cli import main
+
+    path = str(tmp_path / "s.sqlite")
+    service = BackgroundJobService(store=path)
+
+    def bad() -> None:
+        raise ValueError("\x1b[31mred\x1b]0;title\x07")
+
+    for name, callback in (("日本語のジョブ", bad), ("emoji 🎉", noop), ("plain", noop)):
+        service.schedule_job(name, None, callback)
+    assert service.wait_until_idle(5)
+    service.shutdown()
+    assert main(["history", "--store", path]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert "\x1b" not in "\n".join(lines) and "\x07" not in "\n".join(lines)
+    assert any("ValueError: \\x1b[31mred\\x1b]0;title\\x07" in line for line in lines)
+    # each column starts at the same display column on every line
+    starts = {wcswidth(line[:line.index("immediate" if "immediate" in line else "trigger")])
+              for line in lines}
+    assert len(starts) == 1, lines
