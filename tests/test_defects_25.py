@@ -273,11 +273,18 @@ def test_library_records_reach_the_kernels_log_never_a_handler_of_the_root_logge
     assert logging.getLogger("mashroom_jobs").handlers == []
 
 
-def test_in_a_kernel_library_records_go_to_the_kernels_own_log_handlers(ip: Any) -> None:
+def test_in_a_kernel_library_records_go_to_the_kernels_own_log_handlers(
+    ip: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import logging
     from types import SimpleNamespace
 
     import mashroom_jobs
+    from mashroom_jobs import _extension
+
+    # (reading a kernel's id imports ipykernel, which changes how widgets open their comms
+    # for the rest of the session)
+    monkeypatch.setattr(_extension, "kernel_id", lambda shell: None)
 
     received: list[logging.LogRecord] = []
 
@@ -360,7 +367,7 @@ def test_store_paths_that_name_no_usable_file_say_why(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["cron", "H H * * *"], "H is hashed from the job's name: give --name NAME"),
+        (["cron", "H H * * *"], "H needs the job's name: give --name NAME"),
         (["cron", "0", "9", "*", "*", "1"],
          "the expression is one argument, got 5 ('0 9 * * 1'): quote it, as in "
          "mashroom-jobs cron \"0 9 * * 1\""),

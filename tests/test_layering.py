@@ -18,7 +18,7 @@ LAYERS = {
     "service": 3,
     "plugins": 4,
     "panel": 5, "dashboards": 5,
-    "magics": 6, "cli": 6,
+    "magics": 6, "cli": 6, "_kernel_hooks": 6,
     "_extension": 7,
     "__init__": 8, "__main__": 8,
 }

@@ -26,7 +26,7 @@ def cron_command(args: argparse.Namespace) -> int:
     except MashroomJobsError as exc:
         text = str(exc)
         if text.endswith(H_NEEDS_NAME):  # the command's spelling of the name
-            text = text[:-len(H_NEEDS_NAME)] + "H is hashed from the job's name: give --name NAME"
+            text = text[:-len(H_NEEDS_NAME)] + "H needs the job's name: give --name NAME"
         raise UsageFailure(text) from None
     if args.start is None:
         start = datetime.now(zone)
