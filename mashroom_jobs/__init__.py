@@ -13,6 +13,7 @@ from .core.cron import CronSchedule
 from .core.errors import (
     InvalidCronExpressionError,
     InvalidTimezoneError,
+    JobInputError,
     JobNotScheduledError,
     JobStopped,
     MashroomJobsError,
@@ -34,6 +35,7 @@ __all__ = [
     "CronSchedule",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",
+    "JobInputError",
     "JobInvocation",
     "JobNotScheduledError",
     "JobState",

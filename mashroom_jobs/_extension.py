@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
+from ._kernel_hooks import KernelHooks
 from .core.errors import MashroomJobsError, StoreError
 from .plugins import PluginLoader
 from .service import BackgroundJobService
@@ -51,6 +52,7 @@ class _Extension:
         self.configurable_added = False
         self.formatter: Any = None
         self.log_handler: logging.Handler | None = None
+        self.hooks: KernelHooks | None = None
 
     def load(self) -> None:
         from .magics import JobMagics
@@ -68,6 +70,9 @@ class _Extension:
         if formatter is not None:
             formatter.for_type(BackgroundJobService, _panel_bundle)
             self.formatter = formatter
+        # a job's display() and input() must not reach a cell either (see _kernel_hooks)
+        self.hooks = KernelHooks(shell)
+        self.hooks.install()
         self.loader = PluginLoader(service)
         self.loader.load()  # never raises because of a plugin
 
@@ -80,6 +85,9 @@ class _Extension:
             service.unschedule_all()
             service.shutdown(wait=True, timeout=SHUTDOWN_TIMEOUT)
         self.loader = None
+        if self.hooks is not None:
+            self.hooks.uninstall()
+            self.hooks = None
         if self.formatter is not None:
             self.formatter.pop(BackgroundJobService, None)
             self.formatter = None
