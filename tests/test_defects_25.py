@@ -479,3 +479,35 @@ def test_history_shows_escape_sequences_and_aligns_wide_names(
     starts = {wcswidth(line[:line.index("immediate" if "immediate" in line else "trigger")])
               for line in lines}
     assert len(starts) == 1, lines
+
+
+# --- 4. the store deleted under a running process (real processes: test_store_processes) -----
+
+
+def test_a_deleted_store_is_reopened_before_the_next_write_with_one_warning(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import os
+
+    from mashroom_jobs.store import SQLiteStore
+
+    path = str(tmp_path / "s.sqlite")
+    store = SQLiteStore(path, batch_delay=0, check_interval=3600)  # checks before writes
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        with caplog.at_level(logging.WARNING, logger="mashroom_jobs.store"):
+            for _ in range(2):
+                store.record("j", _invocation())
+                assert store.flush(10)
+        assert store.reopened == 1 and store.count("j") == 2  # both in the new file
+        assert [r.getMessage() for r in caplog.records
+                if "deleted or replaced" in r.getMessage()] == [
+            f"mashroom-jobs: the job store {path} was deleted or replaced while this process "
+            f"used it: it is opened again, so that this process shares its claims with the "
+            f"others again (the runs it wrote in the last moments went to the old file)"]
+        assert store.claim("j", datetime(2026, 1, 1, tzinfo=UTC)) is None
+    finally:
+        store.close()

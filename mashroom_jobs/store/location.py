@@ -177,6 +177,16 @@ def default_store_path(mounts: str = "/proc/mounts") -> str:
     return local
 
 
+def file_identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path``, None when there is none: a file
+    deleted and made anew at the same path has another."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
+
+
 def make_origin(kernel_id: str | None = None) -> str:
     """Who this process is in the store: ``host pid 1234``, with `` kernel ID`` in a kernel."""
     origin = f"{socket.gethostname()} pid {os.getpid()}"

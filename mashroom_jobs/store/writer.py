@@ -54,16 +54,25 @@ class RunWriter:
         Seconds between calls of ``prune`` (the first comes a minute after :meth:`start`).
     prune : callable
         The store's prune, called in the writer thread; it takes :meth:`connection`.
+    check : callable, optional
+        Called in the writer thread, outside the writer's lock, before each batch and at
+        least every ``check_interval`` seconds: the store's check that its file is still
+        the one at its path (see :meth:`SQLiteStore.check_file`).
+    check_interval : float
+        Seconds between two calls of ``check`` while no run comes.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: str, origin: str, *,
                  batch_delay: float, prune_interval: float,
-                 prune: Callable[[], object]) -> None:
+                 prune: Callable[[], object], check: Callable[[], object] | None = None,
+                 check_interval: float = 1.0) -> None:
         self.path = path
         self.origin = origin
         self.batch_delay = batch_delay
         self.prune_interval = prune_interval
+        self.check_interval = check_interval
         self._prune = prune
+        self._check = check
         self._conn = conn
         self._write_lock = threading.Lock()  # the writer's connection: the writer, prune()
         # Runs move queue -> _writing -> committed; _mark_lock makes each move atomic for
@@ -135,19 +144,34 @@ class RunWriter:
         with self._write_lock:
             yield self._conn
 
+    def replace_connection(self, conn: sqlite3.Connection) -> None:
+        """Write from now on through ``conn`` (the store reopened its file); the old
+        connection is closed."""
+        with self._write_lock:
+            old, self._conn = self._conn, conn
+        try:
+            old.close()
+        except sqlite3.Error:
+            pass
+
     # -- the thread --------------------------------------------------------------------------
 
     def _write_loop(self) -> None:
-        conn = self._conn
         next_prune = time.monotonic() + min(60.0, self.prune_interval)
+        next_check = time.monotonic() + self.check_interval
         try:
             while True:
-                self._wake.wait(max(0.0, next_prune - time.monotonic()))
+                wake_at = next_prune if self._check is None else min(next_prune, next_check)
+                self._wake.wait(max(0.0, wake_at - time.monotonic()))
                 if self._queue and not self._closing.is_set():
                     self._hurry.wait(self.batch_delay)  # let the rest of a batch of fires in
                 self._wake.clear()
                 self._hurry.clear()
-                drained = self._drain(conn)
+                if self._check is not None and (self._queue or
+                                                time.monotonic() >= next_check):
+                    next_check = time.monotonic() + self.check_interval
+                    self._checked()
+                drained = self._drain()
                 if self._closing.is_set() and (drained or
                                                time.monotonic() >= self._close_deadline):
                     break
@@ -162,13 +186,21 @@ class RunWriter:
             log.exception("mashroom-jobs: the job store's writer thread failed")
         finally:
             with self._write_lock:
+                conn = self._conn
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 except sqlite3.Error:
                     pass
                 conn.close()
 
-    def _drain(self, conn: sqlite3.Connection) -> bool:
+    def _checked(self) -> None:
+        assert self._check is not None
+        try:
+            self._check()
+        except Exception:  # a check must never stop the writing
+            log.exception("mashroom-jobs: checking the job store file %s failed", self.path)
+
+    def _drain(self) -> bool:
         """Write queued runs until none is left; False when closing cut it short."""
         delay = 0.05
         while True:
@@ -181,7 +213,7 @@ class RunWriter:
                     self._writing = [self._queue.popleft() for _ in range(n)]
                 batch = self._writing
             try:
-                self._insert(conn, batch)
+                self._insert(batch)
                 delay = 0.05
             except sqlite3.Error as exc:  # locked by another process, disk full...: retry
                 pending = self.pending
@@ -192,8 +224,9 @@ class RunWriter:
                 time.sleep(min(delay, max(0.0, self._close_deadline - time.monotonic())))
                 delay = min(delay * 2, 1.0)
 
-    def _insert(self, conn: sqlite3.Connection, batch: list[tuple[str, JobInvocation]]) -> None:
+    def _insert(self, batch: list[tuple[str, JobInvocation]]) -> None:
         with self._write_lock:
+            conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # rows made one at a time as SQLite takes them: no list of 1,000 tuples
