@@ -511,3 +511,63 @@ def test_a_deleted_store_is_reopened_before_the_next_write_with_one_warning(
         assert store.claim("j", datetime(2026, 1, 1, tzinfo=UTC)) is None
     finally:
         store.close()
+
+
+# --- 7. big outputs: the writer's batches and its queue are bounded in characters too ---------
+
+
+def _big_run(index: int, size: int = 90_000) -> Any:
+    from mashroom_jobs import JobInvocation
+
+    return JobInvocation(datetime(2026, 1, 1, tzinfo=UTC), None, "manual", 1.0, True,
+                         output=f"{index}" + "x" * size, job="big")
+
+
+def test_big_outputs_are_written_in_batches_of_bounded_size(tmp_path: Any) -> None:
+    from mashroom_jobs.store import MAX_BATCH_CHARS, SQLiteStore
+
+    # the writer waits (batch_delay) until flush() hurries it: one queue of 100 runs of
+    # 90 KB, which was one 9 MB transaction (5,000 such runs: 450 MB, written after 2.9 s)
+    store = SQLiteStore(tmp_path / "s.sqlite", batch_delay=60)
+    try:
+        for i in range(100):
+            store.record("big", _big_run(i))
+        assert store.flush(30)
+        assert store.commits >= 100 * 90_000 // MAX_BATCH_CHARS + 1 >= 2
+        assert store.count("big") == 100 and store.shed == 0
+    finally:
+        store.close()
+
+
+def test_a_writer_that_falls_behind_stores_runs_without_output_instead_of_growing(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+    import sqlite3
+
+    from mashroom_jobs.store import SQLiteStore
+
+    path = tmp_path / "s.sqlite"
+    store = SQLiteStore(path, batch_delay=0, max_pending_chars=1_000_000)
+    other = sqlite3.connect(path, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the store: nothing is written
+    try:
+        with caplog.at_level(logging.WARNING, logger="mashroom_jobs.store"):
+            for i in range(30):  # 2.7 MB of output for a queue of 1 MB
+                store.record("big", _big_run(i))
+        assert store.shed == 30 - 1_000_000 // 90_001
+    finally:
+        other.rollback()
+        other.close()
+    try:
+        assert store.flush(30)
+        runs = store.history("big", limit=100)
+        assert len(runs) == 30  # every run is stored; the late ones without their output
+        kept = [r for r in runs if r.output.endswith("x" * 100)]
+        assert len(kept) == 1_000_000 // 90_001
+        assert all(r.output.startswith("[not stored: the job store fell behind")
+                   for r in runs if r not in kept)
+        assert any("fell 1 MB behind the runs' output" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        store.close()

@@ -27,7 +27,7 @@ from .location import (
     temp_store_path,
 )
 from .schema import SELECT_RUNS, connect, invocation, micros, open_failure, open_store
-from .writer import RunWriter, checkpoint
+from .writer import MAX_PENDING_CHARS, RunWriter, checkpoint
 
 log = logging.getLogger("mashroom_jobs.store")
 
@@ -68,6 +68,9 @@ class SQLiteStore:
         replaced (``rm store.sqlite`` while processes use it), the store warns once and
         reopens the path, so that claims are shared again with the processes that opened
         the new file.  What was written to the old file in between is lost with it.
+    max_pending_chars : int
+        Characters of text (outputs, tracebacks) the writer's queue holds at most; while
+        it is full, runs are stored without their output (see :attr:`shed`).
 
     Raises
     ------
@@ -81,7 +84,8 @@ class SQLiteStore:
                  retention_runs: int = 1000, retention_days: float = 30.0,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT, clock: Clock | None = None,
                  batch_delay: float = 0.1, prune_interval: float = 600.0,
-                 mounts: str = "/proc/mounts", check_interval: float = 1.0) -> None:
+                 mounts: str = "/proc/mounts", check_interval: float = 1.0,
+                 max_pending_chars: int = MAX_PENDING_CHARS) -> None:
         try:
             self.path = store_location(path)
         except ValueError as exc:
@@ -114,6 +118,7 @@ class SQLiteStore:
         self._writer = RunWriter(writer_conn, self.path, self.origin, batch_delay=batch_delay,
                                  prune_interval=prune_interval, prune=self.prune,
                                  check=self.check_file, check_interval=check_interval)
+        self._writer.max_pending_chars = max_pending_chars
         self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -267,6 +272,24 @@ class SQLiteStore:
     def dropped(self) -> int:
         """Runs dropped because the queue was full."""
         return self._writer.dropped
+
+    @property
+    def pending_chars(self) -> int:
+        """Characters of text (outputs, tracebacks) of the runs waiting to be written (only
+        runs with 1,000 or more are counted)."""
+        return self._writer.pending_chars
+
+    @property
+    def shed(self) -> int:
+        """Runs stored without their output and traceback because the queue held
+        ``max_pending_chars`` of text when they came (their records in memory keep them)."""
+        return self._writer.shed
+
+    @property
+    def commits(self) -> int:
+        """Transactions the writer committed (a batch: at most 5,000 runs and 8 million
+        characters of text, so that big outputs are written soon)."""
+        return self._writer.commits
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every run recorded so far is written; False if ``timeout`` passed
