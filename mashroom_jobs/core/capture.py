@@ -54,7 +54,7 @@ MAX_OUTPUT_CHARS = MAX_TEXT_CHARS
 _current: contextvars.ContextVar[OutputBuffer | None] = contextvars.ContextVar(
     "mashroom_jobs_output", default=None
 )
-_install_lock = threading.RLock()
+_install_lock = threading.Lock()
 _users = 0
 
 
@@ -73,7 +73,6 @@ class OutputBuffer:
         self._size = 0
         self._dropped = 0
         self._late = -1  # -1: not sealed; then the characters written after sealing
-        _live(+1)
 
     def write(self, text: str) -> None:
         if self._late >= 0:
@@ -95,7 +94,8 @@ class OutputBuffer:
         """The run's output (and how much was cut); seals the buffer."""
         if self._late < 0:
             self._late = 0
-            _live(-1)
+            if _unwrap_after is self:  # the run that shut the last service down: recorded
+                _unwrap_deferred()
         if self._parts is None:
             return ""
         text = "".join(self._parts)
@@ -120,9 +120,6 @@ class OutputBuffer:
                         "was recorded; what it writes now is not recorded (join the "
                         "job's threads before it returns)", name)
 
-    def __del__(self) -> None:
-        if self._late < 0:  # never sealed (a run that never ended, or a buffer of a test)
-            _live(-1)
 
 
 def current_buffer() -> OutputBuffer | None:
@@ -132,20 +129,17 @@ def current_buffer() -> OutputBuffer | None:
     return _current.get()
 
 
-_live_lock = threading.RLock()  # (re-entered by __del__ during a collection)
-_live_buffers = 0  # buffers of runs not yet recorded: the streams stay wrapped for them
-_unwrap_pending = False
+#: the buffer of the run that called the last uninstall() (a job that shut the service
+#: down): the streams are restored once its record is made, not under its feet
+_unwrap_after: OutputBuffer | None = None
 
 
-def _live(delta: int) -> None:
-    global _live_buffers
-    with _live_lock:
-        _live_buffers += delta
-        unwrap = _live_buffers == 0 and _unwrap_pending
-    if unwrap:
-        with _install_lock:
-            if not _users:
-                _unwrap()
+def _unwrap_deferred() -> None:
+    global _unwrap_after
+    with _install_lock:
+        _unwrap_after = None
+        if not _users:
+            _unwrap()
 
 
 class _RoutingStream:
@@ -196,10 +190,10 @@ class _RoutingStream:
 def install() -> None:
     """Wrap sys.stdout and sys.stderr (again, if someone replaced them since), and make
     threads started in a run inherit it (see the module docstring)."""
-    global _users, _unwrap_pending
+    global _users, _unwrap_after
     with _install_lock:
         _users += 1
-        _unwrap_pending = False
+        _unwrap_after = None
         _wrap()
         _patch_threads()
 
@@ -232,26 +226,24 @@ def _wrap() -> None:
 
 
 def uninstall() -> None:
-    """Undo one :func:`install`; the last one restores the original streams, once no run
-    is left unrecorded (a job that shut the service down, or was abandoned, still prints
-    into its run, not into the process's stream)."""
-    global _users, _unwrap_pending
+    """Undo one :func:`install`; the last one restores the original streams.  Called in a
+    run (a job that shuts the service down), it restores them once that run is recorded:
+    what the job prints after the call still goes into its run."""
+    global _users, _unwrap_after
     with _install_lock:
         _users = max(0, _users - 1)
         if _users:
             return
         _unpatch_threads()
-        with _live_lock:
-            if _live_buffers > 0:
-                _unwrap_pending = True
-                return
+        buffer = _current.get()
+        if buffer is not None and not buffer.sealed:
+            _unwrap_after = buffer
+            return
         _unwrap()
 
 
 def _unwrap() -> None:
     """(Under the install lock.)"""
-    global _unwrap_pending
-    _unwrap_pending = False
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if isinstance(stream, _RoutingStream):
