@@ -183,7 +183,7 @@ class JobMagics(Magics):
         """
         name = line.strip()
         if name in HELP:  # (a job really named so: quote it)
-            print(inspect.cleandoc(self.unschedule.__doc__ or ""))
+            print(inspect.cleandoc(JobMagics.unschedule.__doc__ or ""))
             return
         if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
             name = name[1:-1]

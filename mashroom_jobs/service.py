@@ -124,13 +124,13 @@ class BackgroundJobService(ServiceSettings):
 
     @validate("clock")
     def _validate_clock(self, proposal: Any) -> Clock:
-        clock = proposal.value
+        clock: object = proposal.value
         if not isinstance(clock, Clock):  # (runtime_checkable: has now, monotonic and wait)
             raise TraitError(
                 f"clock must be a Clock (with now(), monotonic() and wait(), such as "
                 f"SystemClock() or mashroom_jobs.testing.ManualClock), got "
                 f"{type(clock).__name__} {clock!r:.60}")
-        return clock  # type: ignore[no-any-return]
+        return clock
 
     @default("log")
     def _default_log(self) -> Any:

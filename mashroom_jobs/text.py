@@ -5,7 +5,7 @@ Pure formatting, shared by the service's repr, the panel and the command line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def cut(text: str, columns: int) -> str:
     return text
 
 
-def plain_table(rows: list[tuple[str, ...]]) -> list[str]:
+def plain_table(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows as lines of columns aligned by display width, two spaces apart."""
     widths = [max(width(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(pad(c, w) for c, w in zip(row, widths)).rstrip() for row in rows]
