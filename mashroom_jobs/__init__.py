@@ -14,6 +14,7 @@ from .core.cron import CronSchedule
 from .core.errors import (
     InvalidCronExpressionError,
     InvalidTimezoneError,
+    JobInputError,
     JobNotScheduledError,
     JobStopped,
     MashroomJobsError,
@@ -36,6 +37,7 @@ __all__ = [
     "FireMissed",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",
+    "JobInputError",
     "JobInvocation",
     "JobNotScheduledError",
     "JobState",

@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
+from ._kernel_hooks import KernelHooks
 from .core.errors import MashroomJobsError, StoreError
 from .plugins import PluginLoader
 from .service import BackgroundJobService
@@ -52,11 +53,14 @@ class _Extension:
         self.configurable_added = False
         self.formatter: Any = None
         self.log_handler: logging.Handler | None = None
+        self.hooks: KernelHooks | None = None
 
     def load(self) -> None:
         from .magics import JobMagics
 
         shell = self.shell
+        # first: what goes wrong from here on is told in the kernel's log, never in a cell
+        self.log_handler = _route_log(shell)
         service = self.service = _make_service(shell)
         _configurables(shell).append(service)
         self.configurable_added = True
@@ -67,12 +71,9 @@ class _Extension:
         if formatter is not None:
             formatter.for_type(BackgroundJobService, _panel_bundle)
             self.formatter = formatter
-        logger = logging.getLogger("mashroom_jobs")
-        if not logger.handlers and not logging.getLogger().handlers:
-            # In a kernel, failures show in the panel: keep Python's last-resort handler from
-            # printing them into whichever cell happens to be running.
-            self.log_handler = logging.NullHandler()
-            logger.addHandler(self.log_handler)
+        # a job's display() and input() must not reach a cell either (see _kernel_hooks)
+        self.hooks = KernelHooks(shell)
+        self.hooks.install()
         self.loader = PluginLoader(service)
         self.loader.load()  # never raises because of a plugin
 
@@ -85,11 +86,16 @@ class _Extension:
             service.unschedule_all()
             service.shutdown(wait=True, timeout=SHUTDOWN_TIMEOUT)
         self.loader = None
+        if self.hooks is not None:
+            self.hooks.uninstall()
+            self.hooks = None
         if self.formatter is not None:
             self.formatter.pop(BackgroundJobService, None)
             self.formatter = None
         if self.log_handler is not None:
-            logging.getLogger("mashroom_jobs").removeHandler(self.log_handler)
+            logger = logging.getLogger("mashroom_jobs")
+            logger.removeHandler(self.log_handler)
+            logger.propagate = True
             self.log_handler = None
         if self.magics is not None:
             _unregister_magics(shell, self.magics)
@@ -171,11 +177,18 @@ def get_service() -> BackgroundJobService:
 
 
 def _make_service(shell: InteractiveShell) -> BackgroundJobService:
-    """The kernel's service, on the default store unless the config names one."""
+    """The kernel's service, on the default store unless the config names one.
+
+    A setting the service refuses is left out, with one warning each: one typo in
+    ``ipython_kernel_config.py`` must not take the magics and the plugins away.
+    """
     # parent=shell: the service reads c.BackgroundJobService from the shell's config
     kwargs: dict[str, Any] = {"parent": shell, "shell": shell, "kernel_id": kernel_id(shell)}
+    config = getattr(shell, "config", None)
+    if config is not None:
+        kwargs["config"] = _valid_settings(config)
     try:
-        if not _store_configured(shell):
+        if not _store_configured(kwargs.get("config")):
             kwargs["store"] = default_store_path()
         return BackgroundJobService(**kwargs)
     except StoreError as exc:  # the kernel must start: with runs kept in memory
@@ -184,11 +197,104 @@ def _make_service(shell: InteractiveShell) -> BackgroundJobService:
         return BackgroundJobService(**{**kwargs, "store": None})
 
 
-def _store_configured(shell: Any) -> bool:
-    config = getattr(shell, "config", None)
+#: the config sections the service reads its settings from (traitlets: its classes' names)
+_SECTIONS = ("BackgroundJobService", "ServiceSettings")
+
+
+def _valid_settings(config: Any) -> Any:
+    """``config`` without the service's settings it would refuse, each one told in a
+    warning naming it, its value and the default used instead."""
+    from copy import deepcopy
+
+    from traitlets.config import Config
+
+    from .settings import ServiceSettings
+
+    traits = ServiceSettings.class_traits(config=True)
+    bad: list[tuple[str, str]] = []
+    for section in _SECTIONS:
+        if section not in config:
+            continue
+        for name, value in config[section].items():
+            if name not in traits:
+                continue  # traitlets warns of unknown names itself
+            try:  # the service's own validation, on a settings object of no consequence
+                ServiceSettings().update_config(Config({"ServiceSettings": {name: value}}))
+            except Exception as exc:
+                shown = value if not hasattr(value, "get_value") else "(an append/update)"
+                default = ("the default store" if name == "store" else
+                           f"the default ({traits[name].default()!r})")
+                reason = _one_line(exc).replace("a ServiceSettings instance",
+                                                "BackgroundJobService")
+                logging.getLogger("mashroom_jobs").warning(
+                    "mashroom-jobs: c.%s.%s = %r is not valid (%s); %s is used instead",
+                    section, name, shown, reason, default)
+                bad.append((section, name))
+    if not bad:
+        return config
+    config = deepcopy(config)
+    for section, name in bad:
+        del config[section][name]
+    return config
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:300] + "..."
+
+
+def _store_configured(config: Any) -> bool:
     if config is None:
         return False
-    return any(f"{owner}.store" in config for owner in ("BackgroundJobService", "ServiceSettings"))
+    return any(f"{owner}.store" in config for owner in _SECTIONS)
+
+
+class _ForwardHandler(logging.Handler):
+    """Hands the library's records to the kernel's own log handlers (the kernel process's
+    original stderr, which ipykernel keeps away from the cells)."""
+
+    def __init__(self, target: logging.Logger) -> None:
+        super().__init__()
+        self.target = target
+
+    def emit(self, record: logging.LogRecord) -> None:
+        for handler in self.target.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _route_log(shell: Any) -> logging.Handler | None:
+    """Give the ``mashroom_jobs`` logger a handler of its own, into the kernel's log (the
+    terminal's stderr in terminal IPython), and stop it propagating: a handler on the root
+    logger (IPython's ``%config`` errors install one, through ``logging.error``) writes
+    to ``sys.stderr``, i.e. into whichever cell is running.  Failures show in the panel.
+
+    None (nothing changed) when the user gave the logger a handler already.
+    """
+    logger = logging.getLogger("mashroom_jobs")
+    if logger.handlers:
+        return None
+    kernel_log = getattr(getattr(shell, "kernel", None), "log", None)
+    handler: logging.Handler
+    if isinstance(kernel_log, logging.Logger) and kernel_log.handlers:
+        handler = _ForwardHandler(kernel_log)
+    else:
+        handler = logging.StreamHandler(_process_stderr())
+        handler.setFormatter(logging.Formatter("[%(levelname)s %(name)s] %(message)s"))
+    logger.addHandler(handler)
+    logger.propagate = False
+    return handler
+
+
+def _process_stderr() -> Any:
+    """The process's own stderr: in a kernel not ``sys.stderr`` (the running cell's), nor
+    file descriptor 2 (which ipykernel forwards to the cells), but its copy of the original."""
+    import io
+
+    fd = getattr(sys.stderr, "_original_stdstream_copy", None)
+    if isinstance(fd, int):
+        return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), line_buffering=True)
+    return sys.__stderr__
 
 
 def kernel_id(shell: Any) -> str | None:

@@ -40,16 +40,28 @@ class _Decorator(Protocol):
 # (@line_magic and @line_magic("name")), so its result is a union
 line_magic = cast(_Decorator, _ipython_magic.line_magic)
 cell_magic = cast(_Decorator, _ipython_magic.cell_magic)
+line_cell_magic = cast(_Decorator, _ipython_magic.line_cell_magic)
 magic_arguments: Callable[[], _Decorator] = _ipython_arguments.magic_arguments
 argument: Callable[..., _Decorator] = _ipython_arguments.argument
 
 
-def _parse(magic: Any, line: str) -> Any:
-    """Parse a magic's arguments; quotes group words and are removed, as in a shell."""
+HELP = ("-h", "--help")
+
+
+def _parse(magic: Any, line: str, prefix: str = "%") -> Any:
+    """Parse a magic's arguments; quotes group words and are removed, as in a shell.
+
+    None after printing the magic's help, for ``-h`` or ``--help`` (IPython's magic
+    parsers have no help option: ``--help`` was an unknown argument).
+    """
     try:
         argv = shlex.split(line)
     except ValueError as exc:  # e.g. "No closing quotation"
-        raise UsageError(f"%{magic.__name__}: {exc} in: {line!r}") from None
+        raise UsageError(f"{prefix}{magic.__name__}: {exc} in: {line!r}") from None
+    if any(arg in HELP for arg in argv):
+        text = magic.parser.format_help().removeprefix("::\n\n")
+        print(text.replace(f" %{magic.__name__} ", f" {prefix}{magic.__name__} ", 1))
+        return None
     return magic.parser.parse_args(argv)  # its errors are UsageErrors
 
 
@@ -85,6 +97,8 @@ class JobMagics(Magics):
         ``%jobs`` again shows the same panel.
         """
         args = _parse(self.jobs, line)
+        if args is None:
+            return None
         service = self.service
         if args.plugins:
             print(format_plugins_table(service.plugins))
@@ -117,8 +131,8 @@ class JobMagics(Magics):
               help="Retry a failed run up to N times.")
     @argument("--retry-delay", metavar="SECONDS", type=float, default=30.0,
               help="Seconds before each retry (default: 30).")
-    @cell_magic
-    def schedule(self, line: str, cell: str) -> None:
+    @line_cell_magic
+    def schedule(self, line: str, cell: str | None = None) -> None:
         """Schedule the cell's body as a job that runs in the notebook's namespace.
 
         ``%%schedule "Refresh data" "*/5 * * * *" --tz Europe/Vienna --now``
@@ -127,8 +141,15 @@ class JobMagics(Magics):
         The body runs on a worker thread, not in the cell: what it prints goes
         to the job's runs (see the panel), and the names it assigns land in the
         notebook's namespace.  Scheduling a name again replaces that job.
+        ``%schedule --help`` (one %) prints this help.
         """
-        args = _parse(self.schedule, line)
+        args = _parse(self.schedule, line, "%" if cell is None else "%%")
+        if args is None:
+            return
+        if cell is None:  # the line magic exists for --help (IPython points %%schedule there)
+            raise UsageError(
+                "%schedule takes the job's code as a cell body: put %%schedule NAME CRON on "
+                "the first line of a cell and the code below it (%schedule --help: the help)")
         name = args.name.strip()
         if not name:
             raise UsageError("%%schedule: the job name is empty")
@@ -180,6 +201,9 @@ class JobMagics(Magics):
         ``%unschedule Refresh data``
         """
         name = line.strip()
+        if name in HELP:  # (a job really named so: quote it)
+            print(inspect.cleandoc(JobMagics.unschedule.__doc__ or ""))
+            return
         if len(name) >= 2 and name[0] == name[-1] and name[0] in "\"'":
             name = name[1:-1]
         if not name:

@@ -21,6 +21,7 @@ reads it.
 from __future__ import annotations
 
 import atexit
+import difflib
 import logging
 import threading
 import time
@@ -30,13 +31,13 @@ from concurrent.futures import Executor, Future
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar
 
-from traitlets import All, Tuple, Unicode, default, observe
+from traitlets import All, TraitError, Tuple, Unicode, default, observe, validate
 from traitlets import Any as AnyTrait
 
 from .backends import ExecutorBackends
 from .context import PluginContext, PluginServices
 from .core import capture
-from .core.arguments import check_count
+from .core.arguments import check_count, check_flag, check_seconds
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
 from .core.errors import MashroomJobsError
@@ -94,6 +95,7 @@ class BackgroundJobService(ServiceSettings):
     )
 
     def __init__(self, **kwargs: Any) -> None:
+        _check_keywords(type(self), kwargs)
         # before traitlets' init, which observes (see observe())
         self._lock = threading.RLock()
         self._registry = JobRegistry(self, self._lock)
@@ -127,6 +129,16 @@ class BackgroundJobService(ServiceSettings):
     @default("clock")
     def _default_clock(self) -> Clock:
         return SystemClock()
+
+    @validate("clock")
+    def _validate_clock(self, proposal: Any) -> Clock:
+        clock: object = proposal.value
+        if not isinstance(clock, Clock):  # (runtime_checkable: has now, monotonic and wait)
+            raise TraitError(
+                f"clock must be a Clock (with now(), monotonic() and wait(), such as "
+                f"SystemClock() or mashroom_jobs.testing.ManualClock), got "
+                f"{type(clock).__name__} {clock!r:.60}")
+        return clock
 
     @default("log")
     def _default_log(self) -> Any:
@@ -189,8 +201,8 @@ class BackgroundJobService(ServiceSettings):
         cron_schedule : str, CronSchedule or None
             Cron expression (5 fields, or 6 with seconds first, or a macro such
             as ``@hourly``; ``H`` is hashed from ``name``), or a parsed
-            :class:`CronSchedule` (the job takes its zone). None or empty: run once,
-            right away.
+            :class:`CronSchedule` (the job takes its zone). None or ``""``: run once,
+            right away (blanks alone are an invalid expression).
         callback : callable
             Takes the :class:`PluginContext` as its one required argument, or no
             required argument; may be ``async``.
@@ -214,7 +226,7 @@ class BackgroundJobService(ServiceSettings):
             Times a failed run (not a manual one) is retried, ``retry_delay`` seconds
             apart; a retry never overlaps the next scheduled fire.
         retry_delay : float
-            Seconds before each retry.
+            Seconds before each retry, at most a week (604,800).
         exclusive : bool
             With a shared store: each fire runs in one process of those sharing it.
             A job on a Dask cluster claims its fires through the cluster's scheduler:
@@ -329,6 +341,9 @@ class BackgroundJobService(ServiceSettings):
         StoreUnavailableError
             When the store cannot be read.
         """
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a job's name (a string) or None for every job, "
+                            f"got {type(name).__name__} {name!r:.60}")
         check_count(limit, "limit")
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ValueError(f"since must be an aware datetime, got {since!r}")
@@ -353,6 +368,7 @@ class BackgroundJobService(ServiceSettings):
 
         Called from inside a job, it does not wait for that job's own run.
         """
+        timeout = check_seconds(timeout, "timeout", allow_none=True)
         return self._runner.wait_idle(timeout, exclude=current_run())
 
     def run_coroutine(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
@@ -380,7 +396,9 @@ class BackgroundJobService(ServiceSettings):
         tuple of BackgroundJob
             The jobs still running when it gave up waiting (their threads are abandoned).
         """
-        deadline = time.monotonic() + max(0.0, timeout)
+        check_flag(wait, "wait")
+        timeout = check_seconds(timeout, "timeout") or 0.0
+        deadline = time.monotonic() + timeout
         runtimes = self._registry.close()
         if runtimes is None:
             return ()
@@ -482,6 +500,18 @@ class BackgroundJobService(ServiceSettings):
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(repr(self) if not cycle else "BackgroundJobService(...)")
+
+
+def _check_keywords(cls: type[BackgroundJobService], kwargs: dict[str, Any]) -> None:
+    """A TypeError naming a keyword that is not a setting (traitlets would only warn, in a
+    DeprecationWarning nobody sees, and ignore it)."""
+    known = cls.class_trait_names()
+    for key in kwargs:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"BackgroundJobService() got an unexpected keyword argument "
+                            f"{key!r}{hint}")
 
 
 _live_services: weakref.WeakSet[BackgroundJobService] = weakref.WeakSet()

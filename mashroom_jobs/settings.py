@@ -81,7 +81,9 @@ class ServiceSettings(LoggingConfigurable):
         2.0,
         help="Seconds a claim of an exclusive fire waits while another process holds the job "
              "store (a long write); then the fire runs here anyway, its output saying "
-             "'store unavailable, ran without claim'. Read when the service starts.",
+             "'store unavailable, ran without claim'. 0: a claim never waits, so a fire that "
+             "comes while another process writes runs here unclaimed (and may run twice); "
+             "at most 3600. Read when the service starts.",
     ).tag(config=True)
     store_retention_runs = Int(
         1000, help="Runs the job store keeps per job; older ones are pruned in the background.",

@@ -142,13 +142,13 @@ def test_cron_without_from_lists_times_after_now() -> None:
         (["* * * * *", "--from", "yesterday"], "invalid --from 'yesterday'"),
         (["* * * * *", "-n", "0"],
          "argument -n: expected a whole number from 1 to 10000, got '0'"),
-        (["*/100000 * * * *"], "Invalid cron expression '*/100000 * * * *': "
-                               "minute step 100000 is larger than the field's range 0-59"),
+        (["*/0 * * * *"], "Invalid cron expression '*/0 * * * *': "
+                          "minute step '0' in '*/0' must be a positive whole number"),
         (["* * * * *", "--tz", "UTC", "--from", "0001-01-01T23:59"],
          "invalid --from '0001-01-01T23:59': fire times are listed after "
          "0001-01-02T00:00:00+00:00 at the earliest"),
     ],
-    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-too-large",
+    ids=["out-of-range", "four-fields", "bad-zone", "bad-from", "zero-times", "step-zero",
          "from-year-1"],
 )
 def test_cron_with_bad_input_prints_the_error_on_stderr_and_exits_2(
@@ -179,7 +179,9 @@ def test_plugins_lists_schedules_descriptions_next_fire_times_and_errors(
     env = plugin_dists.env(plugin_dists.example, plugin_dists.broken)
     config = _config(tmp_path, "c.BackgroundJobService.timezone = 'UTC'\n")
     result = _run("plugins", "--config", config, env=env)
-    assert result.returncode == 0, result.stderr
+    # broken plugins: exit status 1, so that a CI check can use it (issue 25)
+    assert result.returncode == 1, result.stderr
+    assert "cannot be loaded: 'Broken import', 'Broken schedule'" in result.stderr
     out = result.stdout
     assert "Example heartbeat  found     */5 * * * *\n      Every 5 minutes\n" in out
     assert len(re.findall(r"next: \d{4}-\d\d-\d\d \d\d:\d[05]:00 UTC", out)) == 3
@@ -235,8 +237,22 @@ def test_plugins_says_the_schedule_of_an_unimportable_plugin_is_unknown(
     plugin_dists: Any, tmp_path: Path
 ) -> None:
     result = _run("plugins", env=plugin_dists.env(plugin_dists.broken))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr
     assert _plugin_rows(result.stdout)["Broken import"] == ["error", "(unknown)"]
+
+
+def test_plugins_says_which_configured_names_are_not_installed_and_exits_1(
+    plugin_dists: Any, tmp_path: Path
+) -> None:
+    config = _config(tmp_path, (
+        "c.BackgroundJobService.plugin_config = {'Example hearbeat': {'timeout': 5}}\n"
+        "c.BackgroundJobService.disabled_plugins = ['Nothing like it']\n"))
+    result = _run("plugins", "--config", config, env=plugin_dists.env(plugin_dists.example))
+    assert result.returncode == 1
+    assert ("plugin_config names 'Example hearbeat', which is not an installed background-job "
+            "plugin; did you mean 'Example heartbeat'?") in result.stderr
+    assert ("disabled_plugins names 'Nothing like it', which is not an installed "
+            "background-job plugin; installed: 'Example heartbeat'") in result.stderr
 
 
 # --- run -------------------------------------------------------------------------------------

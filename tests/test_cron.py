@@ -214,35 +214,36 @@ def test_tabs_and_surrounding_newlines_still_separate_fields() -> None:
     assert CronSchedule("\n*/5\t*  * * *\n", "UTC") == CronSchedule("*/5 * * * *", "UTC")
 
 
-_LARGER = "is larger than the field's range"
+_LONGER = "is longer than the field: it holds only"
 
 
 @pytest.mark.parametrize(
-    ("expression", "message"),
+    ("expression", "note", "first"),
     [
-        ("*/100000 * * * *",
-         "minute step 100000 is larger than the field's range 0-59 (a step is at most 60)"),
-        ("*/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
-        ("0-30/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
-        ("5/61 * * * *", f"minute step 61 {_LARGER} 0-59 (a step is at most 60)"),
-        ("*/61 * * * * *", f"second step 61 {_LARGER} 0-59 (a step is at most 60)"),
-        ("0 */25 * * *",
-         "hour step 25 is larger than the field's range 0-23 (a step is at most 24)"),
-        ("0 0 */32 * *", f"day-of-month step 32 {_LARGER} 1-31 (a step is at most 31)"),
-        ("0 0 1 */13 *", f"month step 13 {_LARGER} 1-12 (a step is at most 12)"),
-        ("0 0 * * */8",
-         "day-of-week step 8 is larger than the field's range 0-6 (a step is at most 7)"),
+        ("*/100000 * * * *", f"minute step 100000 {_LONGER} 0", "2026-01-01T01:00"),
+        ("*/61 * * * *", f"minute step 61 {_LONGER} 0", "2026-01-01T01:00"),
+        ("0-30/61 * * * *", f"minute step 61 {_LONGER} 0", "2026-01-01T01:00"),
+        ("5/61 * * * *", f"minute step 61 {_LONGER} 5", "2026-01-01T00:05"),
+        ("*/61 * * * * *", f"second step 61 {_LONGER} 0", "2026-01-01T00:01"),
+        ("0 */25 * * *", f"hour step 25 {_LONGER} 0", "2026-01-02T00:00"),
+        ("0 0 */32 * *", f"day-of-month step 32 {_LONGER} 1", "2026-02-01T00:00"),
+        ("0 0 1 */13 *", f"month step 13 {_LONGER} 1", "2027-01-01T00:00"),
+        ("0 0 * * */8", f"day-of-week step 8 {_LONGER} 0", "2026-01-04T00:00"),
         ("*/" + "1" * 5000 + " * * * *",
-         "minute step 11111111111111111111... (5000 digits) is larger than the field's range "
-         "0-59 (a step is at most 60)"),
+         f"minute step 11111111111111111111... (5000 digits) {_LONGER} 0", "2026-01-01T01:00"),
     ],
     ids=["huge", "61", "range", "start-and-step", "seconds", "hour", "day-of-month", "month",
          "day-of-week", "5000-digits"],
 )
-def test_a_step_larger_than_its_fields_range_is_rejected(expression: str, message: str) -> None:
-    with pytest.raises(InvalidCronExpressionError) as info:
-        CronSchedule(expression, "UTC")
-    assert str(info.value) == f"Invalid cron expression {expression!r}: {message}"
+def test_a_step_longer_than_its_field_holds_its_first_value_as_in_cron(
+    expression: str, note: str, first: str
+) -> None:
+    # issue 25: Vixie and Debian cron accept these (crontabs use '*/100,1-7' in the first-
+    # weekday idiom); the description says what the step does instead of "every 61 minutes"
+    schedule = CronSchedule(expression, "UTC")
+    start = datetime(2026, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+    assert f"{schedule.next_fire_time(start):%Y-%m-%dT%H:%M}" == first
+    assert note in schedule.describe()
 
 
 @pytest.mark.parametrize(

@@ -354,3 +354,26 @@ def test_dashboard_needs_no_thread_left_behind(voila_launches: list[list[str]]) 
     before = set(threading.enumerate())
     main(["dashboard", "--port", "0", "--no-browser"])
     assert set(threading.enumerate()) <= before
+
+
+def test_dashboard_started_with_sigint_ignored_can_be_stopped_with_sigint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # issue 25: backgrounded from a non-interactive shell, SIGINT is ignored by inheritance;
+    # `run` handles it, and so must the dashboard (Voila handles only SIGTERM itself)
+    pytest.importorskip("voila")
+    import signal
+
+    from voila.app import Voila
+
+    seen: list[Any] = []
+    monkeypatch.setattr(Voila, "launch_instance", classmethod(
+        lambda cls, argv=None, **kw: seen.append(signal.getsignal(signal.SIGINT))))
+    monkeypatch.delenv("MASHROOM_JOBS_DASHBOARD_CWD", raising=False)
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert main(["dashboard", "--port", "0", "--no-browser"]) == 0
+        assert seen == [signal.default_int_handler]  # Ctrl-C: KeyboardInterrupt, Voila stops
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # given back afterwards
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -22,6 +22,7 @@ from ipywidgets.widgets.widget import _instances
 
 from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.panel import JobsPanel, close_panels
+from mashroom_jobs.panel.form import CHOOSE
 from mashroom_jobs.plugins import PluginLoader
 from mashroom_jobs.testing import ManualClock, wait_for
 
@@ -385,7 +386,7 @@ def test_the_form_schedules_a_job_with_the_chosen_callable_and_zone(
     [
         ("", "@daily", "noop", "Give the job a name."),
         ("x", "not cron", "noop", "expected 5 fields"),
-        ("x", "@daily", None, "Choose a callable"),
+        ("x", "@daily", None, "Choose the function the job runs"),
         ("taken", "@daily", "noop", "A job named 'taken' already exists"),
     ],
     ids=["no-name", "bad-cron", "no-callable", "duplicate-name"],
@@ -413,12 +414,12 @@ def test_the_form_offers_the_functions_of_the_users_namespace_refreshed_after_ea
     ns: dict[str, Any] = {"first": noop, "_private": noop, "exit": noop, "value": 3}
     service.shell = SimpleNamespace(user_ns=ns, user_ns_hidden={"exit": exit}, events=events)
     panel = make_panel(callables=None)
-    assert panel.form.callable.options == (("first", noop),)
-    assert panel.form.callable.value is noop  # preselected, like a fresh Dropdown
+    assert panel.form.callable.options == ((CHOOSE, None), ("first", noop))
+    assert panel.form.callable.value is None  # nothing chosen for the user (issue 25)
 
     ns["second"] = print_twice
     events.trigger("post_run_cell", None)
-    assert [label for label, _ in panel.form.callable.options] == ["first", "second"]
+    assert [label for label, _ in panel.form.callable.options] == [CHOOSE, "first", "second"]
     panel.form.callable.label = "second"
     ns["third"] = print_twice
     events.trigger("post_run_cell", None)

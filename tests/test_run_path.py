@@ -412,7 +412,7 @@ def test_exclusive_fires_are_claimed_once_each_even_while_a_claim_hangs(
         assert runner.wait_idle(WAIT)
         # each fire claimed once (those queued by the time a worker got to them, together)
         assert claimer.calls[0] == ["mine-1"]
-        assert sorted(sum(claimer.calls[1:], [])) == ["mine-2", "theirs"]
+        assert sorted(job for call in claimer.calls[1:] for job in call) == ["mine-2", "theirs"]
         assert sorted(ran) == ["mine-1", "mine-2"]
         assert [r.outcome for r in later[1].history] == [Outcome.ELSEWHERE]
         assert later[1].history[0].origin == "vm pid 9"
@@ -604,7 +604,7 @@ def test_the_publisher_stays_quiet_once_the_pool_and_timer_are_gone(
     bus = EventBus()
     bus.subscribe(heard.append, StateChanged)
     publisher = StatePublisher(bus, _stopped_timer, _stopped_timer)
-    runtime, run = _a_run(clock)
+    runtime, _ = _a_run(clock)
     runtime.watched = True
     publisher.publish_later(runtime)  # the pool is gone: no publication queued
     publisher.soon(runtime)  # the timer is gone: "running" is never published

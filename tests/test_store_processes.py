@@ -194,3 +194,55 @@ def test_a_restarted_process_shows_the_runs_of_the_last_one_in_history_panel_and
                          capture_output=True, text=True, timeout=60)
     assert cli.returncode == 0 and cli.stdout.startswith(f"2 runs in {path}, newest first:")
     assert "42 rows" in cli.stdout or "report" in cli.stdout
+
+
+@pytest.mark.realtime
+def test_a_store_deleted_under_a_running_process_is_reopened_and_claims_are_shared_again(
+    tmp_path: Path,
+) -> None:
+    # issue 25: `rm store.sqlite*` under process A, then B opened a new file at the path:
+    # every fire ran in both, A wrote to the deleted file, and nobody said a word
+    from mashroom_jobs.testing import wait_for
+
+    path = str(tmp_path / "store.sqlite")
+    first = _Peer("share", path, "a")
+    second = None
+    try:
+        first.read()
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+        second = _Peer("share", path, "b")
+        second.read()
+        both = time.time() + 1.0  # A notices at its next claim or within its writer's second
+
+        def fires_since() -> int:
+            return len(_stored(path, "SELECT DISTINCT scheduled_for_us FROM runs WHERE job = "
+                                     "'exclusive' AND trigger = 'schedule' AND "
+                                     "scheduled_for_us > ?", int(both * 1e6)))
+
+        assert wait_for(lambda: fires_since() >= 3, timeout=20)
+        reports = []
+        for peer in (first, second):
+            peer.say("stop")
+            peer.read()
+            peer.say("report")
+            reports.append(peer.read())
+        assert first.proc.stderr is not None
+        first.proc.stdin.close()  # type: ignore[union-attr]
+        first.proc.wait(10)
+        warnings = first.proc.stderr.read()
+    finally:
+        first.end()
+        if second is not None:
+            second.end()
+
+    ran = [{r["scheduled_for"] for r in report["memory"]
+            if r["trigger"] == "schedule" and not r["elsewhere"] and r["scheduled_for"] > both}
+           for report in reports]
+    assert ran[0] and ran[1] and not ran[0] & ran[1]  # each fire ran once, in one of them
+    assert "was deleted or replaced while this process used it" in warnings
+    assert warnings.count("was deleted or replaced") == 1
+    # A's runs since go to the file at the path, which both share
+    stored = {r["origin"] for r in reports[1]["stored"]["exclusive"] if r["scheduled_for"]
+              and r["scheduled_for"] > both}
+    assert stored == {reports[0]["origin"], reports[1]["origin"]}

@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
         "plugins", help="list installed plugins, their schedules and load errors",
         description="List installed background-job plugins with their effective schedule, "
                     "its description and next fire times, and any load error. "
-                    "Plugins are imported, not bootstrapped.",
+                    "Plugins are imported, not bootstrapped. Exit status 1 when a plugin "
+                    "cannot be loaded or the config names one that is not installed.",
     )
     plugins.add_argument("--config", action=Once, metavar="FILE", type=Path,
                          help="a traitlets config file (plugin_config, disabled_plugins)")
@@ -91,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "cron", help="validate and describe a cron expression, print its next fire times",
         description="Validate a cron expression, describe it, and print its next fire times.",
     )
-    cron.add_argument("expression", metavar="EXPR",
+    cron.add_argument("expression", metavar="EXPR", nargs="+",
                       help='the expression, quoted: "*/5 * * * *"')
     cron.add_argument("--tz", action=Once, metavar="ZONE", default=None,
                       help="IANA time zone (default: the local zone)")

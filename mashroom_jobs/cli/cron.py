@@ -10,13 +10,24 @@ from .options import UsageFailure
 
 def cron_command(args: argparse.Namespace) -> int:
     from ..core.cron import EARLIEST_START, CronSchedule, resolve_zone, zone_name
+    from ..core.cron.fields import H_NEEDS_NAME
     from ..core.errors import MashroomJobsError
 
+    if len(args.expression) > 1:
+        # unquoted, the shell split it, and may have replaced each * with file names
+        raise UsageFailure(
+            f"the expression is one argument, got {len(args.expression)} "
+            f"({' '.join(args.expression)[:60]!r}): quote it, as in "
+            f"mashroom-jobs cron \"0 9 * * 1\" (unquoted, the shell splits it and "
+            f"expands each * into file names)")
     try:
         zone = resolve_zone(args.tz)
-        schedule = CronSchedule(args.expression, zone, name=args.name)
+        schedule = CronSchedule(args.expression[0], zone, name=args.name)
     except MashroomJobsError as exc:
-        raise UsageFailure(str(exc)) from None
+        text = str(exc)
+        if text.endswith(H_NEEDS_NAME):  # the command's spelling of the name
+            text = text[:-len(H_NEEDS_NAME)] + "H needs the job's name: give --name NAME"
+        raise UsageFailure(text) from None
     if args.start is None:
         start = datetime.now(zone)
     else:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
+from typing import Any
 
 from .options import CommandFailure, UsageFailure
 
@@ -45,8 +47,24 @@ def dashboard_command(args: argparse.Namespace) -> int:
         browser_url = f"http://{_url_host(args.ip, local=True)}:{port}/?token={token}"
         threading.Thread(target=_open_when_serving, args=(browser_url, args.ip, port),
                          name="mashroom-jobs-dashboard-browser", daemon=True).start()
-    Voila.launch_instance(argv=argv)
+    previous = _interruptible()
+    try:
+        Voila.launch_instance(argv=argv)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return 0
+
+
+def _interruptible() -> Any:
+    """Let SIGINT stop the server, as ``run`` does: a process started in the background by
+    a non-interactive shell inherits SIGINT ignored, and Voila only handles SIGTERM itself.
+    Returns the handler replaced (None when SIGINT was not ignored)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+        return None
+    # KeyboardInterrupt in the IOLoop: Voila logs "Stopping..." and shuts its kernels down
+    return signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _new_token() -> str:

@@ -51,6 +51,7 @@ def open_store(path: str, **settings: Any) -> SQLiteStore:
 
 def history_command(args: argparse.Namespace) -> int:
     from ..core.errors import StoreError
+    from ..text import cut, plain_table, terminal_text
 
     path = store_path(args)
     store = open_store(path)
@@ -73,12 +74,13 @@ def history_command(args: argparse.Namespace) -> int:
     for job, run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
         result = "ok" if run.success else f"FAILED {run.error_message or ''}"
-        rows.append((run.timestamp.isoformat(sep=" ", timespec="seconds"), job, trigger,
-                     f"{run.execution_time_ms:.1f} ms", " ".join(result.split())[:60],
-                     run.origin or ""))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        # what a job wrote is shown, never obeyed: its escape sequences could rewrite
+        # the terminal (colour it, retitle it, hide the lines above)
+        rows.append((run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job),
+                     trigger, f"{run.execution_time_ms:.1f} ms",
+                     cut(terminal_text(result), 60), terminal_text(run.origin or "")))
+    for line in plain_table(rows):
+        print(line)
     return 0
 
 

@@ -121,7 +121,7 @@ def store_flag(text: str) -> str | None:
     from ..store import store_location
 
     try:
-        store_location(text)
+        store_location(text, none="none")
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text

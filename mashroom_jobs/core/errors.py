@@ -21,7 +21,21 @@ class InvalidCronExpressionError(MashroomJobsError, ValueError):
     def __init__(self, expression: object, reason: str) -> None:
         self.expression = expression
         self.reason = reason
-        super().__init__(f"Invalid cron expression {expression!r}: {reason}")
+        # a 1 MB expression is named by its start (and the reason by at most 1,000
+        # characters): the message lands in logs and cells
+        super().__init__(f"Invalid cron expression {_shown(expression)}: {_cut(reason, 1000)}")
+
+
+def _shown(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    size = f" ({len(value):,} characters)" if isinstance(value, str) else ""
+    return f"{text[:limit]}...{size}"
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit:,} more)"
 
 
 class InvalidTimezoneError(MashroomJobsError, ValueError):
@@ -30,7 +44,7 @@ class InvalidTimezoneError(MashroomJobsError, ValueError):
     def __init__(self, zone: object, reason: str = "") -> None:
         self.zone = zone
         detail = reason or "not a known IANA time zone name (e.g. 'Europe/Vienna') or tzinfo"
-        super().__init__(f"Invalid time zone {zone!r}: {detail}")
+        super().__init__(f"Invalid time zone {_shown(zone)}: {_cut(detail, 1000)}")
 
 
 class ServiceShutdownError(MashroomJobsError, RuntimeError):
@@ -46,6 +60,11 @@ class JobStopped(MashroomJobsError):
 
     Let it propagate: the run is then recorded as stopped.
     """
+
+
+class JobInputError(MashroomJobsError, RuntimeError):
+    """A background job asked for input (``input()``, ``getpass()``): nobody can answer
+    it, and in a kernel the prompt would appear in an unrelated cell."""
 
 
 class StoreError(MashroomJobsError):

@@ -15,10 +15,21 @@ ring of a job's recent runs (:mod:`._history`) and the store's row
 from __future__ import annotations
 
 import enum
+import sys
+import traceback as _traceback
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-__all__ = ["TRIGGERS", "JobInvocation", "JobState", "Outcome", "Trigger", "error_text"]
+__all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "JobInvocation", "JobState",
+           "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text", "log_text"]
+
+#: The most characters a run keeps of each text: its output, its error message, its
+#: traceback; more is cut, and the cut is said (a 5 MB message must not make a 10 MB row)
+MAX_TEXT_CHARS = 100_000
+#: The most characters of an error message a log line carries
+MAX_LOG_CHARS = 500
+#: The most characters one line of a traceback keeps (the frames around it stay readable)
+_MAX_LINE_CHARS = 2_000
 
 #: What started a run: its schedule, a click or ``invoke_now()``, ``invoke_immediately``
 #: (or a run-once job), a retry of a failed run, or a fire missed while no process ran
@@ -162,7 +173,52 @@ class JobState(NamedTuple):
     waiting: int = 0
 
 
+def bounded(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (the marker saying how many were cut comes on
+    top), as a run's output is."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[truncated: {len(text) - limit:,} more characters]"
+
+
 def error_text(error: BaseException) -> str:
-    """``"ExceptionType: message"``, or just the type when the message is empty."""
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """``"ExceptionType: message"``, or just the type when the message is empty; at most
+    :data:`MAX_TEXT_CHARS` characters of the message."""
+    try:
+        text = str(error)
+    except Exception as exc:  # a broken __str__ must not break the record of the run
+        text = f"<str() of the exception raised {type(exc).__name__}>"
+    name = type(error).__name__
+    return f"{name}: {bounded(text)}" if text else name
+
+
+def log_text(text: str | None, limit: int = MAX_LOG_CHARS) -> str | None:
+    """An error message shortened for a log line (the run's record keeps more)."""
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [{len(text) - limit:,} more characters in the run's record]"
+
+
+def bounded_traceback(error: BaseException | None = None) -> str:
+    """The formatted traceback of ``error`` (default: the exception being handled), at
+    most about :data:`MAX_TEXT_CHARS` characters: each line longer than 2,000 characters
+    (a huge message) is cut, then the middle frames of a still longer one, so that its
+    start and the error at its end are kept.  Each cut says how much it took."""
+    if error is None:
+        error = sys.exception() if hasattr(sys, "exception") else sys.exc_info()[1]
+    if error is None:
+        return ""
+    lines = _traceback.format_exception(type(error), error, error.__traceback__)
+    text = "".join(_short_line(line) for line in "".join(lines).splitlines(keepends=True))
+    if len(text) <= MAX_TEXT_CHARS:
+        return text
+    half = MAX_TEXT_CHARS // 2
+    return (f"{text[:half]}\n[... {len(text) - 2 * half:,} characters of the traceback cut "
+            f"...]\n{text[-half:]}")
+
+
+def _short_line(line: str) -> str:
+    if len(line) <= _MAX_LINE_CHARS:
+        return line
+    end = "\n" if line.endswith("\n") else ""
+    return f"{line[:_MAX_LINE_CHARS]}... [{len(line) - _MAX_LINE_CHARS:,} more characters]{end}"

@@ -15,14 +15,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, NamedTuple, Protocol
 
 from . import capture
 from .claims import Claimer
-from .records import error_text
+from .records import bounded_traceback, error_text
 
 __all__ = ["ExecutorBackend", "RemoteBackend", "RemoteCall", "RemoteResult", "execute"]
 
@@ -76,7 +75,7 @@ def execute(call: RemoteCall, worker: str | None = None) -> RemoteResult:
         if call.is_async or inspect.isawaitable(result):
             result = asyncio.run(_awaited(result))
     except BaseException as exc:  # the job may raise anything; report it, don't kill the worker
-        error, tb = error_text(exc), traceback.format_exc()
+        error, tb = error_text(exc), bounded_traceback(exc)
     finally:
         capture.reset_sink(token)
     elapsed = (time.perf_counter() - t0) * 1000.0

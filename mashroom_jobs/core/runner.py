@@ -31,7 +31,6 @@ import os
 import sys
 import threading
 import time
-import traceback
 from _thread import get_ident
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
@@ -49,7 +48,14 @@ from .claims import Claimer, ClaimQueue, claim_one
 from .clock import Clock
 from .events import EventBus, RunFinished
 from .executors import DaemonThreadPool
-from .records import JobInvocation, Outcome, Trigger, error_text
+from .records import (
+    JobInvocation,
+    Outcome,
+    Trigger,
+    bounded_traceback,
+    error_text,
+    log_text,
+)
 from .remote import RemoteCall
 from .runs import enter_run, leave_run
 from .runtime import QUEUED, RUNNING, JobRuntime, JobSpec, Run
@@ -374,7 +380,7 @@ class Runner:
             return
         run.thread = get_ident()
         spec = run.runtime.spec
-        buffer = capture.OutputBuffer() if self.capture_output else None
+        buffer = capture.OutputBuffer(repr(spec.name)) if self.capture_output else None
         capture.ensure_installed()
         run_token = enter_run(run)
         sink_token = capture.set_sink(buffer)
@@ -385,7 +391,7 @@ class Runner:
                 # a plain function that returned a coroutine: await it on the loop thread
                 self.loops.submit(_awaiting(result, buffer, run)).result()
         except BaseException as exc:  # a job may raise anything, even SystemExit
-            run.error, run.tb = exc, traceback.format_exc()
+            run.error, run.tb = exc, bounded_traceback(exc)
         finally:
             capture.reset_sink(sink_token)
             leave_run(run_token)
@@ -411,7 +417,7 @@ class Runner:
         if watched:
             run.task = asyncio.current_task()
             self.loops.run_began()
-        buffer = capture.OutputBuffer() if self.capture_output else None
+        buffer = capture.OutputBuffer(repr(spec.name)) if self.capture_output else None
         capture.ensure_installed()
         enter_run(run)  # (the task has a context of its own)
         capture.set_sink(buffer)
@@ -421,7 +427,7 @@ class Runner:
         except asyncio.CancelledError as exc:  # stopped, timed out, or the loop shut down
             run.error = exc
         except BaseException as exc:
-            run.error, run.tb = exc, traceback.format_exc()
+            run.error, run.tb = exc, bounded_traceback(exc)
         finally:
             if watched:
                 self.loops.run_ended()
@@ -621,7 +627,7 @@ class Runner:
         self._failure_logs[name] = (now, 0)
         more = f" ({since} more failure{'s' if since != 1 else ''} since the last warning)" \
             if since else ""
-        log.warning("Background job %r failed: %s%s", name, record.error_message, more)
+        log.warning("Background job %r failed: %s%s", name, log_text(record.error_message), more)
 
     # -- retries --------------------------------------------------------------------------
 

@@ -22,7 +22,10 @@ from .errors import InvalidCronExpressionError
 from .remote import RemoteBackend
 from .runtime import JobSpec, Overlap
 
-__all__ = ["Where", "check_job", "resolve_schedule"]
+__all__ = ["MAX_RETRY_DELAY", "Where", "check_job", "resolve_schedule"]
+
+#: the longest ``retry_delay``, in seconds (a week): a retry later than that is no retry
+MAX_RETRY_DELAY = 7 * 86_400.0
 
 #: resolves an ``executor=`` argument: (an executor of this process, a remote backend)
 Where = Callable[[object], tuple[Executor | None, RemoteBackend | None]]
@@ -43,6 +46,11 @@ def check_job(name: str, cron_schedule: object, callback: Callable[..., Any], *,
     timeout = check_seconds(timeout, "timeout", low=0.001, allow_none=True)
     check_count(retries, "retries")
     retry_delay = check_seconds(retry_delay, "retry_delay") or 0.0
+    if retry_delay > MAX_RETRY_DELAY:
+        # the timer would hold it for ever: the retry, and the failure's callbacks after
+        # it, would silently never come
+        raise ValueError(f"retry_delay must be at most {MAX_RETRY_DELAY:g} seconds (a week), "
+                         f"got {retry_delay:g}")
     schedule, zone = resolve_schedule(cron_schedule, timezone, default_zone, name)
     local, remote = where(executor)
     return JobSpec(name, callback, kind, schedule, zone, overlap, local, remote,
@@ -62,8 +70,13 @@ def resolve_schedule(cron_schedule: object, timezone: str | tzinfo | None,
             )
         return cron_schedule, cron_schedule.zone
     zone = resolve_zone(default_zone if timezone is None else timezone)
-    if cron_schedule is None or (isinstance(cron_schedule, str) and not cron_schedule.strip()):
+    if cron_schedule is None or cron_schedule == "":
         return None, zone
+    if isinstance(cron_schedule, str) and not cron_schedule.strip():
+        # as CronSchedule and `mashroom-jobs cron` say: blanks are no expression
+        raise InvalidCronExpressionError(
+            cron_schedule, "it is blank: give 5 fields (or 6 with seconds first), or None "
+                           "(or '') to run the job once, right away")
     if isinstance(cron_schedule, str):
         return shared_schedule(cron_schedule, zone, name=name), zone  # name: for H
     raise InvalidCronExpressionError(

@@ -12,6 +12,7 @@ import logging
 import secrets
 import threading
 import time
+import weakref
 from concurrent.futures import CancelledError
 from typing import Any
 
@@ -262,9 +263,12 @@ class DaskBackend(Transport):
         except Exception as exc:
             with self._cond:
                 self._retry_at = time.monotonic() + self.retry_interval
-                where = ("could not start a local Dask cluster" if self._address == LOCAL
-                         else f"the Dask scheduler at {self._address} is unreachable")
-                self._last_error = f"{where}: {error_text(exc)}"
+                if isinstance(exc, ClusterUnavailableError):  # the probe's own words
+                    self._last_error = str(exc)
+                else:
+                    where = ("could not start a local Dask cluster" if self._address == LOCAL
+                             else f"the Dask scheduler at {self._address} is unreachable")
+                    self._last_error = f"{where}: {error_text(exc)}"
                 self._connecting = False
                 self._cond.notify_all()
             log.warning("mashroom-jobs: %s", self._last_error)
@@ -278,15 +282,23 @@ class DaskBackend(Transport):
     def _connect(self) -> None:
         from distributed import Client
 
+        _close_at_exit(self)
+
         if self._address == LOCAL:
             from distributed import LocalCluster
 
             # Dask re-runs a task whose worker died up to allowed-failures times; a job
             # may have side effects, so on our own cluster a lost worker fails the run
-            self._cluster = LocalCluster(processes=True, scheduler_kwargs={"allowed_failures": 0})
+            # (the workers ignore SIGINT: see worker.dask_setup)
+            self._cluster = LocalCluster(processes=True, scheduler_kwargs={"allowed_failures": 0},
+                                         preload=["mashroom_jobs.dask_bridge.worker"])
             self._client = Client(self._cluster, set_as_default=False,
                                   timeout=self.connect_timeout)
         else:
+            # distributed bounds the TCP connect by `timeout`, but not the handshake after
+            # it: a peer that accepts and never speaks Dask (a web server on the port) hung
+            # Client() for ever.  Ask first, bounded as a whole.
+            probe_scheduler(self._address, self.connect_timeout)
             # `timeout` also bounds distributed's own reconnecting: after it, the client
             # closes and the next run connects anew
             self._client = Client(self._address, set_as_default=False,
@@ -304,3 +316,92 @@ class DaskBackend(Transport):
                 except Exception:  # already gone
                     log.debug("closing %r failed", thing, exc_info=True)
 
+
+
+_connected: weakref.WeakSet[DaskBackend] = weakref.WeakSet()
+_exit_hook = threading.Lock()
+_exit_registered = False
+
+
+def _close_at_exit(backend: DaskBackend) -> None:
+    """Close ``backend`` when the main thread ends, before ``concurrent.futures`` stops
+    taking work: distributed runs a task's done-callbacks through a thread pool, and a
+    script that ended with a run on the cluster printed tornado's "cannot schedule new
+    futures after interpreter shutdown" traceback when the service closed it later, from
+    its ``atexit`` handler.  ``threading._register_atexit`` is what ``concurrent.futures``
+    itself uses; the hooks run last registered first, so this one runs before its own."""
+    global _exit_registered
+    with _exit_hook:
+        _connected.add(backend)
+        if _exit_registered:
+            return
+        register = getattr(threading, "_register_atexit", None)
+        try:
+            if register is not None:
+                register(_close_all)
+            else:  # (not CPython): the service's atexit handler closes it
+                return
+        except RuntimeError:  # the interpreter is already shutting down
+            return
+        _exit_registered = True
+
+
+def _close_all() -> None:
+    for backend in list(_connected):
+        try:
+            backend.close(timeout=1.0)
+        except Exception:  # at exit: nothing may stop the others from closing
+            log.debug("closing %r at exit failed", backend, exc_info=True)
+
+
+def probe_scheduler(address: str, timeout: float) -> None:
+    """Check, within ``timeout`` seconds in all, that a Dask scheduler answers at ``address``.
+
+    Raises
+    ------
+    ClusterUnavailableError
+        Naming the address and what answered there: nothing (unreachable), nothing in
+        time (a peer that accepts and never speaks Dask), something distributed cannot
+        read (a web server: distributed reads its reply as a frame length, and runs out
+        of memory), or a Dask server that is not a scheduler (a worker's address).
+    """
+    import asyncio
+
+    from distributed.comm.core import connect
+    from distributed.security import Security
+
+    async def ask() -> Any:
+        # the client's TLS settings, as Client() uses them (tls:// addresses)
+        comm = await connect(address, timeout=timeout,
+                             **Security().get_connection_args("client"))
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    try:
+        reply = asyncio.run(asyncio.wait_for(ask(), timeout))
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ClusterUnavailableError(
+            f"{address} did not answer as a Dask scheduler within {timeout:g} s "
+            f"(dask_connect_timeout): is a Dask scheduler listening there? (its default "
+            f"port is 8786; 8787 is its dashboard)") from None
+    except OSError as exc:  # refused, no route, closed during the handshake...
+        if "Timed out" in str(exc):
+            raise ClusterUnavailableError(
+                f"the Dask scheduler at {address} is unreachable: nothing accepted a "
+                f"connection within {timeout:g} s (dask_connect_timeout)") from None
+        raise ClusterUnavailableError(
+            f"the Dask scheduler at {address} is unreachable: {error_text(exc)}") from None
+    except Exception as exc:  # MemoryError, a decoding error: not Dask's protocol
+        raise ClusterUnavailableError(
+            f"{address} answered, but not as a Dask scheduler: distributed could not read "
+            f"its reply ({error_text(exc)}); is that the scheduler's address? (its default "
+            f"port is 8786)") from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if not isinstance(kind, str) or "Scheduler" not in kind:
+        what = f"a Dask {kind}" if isinstance(kind, str) else "a Dask server"
+        raise ClusterUnavailableError(
+            f"{address} is {what}, not a scheduler: set dask_address to the scheduler's "
+            f"address")

@@ -1,8 +1,9 @@
 """Claims through the cluster: :class:`DaskClaimer` decides which kernel runs an exclusive
 job's fire when several kernels (on any machines) share one scheduler.
 
-It uses only a ``distributed.Lock`` and a ``distributed.Variable`` per job, imported when
-the first claim is made, through the connection of its :class:`~.backend.DaskBackend`.
+It uses only a ``distributed.Lock`` per job and the scheduler's metadata store, through
+the connection of its :class:`~.backend.DaskBackend` (``distributed`` is imported when the
+first claim is made).
 """
 
 from __future__ import annotations
@@ -18,7 +19,11 @@ from ..core.errors import StoreUnavailableError
 from ..core.records import error_text
 from .errors import ClusterUnavailableError
 
-__all__ = ["Connected", "DaskClaimer"]
+__all__ = ["METADATA_KEY", "Connected", "DaskClaimer"]
+
+
+#: the scheduler's metadata entry under which each job's latest claimed fire is kept
+METADATA_KEY = "mashroom-jobs-claims"
 
 
 class Connected(Protocol):
@@ -35,13 +40,16 @@ class DaskClaimer:
 
     When kernels on several machines share a scheduler and schedule the same
     exclusive job, each fire must run once.  Per job, the scheduler holds a
-    ``distributed.Lock`` and a ``distributed.Variable`` (``mashroom-jobs-claim-<job>``):
-    a kernel takes the lock, reads the latest fire claimed, and wins only when its fire
-    is later, writing its own; then it releases the lock.  The decision is monotonic, so
-    a kernel however late (a slow fire, skewed clocks) loses a fire already claimed,
-    and the state is one lock and one small variable per job, not per fire.  Both are
-    built into every scheduler: nothing of ours runs there (a scheduler plugin would
-    need mashroom-jobs installed on the scheduler of a Gateway or Kubernetes cluster).
+    ``distributed.Lock`` (``mashroom-jobs-claim-<job>``) and an entry of its metadata
+    (``["mashroom-jobs-claims", job]``): a kernel takes the lock, reads the latest fire
+    claimed, and wins only when its fire is later, writing its own; then it releases the
+    lock.  (Metadata rather than a ``distributed.Variable``: reading a Variable never
+    set, at a job's first claim, made the scheduler log an error with a traceback.)
+    The decision is monotonic, so a kernel however late (a slow fire, skewed clocks)
+    loses a fire already claimed, and the state is one lock and one small metadata entry
+    per job, not per fire.  Both are built into every scheduler: nothing of ours runs
+    there (a scheduler plugin would need mashroom-jobs installed on the scheduler of a
+    Gateway or Kubernetes cluster).
     The lock's lease expires when its holder dies (``distributed.scheduler.locks.
     lease-timeout``), so a kernel lost mid-claim blocks the others for that long at
     most; they then run the fire unclaimed (:class:`StoreUnavailableError`).
@@ -65,7 +73,7 @@ class DaskClaimer:
         self.timeout = timeout
         self.identity = identity or f"{socket.gethostname()} pid {os.getpid()}"
         self._lock = threading.Lock()
-        self._primitives: dict[str, tuple[Any, Any]] = {}
+        self._primitives: dict[str, Any] = {}  # job -> its distributed.Lock
         self._client: Any = None  # whose connection the cached primitives use
 
     def claim(self, job: str, scheduled_for: datetime) -> str | None:
@@ -78,7 +86,7 @@ class DaskClaimer:
         """
         try:
             client = self.backend.wait_connected(self.timeout)
-            lock, variable = self._primitives_for(job, client)
+            lock = self._lock_for(job, client)
             if not lock.acquire(timeout=self.timeout):
                 raise StoreUnavailableError(
                     f"the claim lock of job {job!r} on the Dask scheduler was not free "
@@ -91,7 +99,7 @@ class DaskClaimer:
             raise StoreUnavailableError(
                 f"cannot claim through Dask: {error_text(exc)}") from None
         try:
-            return self._decide(variable, scheduled_for)
+            return self._decide(client, job, scheduled_for)
         except Exception as exc:
             raise StoreUnavailableError(
                 f"cannot claim through Dask: {error_text(exc)}") from None
@@ -101,12 +109,12 @@ class DaskClaimer:
             except Exception:  # the lease expires on its own
                 log.debug("releasing the claim lock of %r failed", job, exc_info=True)
 
-    def _decide(self, variable: Any, scheduled_for: datetime) -> str | None:
+    def _decide(self, client: Any, job: str, scheduled_for: datetime) -> str | None:
         fire = scheduled_for.timestamp()
-        try:
-            record = variable.get(timeout=0)
-        except TimeoutError:  # never set: the job's first claim anywhere
-            record = None
+        keys = [METADATA_KEY, job]
+        # None: never set, the job's first claim anywhere
+        record = client.sync(client.scheduler.get_metadata, keys=keys, default=None,
+                             callback_timeout=self.timeout)
         recent: list[list[Any]] = list(record.get("recent", [])) if record else []
         if record and record["fire"] >= fire:
             for claimed, who in reversed(recent):
@@ -114,25 +122,24 @@ class DaskClaimer:
                     return str(who)
             return f"{record['who']} (a later fire was claimed first)"
         recent = [*recent[-(self.KEEP - 1):], [fire, self.identity]]
-        variable.set({"fire": fire, "who": self.identity, "recent": recent},
-                     timeout=self.timeout)
+        client.sync(client.scheduler.set_metadata, keys=keys,
+                    value={"fire": fire, "who": self.identity, "recent": recent},
+                    callback_timeout=self.timeout)
         return None
 
-    def _primitives_for(self, job: str, client: Any) -> tuple[Any, Any]:
-        from distributed import Lock, Variable
+    def _lock_for(self, job: str, client: Any) -> Any:
+        from distributed import Lock
 
         with self._lock:
             if client is not self._client:  # a new connection: new handles
                 self._primitives.clear()
                 self._client = client
-            pair = self._primitives.get(job)
-            if pair is None:
-                name = f"mashroom-jobs-claim-{job}"
-                pair = self._primitives[job] = (
-                    Lock(name, scheduler_rpc=client.scheduler, loop=client.loop),
-                    Variable(name, client=client),
-                )
-            return pair
+            lock = self._primitives.get(job)
+            if lock is None:
+                lock = self._primitives[job] = Lock(
+                    f"mashroom-jobs-claim-{job}", scheduler_rpc=client.scheduler,
+                    loop=client.loop)
+            return lock
 
     def forget(self) -> None:
         """Drop the cached locks (their connection closed)."""

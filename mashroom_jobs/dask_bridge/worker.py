@@ -14,7 +14,7 @@ import traceback
 from ..core.records import error_text
 from ..core.remote import RemoteResult, execute
 
-__all__ = ["run_pickled", "worker_address"]
+__all__ = ["dask_setup", "run_pickled", "worker_address"]
 
 
 def worker_address() -> str | None:
@@ -27,6 +27,18 @@ def worker_address() -> str | None:
         return str(get_worker().address)
     except ValueError:  # not in a Dask worker
         return None
+
+
+def dask_setup(worker: object) -> None:
+    """The worker preload of the LocalCluster the service starts (``dask_address='local'``):
+    its worker processes ignore SIGINT.  Ctrl-C in a terminal reaches every process of the
+    foreground group: each worker printed a KeyboardInterrupt traceback while the service,
+    which owns them, was closing the cluster anyway."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def run_pickled(payload: bytes) -> RemoteResult:

@@ -17,7 +17,10 @@ from . import format as fmt
 if TYPE_CHECKING:
     from ..service import BackgroundJobService
 
-__all__ = ["AddJobForm", "user_callables"]
+__all__ = ["CHOOSE", "AddJobForm", "user_callables"]
+
+#: the callable menu's first entry, selected until the user picks a function
+CHOOSE = "(choose a function)"
 
 
 def user_callables(namespace: Mapping[str, Any], hidden: Iterable[str]) -> dict[str, Any]:
@@ -124,7 +127,8 @@ class AddJobForm:
             ns = getattr(shell, "user_ns", None)
             hidden = getattr(shell, "user_ns_hidden", {})
             found = user_callables(ns, hidden) if isinstance(ns, Mapping) else {}
-        options = list(found.items())
+        # first an empty choice: a click on Schedule must not pick a function for the user
+        options: list[tuple[str, Any]] = [(CHOOSE, None), *found.items()]
         current = self.callable.label
         old = [(label, id(value)) for label, value in self.callable.options]
         if old == [(label, id(value)) for label, value in options]:
@@ -132,7 +136,7 @@ class AddJobForm:
         self.callable.options = options
         if current in found:
             self.callable.label = current
-        elif options:  # like a fresh Dropdown: the first one is selected
+        else:
             self.callable.index = 0
 
     def submit(self) -> None:
@@ -149,8 +153,9 @@ class AddJobForm:
                 )
             if fn is None:
                 raise ValueError(
-                    "Choose a callable: define a function in the notebook, "
-                    "or pass callables={...} to JobsPanel."
+                    "Choose the function the job runs"
+                    + ("." if len(self.callable.options) > 1 else
+                       ": define one in the notebook, or pass callables={...} to JobsPanel.")
                 )
             schedule, zone = self._parsed()
             self._service.schedule_job(name, schedule, fn, timezone=None if schedule else zone)

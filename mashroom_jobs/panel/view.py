@@ -29,6 +29,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..core.arguments import check_flag, check_seconds
 from ..core.errors import MashroomJobsError
 from ..core.records import JobInvocation, JobState
 from ..job import BackgroundJob
@@ -104,7 +105,7 @@ class JobsPanel(widgets.VBox):
         ``flush_interval`` seconds, while the service runs.  Tests pass False
         and call :meth:`flush`.
     flush_interval : float
-        Seconds between flushes (at least 0.1).
+        Seconds between flushes (0.1 to 3600).
     """
 
     def __init__(
@@ -118,10 +119,7 @@ class JobsPanel(widgets.VBox):
     ) -> None:
         if not isinstance(service, BackgroundJobService):
             raise TypeError(f"service must be a BackgroundJobService, got {type(service).__name__}")
-        if not 1 <= page_size <= _MAX_PAGE_SIZE:
-            raise ValueError(f"page_size must be between 1 and {_MAX_PAGE_SIZE}, got {page_size}")
-        if flush_interval < 0.1:
-            raise ValueError(f"flush_interval must be at least 0.1 s, got {flush_interval}")
+        _check_arguments(callables, page_size, auto_flush, flush_interval)
         self._service = service
         self._interval = float(flush_interval)
         self._closed = True  # until fully built: close() then only closes the comm
@@ -467,3 +465,25 @@ class JobsPanel(widgets.VBox):
                 seen.add(id(w))
                 result.append(w)
         return result
+
+
+def _check_arguments(callables: object, page_size: object, auto_flush: object,
+                     flush_interval: object) -> None:
+    """JobsPanel's arguments, each bad one an error naming it (before any widget exists)."""
+    if callables is not None:
+        if not isinstance(callables, Mapping):
+            raise TypeError(f"callables must be a mapping of names to functions (such as "
+                            f"{{'backup': backup}}) or None, got {type(callables).__name__}")
+        for key, value in callables.items():
+            if not isinstance(key, str) or not callable(value):
+                raise TypeError(f"callables must map names (str) to functions, got "
+                                f"{key!r}: {type(value).__name__}")
+    if isinstance(page_size, bool) or not isinstance(page_size, int):
+        raise TypeError(f"page_size must be a whole number of rows, got {page_size!r}")
+    if not 1 <= page_size <= _MAX_PAGE_SIZE:
+        raise ValueError(f"page_size must be between 1 and {_MAX_PAGE_SIZE}, got {page_size}")
+    check_flag(auto_flush, "auto_flush")
+    # NaN compares false with everything: it passed a plain `< 0.1` and spun the flusher
+    interval = check_seconds(flush_interval, "flush_interval", low=0.1)
+    if interval is not None and interval > 3600:  # (an Event's wait refuses huge ones)
+        raise ValueError(f"flush_interval must be at most 3600 seconds, got {interval:g}")

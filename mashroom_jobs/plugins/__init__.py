@@ -45,6 +45,7 @@ from .loading import (
     load_plugin,
     load_plugins,
     schedule_arguments,
+    unknown_plugin_names,
 )
 from .table import format_plugins_table
 
@@ -64,4 +65,5 @@ __all__ = [
     "load_plugin",
     "load_plugins",
     "schedule_arguments",
+    "unknown_plugin_names",
 ]

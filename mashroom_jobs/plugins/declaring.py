@@ -131,7 +131,7 @@ class PluginSpec:
     def cron_schedule(self) -> str | None:
         """The effective ``cron_schedule`` (None: runs once at load)."""
         value = self.config.get("cron_schedule")
-        return value if isinstance(value, str) and value.strip() else None
+        return value if isinstance(value, str) and value != "" else None
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ class PluginRecord:
     def cron_schedule(self) -> str | None:
         """The effective ``cron_schedule`` (None: the job ran once, at load)."""
         value = self.config.get("cron_schedule")
-        return value if isinstance(value, str) and value.strip() else None
+        return value if isinstance(value, str) and value != "" else None
 
     def __repr__(self) -> str:
         detail = f" error={self.error!r}" if self.error else ""

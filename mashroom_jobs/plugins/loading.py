@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PluginLoader", "disabled_record", "discover", "distribution_of", "inspect_plugin",
-    "load_plugin", "load_plugins", "schedule_arguments",
+    "load_plugin", "load_plugins", "schedule_arguments", "unknown_plugin_names",
 ]
 
 log = logging.getLogger("mashroom_jobs.plugins")
@@ -134,7 +134,7 @@ def schedule_arguments(config: Mapping[str, Any], default_timezone: Any = None,
     zone = resolve_zone(config.get("timezone") or default_timezone)
     return {
         "cron_schedule": (CronSchedule(cron, zone, name=name)
-                          if cron is not None and cron.strip() else None),
+                          if cron is not None and cron != "" else None),
         "invoke_immediately": check_flag(config.get("invoke_immediately", False),
                                          "invoke_immediately"),
         "overlap": check_choice(config.get("overlap", "skip"), "overlap", ("skip", "allow")),
@@ -199,6 +199,27 @@ def load_plugins(
             record = load_plugin(service, entry_point)
         records.append(record)
     return tuple(records)
+
+
+def unknown_plugin_names(service: BackgroundJobService,
+                         entry_points: Iterable[EntryPoint]) -> list[str]:
+    """What is wrong with names in ``plugin_config`` and ``disabled_plugins`` that no
+    installed plugin has (a typo there changes nothing, silently), one sentence each."""
+    import difflib
+
+    installed = sorted({ep.name for ep in entry_points})
+    problems = []
+    for setting, names in (("plugin_config", list(service.plugin_config)),
+                           ("disabled_plugins", list(service.disabled_plugins))):
+        for name in names:
+            if name in installed:
+                continue
+            close = difflib.get_close_matches(name, installed, n=1)
+            hint = (f"; did you mean {close[0]!r}?" if close else
+                    f"; installed: {', '.join(map(repr, installed)) or 'none'}")
+            problems.append(f"{setting} names {name!r}, which is not an installed "
+                            f"background-job plugin{hint}")
+    return problems
 
 
 def load_plugin(service: BackgroundJobService, entry_point: EntryPoint) -> PluginRecord:
@@ -301,6 +322,7 @@ class PluginLoader:
         self._entry_points = list(discover() if entry_points is None else entry_points)
         records = load_plugins(service, self._entry_points)
         service.set_trait("plugins", records)
+        self._warn_unknown_names()
         if not self._observing:
             service.observe(self._on_settings, names=["plugin_config", "disabled_plugins"])
             self._observing = True
@@ -341,3 +363,8 @@ class PluginLoader:
                 service.unschedule_job(record.name)
             records[index] = load_plugin(service, entry_point)
         service.set_trait("plugins", tuple(records))
+        self._warn_unknown_names()
+
+    def _warn_unknown_names(self) -> None:
+        for problem in unknown_plugin_names(self.service, self._entry_points):
+            log.warning("mashroom-jobs: %s", problem)

@@ -44,7 +44,9 @@ from .sqlite_store import CLAIM_RETENTION_SECONDS as CLAIM_RETENTION_SECONDS
 from .sqlite_store import DEFAULT_BUSY_TIMEOUT as DEFAULT_BUSY_TIMEOUT
 from .sqlite_store import SQLiteStore
 from .writer import MAX_BATCH as MAX_BATCH
+from .writer import MAX_BATCH_CHARS as MAX_BATCH_CHARS
 from .writer import MAX_PENDING as MAX_PENDING
+from .writer import MAX_PENDING_CHARS as MAX_PENDING_CHARS
 
 __all__ = [
     "NETWORK_FILESYSTEMS", "SCHEMA_VERSION", "SQLiteStore", "default_store_path",

@@ -28,11 +28,12 @@ NETWORK_FILESYSTEMS = frozenset({
 })
 
 
-def store_location(value: object) -> str:
+def store_location(value: object, *, none: str = "None") -> str:
     """The file path a ``store`` setting names: a path, or a ``sqlite:///PATH`` URL.
 
     As in SQLAlchemy, ``sqlite:///jobs.sqlite`` is relative (to the working directory)
-    and ``sqlite:////home/me/jobs.sqlite`` absolute; ``~`` is expanded.
+    and ``sqlite:////home/me/jobs.sqlite`` absolute; ``~`` is expanded.  ``none`` is
+    how the caller spells "no store" in messages (the command line's ``none``).
 
     Raises
     ------
@@ -45,6 +46,14 @@ def store_location(value: object) -> str:
         raise ValueError(f"store must be a file path or a sqlite:///PATH URL, "
                          f"got {type(value).__name__}")
     path = value
+    if value == ":memory:" or value.startswith("file::memory:"):
+        raise ValueError(f"store {value!r} is an in-memory database, which no other process "
+                         f"can share: use {none} to keep runs in this process's memory")
+    if value.lower().startswith("file:"):  # SQLite's URI filenames are not read as URIs here
+        plain = _file_uri_path(value)
+        raise ValueError(f"store {value!r} is a file: URI, which would be read as a folder "
+                         f"named 'file:': give the path itself ({plain!r}) or "
+                         f"'sqlite:///{plain}'")
     if value.startswith(URL_PREFIX):
         path = value[len(URL_PREFIX):]
     elif "://" in value:
@@ -55,14 +64,43 @@ def store_location(value: object) -> str:
         raise ValueError(f"unsupported store {value!r}: the job store is a SQLite file; give "
                          f"its path or a sqlite:///PATH URL")
     if not path.strip():
-        raise ValueError(f"store {value!r} names no file: give a path, or None to keep runs "
+        raise ValueError(f"store {value!r} names no file: give a path, or {none} to keep runs "
                          f"in memory")
     if "\0" in path:
         raise ValueError(f"store {value!r} contains a NUL character")
-    if path == ":memory:" or path.startswith("file::memory:"):
-        raise ValueError(f"store {value!r} is an in-memory database, which no other process "
-                         f"can share: use None to keep runs in this process's memory")
-    return os.path.abspath(os.path.expanduser(path))
+    full = os.path.abspath(os.path.expanduser(path))
+    if path.endswith(("/", os.sep)) and not os.path.isdir(full):  # (a folder: said on open)
+        raise ValueError(f"store {value!r} names a folder: give a file in it, such as "
+                         f"{os.path.join(full, 'store.sqlite')!r}")
+    _check_name_lengths(value, full)
+    return full
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 80 else f"{value[:60]!r}... ({len(value)} characters)"
+
+
+def _file_uri_path(uri: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    return unquote(urlsplit(uri.split("?", 1)[0]).path) or uri[len("file:"):]
+
+
+def _check_name_lengths(value: str, full: str) -> None:
+    """A ValueError when a part of ``full`` is longer than its file system allows (the
+    open would fail with SQLite's vague 'unable to open database file')."""
+    folder = os.path.dirname(full)
+    while folder and not os.path.isdir(folder):  # the nearest folder that exists
+        folder = os.path.dirname(folder) if os.path.dirname(folder) != folder else ""
+    try:
+        limit = os.pathconf(folder or "/", "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # (no pathconf on Windows)
+        limit = 255
+    for part in full.split(os.sep):
+        size = len(os.fsencode(part))
+        if size > limit:
+            raise ValueError(f"store {_shown(value)}: the name {part[:20]}... is {size} bytes "
+                             f"long; the file system allows at most {limit}")
 
 
 def _unescape_mount(field: str) -> str:
@@ -137,6 +175,16 @@ def default_store_path(mounts: str = "/proc/mounts") -> str:
     log.warning("mashroom-jobs: %s is on a network file system (%s), where SQLite's locks are "
                 "unreliable: the job store is %s instead", os.path.dirname(path), fstype, local)
     return local
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """``(device, inode)`` of the file at ``path``, None when there is none: a file
+    deleted and made anew at the same path has another."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def make_origin(kernel_id: str | None = None) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..core.errors import StoreError, StoreUnavailableError
-from ..core.records import JobInvocation, Outcome
+from ..core.records import MAX_TEXT_CHARS, JobInvocation, Outcome, bounded
 
 #: the schema this module writes; a store of a newer version is refused
 SCHEMA_VERSION = 2
@@ -262,6 +262,10 @@ def invocation(row: Sequence[Any]) -> JobInvocation:
     )
 
 
+#: a stored text's most characters: a run's own cap, and room for the note of what it cut
+_STORED_CHARS = MAX_TEXT_CHARS + 1_000
+
+
 def run_row(job: str, inv: JobInvocation, origin: str) -> tuple[Any, ...]:
     """The values :data:`INSERT_RUN` stores for a run of ``job`` (``origin`` when the run
     names none); the encoder of :func:`invocation`.  ``success`` is kept for readers of
@@ -270,6 +274,10 @@ def run_row(job: str, inv: JobInvocation, origin: str) -> tuple[Any, ...]:
     return (
         job, _zone_text(inv.timestamp), micros(inv.timestamp),
         None if scheduled is None else micros(scheduled), inv.trigger, inv.attempt,
-        float(inv.execution_time_ms), int(inv.outcome is Outcome.OK), inv.error_message,
-        inv.traceback, inv.output or "", inv.worker, inv.origin or origin, inv.outcome.value,
+        # bounded here too: whoever made the record, a row never holds megabytes
+        float(inv.execution_time_ms), int(inv.outcome is Outcome.OK),
+        None if inv.error_message is None else bounded(inv.error_message, _STORED_CHARS),
+        None if inv.traceback is None else bounded(inv.traceback, _STORED_CHARS),
+        bounded(inv.output or "", _STORED_CHARS), inv.worker, inv.origin or origin,
+        inv.outcome.value,
     )

@@ -19,9 +19,15 @@ from typing import Any
 from ..core.clock import Clock, SystemClock
 from ..core.errors import StoreError, StoreUnavailableError
 from ..core.records import JobInvocation
-from .location import make_origin, network_filesystem, store_location, temp_store_path
+from .location import (
+    file_identity,
+    make_origin,
+    network_filesystem,
+    store_location,
+    temp_store_path,
+)
 from .schema import SELECT_RUNS, connect, invocation, micros, open_failure, open_store
-from .writer import RunWriter, checkpoint
+from .writer import MAX_PENDING_CHARS, RunWriter, checkpoint
 
 log = logging.getLogger("mashroom_jobs.store")
 
@@ -56,6 +62,15 @@ class SQLiteStore:
         Seconds between background prunes (the first comes a minute after opening).
     mounts : str
         The mount table read to find a network file system (tests give their own).
+    check_interval : float
+        Seconds between the writer's checks that the file at ``path`` is still the one
+        opened (also checked before each write and each claim): when it was deleted or
+        replaced (``rm store.sqlite`` while processes use it), the store warns once and
+        reopens the path, so that claims are shared again with the processes that opened
+        the new file.  What was written to the old file in between is lost with it.
+    max_pending_chars : int
+        Characters of text (outputs, tracebacks) the writer's queue holds at most; while
+        it is full, runs are stored without their output (see :attr:`shed`).
 
     Raises
     ------
@@ -69,7 +84,8 @@ class SQLiteStore:
                  retention_runs: int = 1000, retention_days: float = 30.0,
                  busy_timeout: float = DEFAULT_BUSY_TIMEOUT, clock: Clock | None = None,
                  batch_delay: float = 0.1, prune_interval: float = 600.0,
-                 mounts: str = "/proc/mounts") -> None:
+                 mounts: str = "/proc/mounts", check_interval: float = 1.0,
+                 max_pending_chars: int = MAX_PENDING_CHARS) -> None:
         try:
             self.path = store_location(path)
         except ValueError as exc:
@@ -85,16 +101,24 @@ class SQLiteStore:
                         "where SQLite's locks are unreliable; it is used as configured, but a "
                         "local path such as %s is safer", self.path, fstype, temp_store_path())
         writer_conn = open_store(self.path, self.busy_timeout)
+        #: (device, inode) of the file opened: another file at the path is noticed
+        self._file_id = file_identity(self.path)
         try:
             self._claim_conn: sqlite3.Connection | None = self._connect()
             self._read_conn: sqlite3.Connection | None = self._connect()
         except sqlite3.Error as exc:
             writer_conn.close()
             raise StoreError(open_failure(exc, self.path, True, self.busy_timeout)) from None
-        self._claim_lock = threading.Lock()
+        # (a claim re-enters it when it finds the file replaced and reopens it)
+        self._claim_lock = threading.RLock()
         self._read_lock = threading.Lock()
+        self._replaced_warned = False
+        #: times this process reopened the file after it was deleted or replaced
+        self.reopened = 0
         self._writer = RunWriter(writer_conn, self.path, self.origin, batch_delay=batch_delay,
-                                 prune_interval=prune_interval, prune=self.prune)
+                                 prune_interval=prune_interval, prune=self.prune,
+                                 check=self.check_file, check_interval=check_interval)
+        self._writer.max_pending_chars = max_pending_chars
         self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -148,6 +172,7 @@ class SQLiteStore:
                 f"{self.path} within {self.busy_timeout:g} s: the claims before them are "
                 f"still waiting")
         try:
+            self.check_file()  # a claim in a deleted file would be a claim nobody sees
             conn = self._claim_conn
             if conn is None:
                 raise StoreUnavailableError(f"the job store {self.path} is closed")
@@ -181,6 +206,52 @@ class SQLiteStore:
         finally:
             self._claim_lock.release()
 
+    # -- the file at the path (any thread; a stat, ~2 µs) ------------------------------------
+
+    def check_file(self) -> bool:
+        """Whether the file at :attr:`path` is still the one this store opened; when it
+        was deleted or replaced, reopen the path (made anew if missing), with one warning
+        per store.  Returns True when it reopened.  Called by the writer before each batch
+        and every ``check_interval`` seconds, and before each claim."""
+        if file_identity(self.path) == self._file_id or self.closed:
+            return False
+        # the claims' lock first, as a claim holds it when it checks: one order, no deadlock
+        with self._claim_lock:
+            if file_identity(self.path) == self._file_id or self.closed:
+                return False  # another thread reopened it meanwhile
+            return self._reopen()
+
+    def _reopen(self) -> bool:
+        """(Under the claims' lock.)  Then the reads', then the writer's."""
+        try:
+            writer_conn = open_store(self.path, self.busy_timeout)
+            claim_conn, read_conn = self._connect(), self._connect()
+        except (StoreError, sqlite3.Error) as exc:
+            if not self._replaced_warned:
+                self._replaced_warned = True
+                log.warning("mashroom-jobs: the job store %s was deleted or replaced while "
+                            "this process used it, and cannot be opened again (%s): runs "
+                            "go to the old file, whose runs are lost when this process ends",
+                            self.path, exc)
+            return False
+        new_id = file_identity(self.path)
+        with self._read_lock:
+            old = [self._claim_conn, self._read_conn]
+            self._claim_conn, self._read_conn = claim_conn, read_conn
+            self._writer.replace_connection(writer_conn)
+            self._file_id = new_id
+        for conn in old:
+            if conn is not None:
+                conn.close()
+        self.reopened += 1
+        if not self._replaced_warned:
+            self._replaced_warned = True
+            log.warning("mashroom-jobs: the job store %s was deleted or replaced while this "
+                        "process used it: it is opened again, so that this process shares "
+                        "its claims with the others again (the runs it wrote in the last "
+                        "moments went to the old file)", self.path)
+        return True
+
     # -- runs (any thread; quick): the writer's ------------------------------------------------
 
     def record(self, job: str, invocation: JobInvocation) -> None:
@@ -201,6 +272,24 @@ class SQLiteStore:
     def dropped(self) -> int:
         """Runs dropped because the queue was full."""
         return self._writer.dropped
+
+    @property
+    def pending_chars(self) -> int:
+        """Characters of text (outputs, tracebacks) of the runs waiting to be written (only
+        runs with 1,000 or more are counted)."""
+        return self._writer.pending_chars
+
+    @property
+    def shed(self) -> int:
+        """Runs stored without their output and traceback because the queue held
+        ``max_pending_chars`` of text when they came (their records in memory keep them)."""
+        return self._writer.shed
+
+    @property
+    def commits(self) -> int:
+        """Transactions the writer committed (a batch: at most 5,000 runs and 8 million
+        characters of text, so that big outputs are written soon)."""
+        return self._writer.commits
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every run recorded so far is written; False if ``timeout`` passed

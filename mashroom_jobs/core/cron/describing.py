@@ -12,7 +12,7 @@ import calendar
 import functools
 
 from ..errors import InvalidCronExpressionError
-from .fields import DOW, H_NEEDS_NAME
+from .fields import DOW, FIVE, H_NEEDS_NAME, SIX, narrow_long_steps
 from .parsing import BLANKS, MACROS, Parsed, parse_expression
 
 __all__ = ["describe", "describe_parsed"]
@@ -43,14 +43,28 @@ def describe_parsed(expression: str, parsed: Parsed) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def _describe(expression: str, day_or: bool, dom_extended: bool, dow_extended: bool) -> str:
-    from cron_descriptor import Options, get_description
-
     text = expression.strip(BLANKS)
     text = MACROS.get(text.lower(), text).replace("?", "*")
     parts = text.split()
+    notes: list[str] = []
+    for i, field in enumerate(SIX if len(parts) == 6 else FIVE):
+        parts[i], found = narrow_long_steps(parts[i], field)
+        notes += found
+    described = _described(parts, day_or, dom_extended, dow_extended, expression)
+    return f"{described} ({'; '.join(notes)})" if notes else described
+
+
+def _described(parts: list[str], day_or: bool, dom_extended: bool, dow_extended: bool,
+               expression: str) -> str:
+    from cron_descriptor import Options, get_description
+
     dom, dow = parts[-3].upper(), parts[-1].upper()  # cron-descriptor reads 'l' as a day
     ours = None
-    if (dom_extended and "," in dom) or "-L" in dom or (dow_extended and ("," in dow or day_or)):
+    # (both day fields restricted yet AND-ed: only where a long step was narrowed away
+    # from a leading '*'; cron-descriptor would join them with "or")
+    both = not day_or and dom != "*" and dow != "*"
+    if (dom_extended and "," in dom) or "-L" in dom or (dow_extended and ("," in dow or day_or)) \
+            or (both and "*" not in dom + dow and "/" not in dom + dow):
         ours = _days(dom, dow, day_or)
         if ours is None:
             return expression  # a step among L, W or # items: the expression says it best
@@ -65,7 +79,7 @@ def _describe(expression: str, day_or: bool, dom_extended: bool, dow_extended: b
         return expression
     if ours is not None:
         return f"{description}, {ours}"
-    if dom != "*" and dow != "*" and (dom.startswith("*") or dow.startswith("*")):
+    if dom != "*" and dow != "*" and not day_or:
         # cron-descriptor does not know the Vixie rule: here both day fields must match
         description += _BOTH
     return description

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 __all__ = [
     "DOM", "DOW", "FIVE", "HOUR", "H_NEEDS_NAME", "MINUTE", "MONTH", "SECOND", "SIX",
-    "Field", "FieldError", "FieldValues", "character", "number", "parse_field",
+    "Field", "FieldError", "FieldValues", "character", "narrow_long_steps", "number",
+    "parse_field",
 ]
 
 H_NEEDS_NAME = "H needs the job's name: CronSchedule(expr, zone, name=...)"
@@ -55,8 +56,8 @@ class Field:
         """The largest step that is still true to its word.
 
         A step as long as the field (``*/60`` minutes) fires once per cycle, i.e. every 60
-        minutes, as cron does; a longer one (``*/61``) would fire just as often while saying
-        it fires less often, so the parser refuses it.
+        minutes, as cron does; a longer one (``*/61``) holds only its first value, as in
+        cron, and descriptions say so instead of "every 61 minutes".
         """
         return self.size or self.high - self.low + 1
 
@@ -185,13 +186,34 @@ def _step(text: str, item: str, field: Field) -> int:
         )
     if step == 0:
         raise FieldError(f"{field.name} step {text!r} in {item!r} must be a positive whole number")
-    if step > field.max_step:
-        shown = step if step < 10**_MAX_DIGITS else _shown(text)
-        raise FieldError(
-            f"{field.name} step {shown} is larger than the field's range "
-            f"{field.low}-{field.top} (a step is at most {field.max_step})"
-        )
+    # A step longer than the field is accepted, as Vixie and Debian cron do: the item then
+    # holds its first value (crontabs use '*/100,1-7' for the day-of-month part of "the
+    # first Monday"); describe() says so (see narrow_long_steps).
     return step
+
+
+def narrow_long_steps(text: str, field: Field) -> tuple[str, list[str]]:
+    """``text`` (a field, valid) with each item whose step is longer than the field
+    written as the one value it holds, and a note for each (``describe()`` uses them: a
+    describer would read ``*/100`` as "every 100 days")."""
+    items = text.split(",")
+    notes: list[str] = []
+    for i, item in enumerate(items):
+        match = _ITEM.match(item)
+        if match is None or match.group("step") is None:
+            continue
+        step = number(match.group("step"))
+        if step is None or step <= field.max_step:
+            continue
+        try:
+            values = _plain(item, text, field)
+        except FieldError:  # not a plain item (the parser took it as something else)
+            continue
+        items[i] = str(values[0])
+        shown = step if step < 10**_MAX_DIGITS else _shown(match.group("step"))
+        notes.append(f"{field.name} step {shown} is longer than the field: it holds only "
+                     f"{values[0]}")
+    return ",".join(items), notes
 
 
 def _hashed(match: re.Match[str], item: str, field: Field, crc: int) -> tuple[range, str]:
@@ -213,7 +235,8 @@ def _hashed(match: re.Match[str], item: str, field: Field, crc: int) -> tuple[ra
         return range(value, value + 1), str(value)
     step = _step(step_text, item, field)
     start = (crc >> field.hash_shift) % (min(low + step - 1, high) - low + 1) + low
-    text = str(start) if start == high else f"{start}-{high}/{step}"
+    one = start == high or step > field.max_step  # (a step longer than the field: one value)
+    text = str(start) if one else f"{start}-{high}/{step}"
     return range(start, high + 1, step), text
 
 

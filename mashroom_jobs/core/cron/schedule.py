@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from ..errors import InvalidCronExpressionError
 from .describing import describe_parsed
@@ -131,10 +131,14 @@ class CronSchedule:
 
         Raises
         ------
+        TypeError
+            When ``after`` is not a datetime (a ``date`` or a string, say).
         ValueError
             When ``after`` is naive, or earlier than :data:`EARLIEST_START`
             (0001-01-02 00:00 UTC).
         """
+        if not isinstance(after, datetime):
+            raise _not_a_datetime("after", after)
         if after.tzinfo is None or after.utcoffset() is None:
             raise ValueError(f"after must be timezone-aware, got {after!r}")
         key = after - _EPOCH
@@ -191,7 +195,21 @@ class CronSchedule:
         self._span = (key, end, result)
 
     def fire_times(self, start: datetime, n: int) -> list[datetime]:
-        """The next ``n`` fire times strictly after ``start`` (fewer if it stops)."""
+        """The next ``n`` fire times strictly after ``start`` (fewer if it stops).
+
+        Raises
+        ------
+        TypeError
+            When ``start`` is not a datetime or ``n`` not a whole number.
+        ValueError
+            As :meth:`next_fire_time`; or when ``n`` is negative.
+        """
+        if not isinstance(start, datetime):
+            raise _not_a_datetime("start", start)
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n must be a whole number of fire times, got {n!r}")
+        if n < 0:
+            raise ValueError(f"n must be a whole number >= 0, got {n}")
         return list(self._iter_fire_times(start, n))
 
     def _iter_fire_times(self, start: datetime, n: int) -> Iterator[datetime]:
@@ -218,6 +236,13 @@ class CronSchedule:
 
     def __hash__(self) -> int:
         return hash((self.normalized, self._parsed.day_or, zone_name(self.zone)))
+
+
+def _not_a_datetime(what: str, value: object) -> TypeError:
+    hint = (" (a date has no time of day: use datetime(y, m, d, tzinfo=...))"
+            if isinstance(value, date) else "")
+    return TypeError(f"{what} must be a timezone-aware datetime, got "
+                     f"{type(value).__name__} {value!r:.80}{hint}")
 
 
 @functools.lru_cache(maxsize=4096)
