@@ -9,7 +9,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .context import PluginContext, PluginContextHolder, check_stop, stop_requested
+from .context import (
+    PluginContext,
+    PluginContextHolder,
+    check_stop,
+    report_progress,
+    stop_requested,
+)
 from .core.cron import CronSchedule
 from .core.errors import (
     InvalidCronExpressionError,
@@ -21,11 +27,14 @@ from .core.errors import (
     ServiceShutdownError,
     StoreError,
     StoreUnavailableError,
+    TargetError,
+    TargetUnavailableError,
 )
 from .core.events import FireMissed, RunFinished, StateChanged, Subscription
 from .core.records import Outcome
 from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
+from .targets import Command, FunctionRef
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -33,8 +42,10 @@ if TYPE_CHECKING:
 __all__ = [
     "BackgroundJob",
     "BackgroundJobService",
+    "Command",
     "CronSchedule",
     "FireMissed",
+    "FunctionRef",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",
     "JobInputError",
@@ -52,8 +63,11 @@ __all__ = [
     "StoreError",
     "StoreUnavailableError",
     "Subscription",
+    "TargetError",
+    "TargetUnavailableError",
     "__version__",
     "check_stop",
+    "report_progress",
     "stop_requested",
 ]
 

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 
 from .core.errors import JobStopped
 from .core.records import JobInvocation
-from .core.runs import stop_flag
+from .core.runs import current_run, stop_flag
 from .job import BackgroundJob
 
 __all__ = ["BackgroundJobs", "PluginContext", "PluginContextHolder", "PluginServices",
-           "check_stop", "stop_requested"]
+           "check_stop", "report_artifact", "report_progress", "stop_requested"]
 
 
 class BackgroundJobs(Protocol):
@@ -93,6 +93,35 @@ class PluginContext:
     def check_stop(self) -> None:
         """Raise :class:`~mashroom_jobs.JobStopped` if the current run was asked to stop."""
         check_stop()
+
+    def report_progress(self, text: str | None, detail: str | None = None) -> None:
+        """Say how far the current run is (see :func:`report_progress`)."""
+        report_progress(text, detail)
+
+
+def report_progress(text: str | None, detail: str | None = None) -> None:
+    """Say how far the run this code is in has come: ``report_progress("step 3 of 10")``.
+
+    The job's ``state.progress`` (and its row in the panel) shows ``text`` while the run
+    goes on, ``detail`` as its tooltip; None clears it; it goes when the run ends.
+    Changes are published coalesced, so calling it often is cheap.  Outside a run (or on
+    a remote worker) it does nothing.
+    """
+    run = current_run()
+    if run is not None:
+        run.report_progress(text, detail)
+
+
+def report_artifact(path: str | None = None, revision: str | None = None) -> None:
+    """Keep in the current run's record a file it produced (``path``: a notebook job's
+    executed notebook) and which revision of its target ran (``revision``: a content
+    hash).  Either may be given alone; outside a run it does nothing."""
+    run = current_run()
+    if run is not None:
+        if path is not None:
+            run.artifact = str(path)
+        if revision is not None:
+            run.revision = str(revision)
 
 
 def stop_requested() -> Any:

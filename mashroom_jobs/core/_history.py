@@ -27,6 +27,10 @@ _OUTCOME_CODES = {outcome: code << 3 for code, outcome in enumerate(OUTCOMES)}
 _OUTCOME_OF = {code: outcome for outcome, code in _OUTCOME_CODES.items()}
 _FAILING = frozenset(code for outcome, code in _OUTCOME_CODES.items() if outcome.failed)
 _MAX_ATTEMPT = 2 ** 25
+# a run's texts, kept only when it has any: error, traceback, output, worker, origin,
+# artifact, revision
+_Texts = tuple[str | None, str | None, str, str | None, str | None, str | None, str | None]
+_NO_TEXTS: _Texts = (None, None, "", None, None, None, None)
 
 
 class RunHistory:
@@ -41,7 +45,7 @@ class RunHistory:
         self._count = 0
         self._total = 0  # runs ever appended: the serial number of the next one
         # ring index -> (error, traceback, output, worker, origin) for runs that have any
-        self._texts: dict[int, tuple[str | None, str | None, str, str | None, str | None]] = {}
+        self._texts: dict[int, _Texts] = {}
 
     def __len__(self) -> int:
         return self._count
@@ -65,7 +69,8 @@ class RunHistory:
         _RECORD.pack_into(self._buffer, index * _RECORD.size, run.timestamp.timestamp(),
                           scheduled, run.execution_time_ms, bits)
         self._total += 1
-        texts = (run.error_message, run.traceback, run.output, run.worker, run.origin)
+        texts = (run.error_message, run.traceback, run.output, run.worker, run.origin,
+                 run.artifact, run.revision)
         if any(texts):
             self._texts[index] = texts
         else:
@@ -79,13 +84,14 @@ class RunHistory:
             raise IndexError(f"no run at position {position} (there are {self._count})")
         index = (self._start + position) % self._size
         started, fire, duration, bits = _RECORD.unpack_from(self._buffer, index * _RECORD.size)
-        error, tb, output, worker, origin = self._texts.get(index, (None, None, "", None, None))
+        error, tb, output, worker, origin, artifact, revision = self._texts.get(index, _NO_TEXTS)
         scheduled = None if math.isnan(fire) else datetime.fromtimestamp(fire, zone)
         return JobInvocation(
             timestamp=datetime.fromtimestamp(started, zone), scheduled_for=scheduled,
             trigger=TRIGGERS[bits & 7], execution_time_ms=duration,
             outcome=_OUTCOME_OF[bits & 0o70], error_message=error, traceback=tb, output=output,
-            attempt=bits >> 6, worker=worker, origin=origin, job=job,
+            attempt=bits >> 6, worker=worker, origin=origin, job=job, artifact=artifact,
+            revision=revision,
         )
 
     def runs(self, zone: tzinfo, job: str = "") -> tuple[JobInvocation, ...]:
@@ -125,8 +131,7 @@ class RunHistory:
                 self._texts[position] = texts
             self._count += 1
 
-    def _raw(self, position: int) -> tuple[bytes, tuple[str | None, str | None, str,
-                                                        str | None, str | None] | None]:
+    def _raw(self, position: int) -> tuple[bytes, _Texts | None]:
         index = (self._start + position) % self._size
         offset = index * _RECORD.size
         return bytes(self._buffer[offset:offset + _RECORD.size]), self._texts.get(index)

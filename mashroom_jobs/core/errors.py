@@ -73,3 +73,14 @@ class StoreError(MashroomJobsError):
 
 class StoreUnavailableError(StoreError):
     """The store did not answer in time (another process holds a long write)."""
+
+
+class TargetError(MashroomJobsError, ValueError):
+    """A job's target that is not valid as given: a malformed ``"module:function"``
+    reference, an empty command, arguments that are not JSON, a target kind unknown."""
+
+
+class TargetUnavailableError(MashroomJobsError):
+    """A job's target that cannot be found now: its module or function is gone, its
+    command is not installed, its notebook is missing.  A durable job whose target is
+    unavailable is parked (kept, retried), never deleted."""

@@ -109,6 +109,11 @@ class JobInvocation(NamedTuple):
         None for a record of this process's memory.
     job : str
         The name of the job this is a run of.
+    artifact : str or None
+        A file the run produced and kept (a notebook job's executed notebook).
+    revision : str or None
+        Which version of its target ran (a notebook job: the notebook's content hash),
+        so a change shows in the history.
     """
 
     timestamp: datetime
@@ -123,6 +128,8 @@ class JobInvocation(NamedTuple):
     worker: str | None = None
     origin: str | None = None
     job: str = ""
+    artifact: str | None = None
+    revision: str | None = None
 
     @property
     def success(self) -> bool:
@@ -171,6 +178,10 @@ class JobState(NamedTuple):
     elsewhere_count: int = 0
     #: runs launched that wait for a free thread (every worker is busy)
     waiting: int = 0
+    #: what a running run said of its progress (``"cell 7 of 20"``), or None
+    progress: str | None = None
+    #: more about it, for a tooltip (the cell's first line), or None
+    progress_detail: str | None = None
 
 
 def bounded(text: str, limit: int = MAX_TEXT_CHARS) -> str:

@@ -358,11 +358,19 @@ class Runner:
         if first is None:
             return False
         run.t0 = self.clock.monotonic()
+        run.on_progress = self._progress
         if first and runtime.watched:
             self.publisher.soon(runtime)
         if runtime.spec.timeout is not None:
             self.watchdog.watch(run)
         return True
+
+    def _progress(self, run: Run, text: str | None, detail: str | None) -> None:
+        """A running run said how far it is: its job's state says so (coalesced)."""
+        runtime = run.runtime
+        if runtime.set_progress(run, None if text is None else str(text)[:200],
+                                None if detail is None else str(detail)[:500]):
+            self.publisher.publish_later(runtime)
 
     def _started_at(self, run: Run) -> datetime:
         """The wall time ``run`` started (it has), in its job's zone."""
@@ -560,7 +568,8 @@ class Runner:
             execution_time_ms=(run.ended - run.t0) * 1000.0, outcome=outcome,
             error_message=message, traceback=run.tb,
             output=run.note + (buffer.getvalue() if buffer is not None else ""),
-            attempt=run.attempt, job=run.runtime.spec.name,
+            attempt=run.attempt, job=run.runtime.spec.name, artifact=run.artifact,
+            revision=run.revision,
         )
 
     def _failed(self, run: Run, message: str,
@@ -575,7 +584,7 @@ class Runner:
             timestamp=started, scheduled_for=run.scheduled_for,
             trigger=run.trigger, execution_time_ms=elapsed, outcome=outcome,
             error_message=message, output=run.note, attempt=run.attempt,
-            job=run.runtime.spec.name,
+            job=run.runtime.spec.name, artifact=run.artifact, revision=run.revision,
         )
 
     def _stopped(self, run: Run) -> JobInvocation:

@@ -92,10 +92,12 @@ class Run:
     the rest is written by the runner on the run's own path.
     """
 
-    __slots__ = ("attempt", "buffer", "ended", "error", "event", "future", "handle", "note",
-                 "runtime", "scheduled_for", "state", "stop_reason",
-                 "stopped_by_user", "t0", "task", "tb", "thread", "timed_out", "trigger",
-                 "waiting", "watch")
+    __slots__ = (
+        "artifact", "attempt", "buffer", "ended", "error", "event", "future", "handle", "note",
+        "on_progress", "revision", "runtime", "scheduled_for", "state", "stop_reason",
+        "stopped_by_user", "t0", "task", "tb", "thread", "timed_out", "trigger", "waiting",
+        "watch",
+    )
 
     def __init__(self, runtime: JobRuntime, trigger: Trigger, scheduled_for: datetime | None,
                  attempt: int = 1, future: Future[JobInvocation] | None = None) -> None:
@@ -123,6 +125,17 @@ class Run:
         self.error: BaseException | None = None
         self.tb: str | None = None
         self.buffer: OutputBuffer | None = None
+        #: tells the runner of the run's progress (set when the run starts)
+        self.on_progress: Callable[[Run, str | None, str | None], None] | None = None
+        #: a file the run produced, and which revision of its target ran (its record's)
+        self.artifact: str | None = None
+        self.revision: str | None = None
+
+    def report_progress(self, text: str | None, detail: str | None = None) -> None:
+        """Say how far the run is (``"cell 7 of 20"``; None: nothing to say any more):
+        shown in its job's state, coalesced with the run's other changes."""
+        if self.on_progress is not None:
+            self.on_progress(self, text, detail)
 
     @property
     def outcome_if_stopped(self) -> Outcome:
@@ -154,8 +167,8 @@ class JobRuntime:
 
     __slots__ = (
         "active", "elsewhere_count", "entry", "failure_count", "lock", "misfire_count", "owner",
-        "paused", "pending", "publish_queued", "published", "retry", "run_count", "runs",
-        "skip_count", "spec", "started", "waiting", "watched",
+        "paused", "pending", "progress", "publish_queued", "published", "retry", "run_count",
+        "runs", "skip_count", "spec", "started", "waiting", "watched",
     )
 
     def __init__(self, spec: JobSpec, history_size: int, owner: object = None) -> None:
@@ -171,6 +184,7 @@ class JobRuntime:
         self.pending = 0  # runs launched and not finished: the overlap rule counts these
         self.started = 0  # runs started and not finished: "running"
         self.waiting = 0  # runs launched that wait for a free thread
+        self.progress: tuple[Run, str, str | None] | None = None  # a running run's word
         self.run_count = self.failure_count = self.skip_count = 0
         self.misfire_count = self.elsewhere_count = 0
         self.runs = RunHistory(history_size)
@@ -214,7 +228,17 @@ class JobRuntime:
                 failure_count=self.failure_count, skip_count=self.skip_count,
                 misfire_count=self.misfire_count, elsewhere_count=self.elsewhere_count,
                 waiting=self.waiting,
+                progress=self.progress[1] if self.progress is not None else None,
+                progress_detail=self.progress[2] if self.progress is not None else None,
             )
+
+    def set_progress(self, run: Run, text: str | None, detail: str | None) -> bool:
+        """What ``run`` (running) says of its progress; False when it is not running."""
+        with self.lock:
+            if run.state != RUNNING:
+                return False
+            self.progress = None if text is None else (run, text, detail)
+            return True
 
     def check_active(self, action: str) -> None:
         if not self.active:
@@ -338,6 +362,8 @@ class JobRuntime:
             if run.state == RUNNING:
                 run.state = ENDED
                 self.started -= 1
+            if self.progress is not None and self.progress[0] is run:
+                self.progress = None
 
     def request_stop(self, run: Run, reason: str, *, by_user: bool,
                      timed_out: bool = False) -> StopRequest:
@@ -369,6 +395,8 @@ class JobRuntime:
             if run.waiting:
                 run.waiting = False
                 self.waiting -= 1
+            if self.progress is not None and self.progress[0] is run:
+                self.progress = None
             run.state = DONE
             self.pending -= 1
             self._count(record, history_size)

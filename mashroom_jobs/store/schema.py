@@ -21,7 +21,7 @@ from ..core.errors import StoreError, StoreUnavailableError
 from ..core.records import MAX_TEXT_CHARS, JobInvocation, Outcome, bounded
 
 #: the schema this module writes; a store of a newer version is refused
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
@@ -47,17 +47,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
        # which are read from `success` (a run then either succeeded or failed)
         "ALTER TABLE runs ADD COLUMN outcome TEXT",
     ),
+    (  # 2 -> 3: durable jobs (definitions as JSON, by name), plugin jobs' stored overrides,
+       # commands for the hosts (run now, stop), the hosts' heartbeats; and what a run
+       # produced (a file) and of which revision of its target
+        "CREATE TABLE definitions (name TEXT PRIMARY KEY, data TEXT NOT NULL,"
+        " version INTEGER NOT NULL, created_us INTEGER NOT NULL, changed_us INTEGER NOT NULL,"
+        " changed_by TEXT NOT NULL) WITHOUT ROWID",
+        "CREATE TABLE overrides (name TEXT PRIMARY KEY, data TEXT NOT NULL,"
+        " version INTEGER NOT NULL, changed_us INTEGER NOT NULL, changed_by TEXT NOT NULL)"
+        " WITHOUT ROWID",
+        "CREATE TABLE commands (id INTEGER PRIMARY KEY, job TEXT NOT NULL, action TEXT NOT NULL,"
+        " requested_us INTEGER NOT NULL, requested_by TEXT NOT NULL, taken_by TEXT,"
+        " taken_us INTEGER)",
+        "CREATE TABLE hosts (id TEXT PRIMARY KEY, kind TEXT NOT NULL, machine TEXT NOT NULL,"
+        " pid INTEGER NOT NULL, started_us INTEGER NOT NULL, seen_us INTEGER NOT NULL,"
+        " data TEXT NOT NULL) WITHOUT ROWID",
+        # bumped by every change of the three tables above: what hosts follow
+        "INSERT INTO meta VALUES ('control_version', '0')",
+        "ALTER TABLE runs ADD COLUMN artifact TEXT",
+        "ALTER TABLE runs ADD COLUMN revision TEXT",
+    ),
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 INSERT_RUN = (
     "INSERT INTO runs (job, zone, started_us, scheduled_for_us, trigger, attempt, duration_ms,"
-    " success, error, traceback, output, worker, origin, outcome)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " success, error, traceback, output, worker, origin, outcome, artifact, revision)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 SELECT_RUNS = (
     "SELECT job, zone, started_us, scheduled_for_us, trigger, attempt, duration_ms, success,"
-    " error, traceback, output, worker, origin, outcome FROM runs"
+    " error, traceback, output, worker, origin, outcome, artifact, revision FROM runs"
 )
 
 
@@ -237,6 +257,11 @@ def _zone(text: str) -> tzinfo:
         return timezone.utc
 
 
+def moment(micros: int) -> datetime:
+    """Microseconds since 1970 (as :func:`micros` makes them) as an aware UTC datetime."""
+    return _EPOCH + timedelta(microseconds=micros)
+
+
 def _moment(micros: int, zone: tzinfo) -> datetime:
     return (_EPOCH + timedelta(microseconds=micros)).astimezone(zone)
 
@@ -258,7 +283,7 @@ def invocation(row: Sequence[Any]) -> JobInvocation:
         scheduled_for=None if row[3] is None else _moment(row[3], zone), trigger=row[4],
         execution_time_ms=row[6], outcome=_outcome(row[13], row[7]), error_message=row[8],
         traceback=row[9], output=row[10], attempt=row[5], worker=row[11], origin=row[12],
-        job=str(row[0]),
+        job=str(row[0]), artifact=row[14], revision=row[15],
     )
 
 
@@ -279,5 +304,5 @@ def run_row(job: str, inv: JobInvocation, origin: str) -> tuple[Any, ...]:
         None if inv.error_message is None else bounded(inv.error_message, _STORED_CHARS),
         None if inv.traceback is None else bounded(inv.traceback, _STORED_CHARS),
         bounded(inv.output or "", _STORED_CHARS), inv.worker, inv.origin or origin,
-        inv.outcome.value,
+        inv.outcome.value, inv.artifact, inv.revision,
     )

@@ -19,6 +19,7 @@ from typing import Any
 from ..core.clock import Clock, SystemClock
 from ..core.errors import StoreError, StoreUnavailableError
 from ..core.records import JobInvocation
+from .control import StoreControl
 from .location import (
     file_identity,
     make_origin,
@@ -119,6 +120,8 @@ class SQLiteStore:
                                  prune_interval=prune_interval, prune=self.prune,
                                  check=self.check_file, check_interval=check_interval)
         self._writer.max_pending_chars = max_pending_chars
+        #: the control tables: durable jobs' definitions, overrides, commands, hosts
+        self.control = StoreControl(self._connect, self.origin, self.clock, self.path)
         self._writer.start()
 
     def _connect(self) -> sqlite3.Connection:
@@ -243,6 +246,7 @@ class SQLiteStore:
         for conn in old:
             if conn is not None:
                 conn.close()
+        self.control.reset_connection()
         self.reopened += 1
         if not self._replaced_warned:
             self._replaced_warned = True
@@ -459,6 +463,7 @@ class SQLiteStore:
                         conn.close()
                 finally:
                     lock.release()
+        self.control.close()
         return left == 0
 
     def __repr__(self) -> str:
