@@ -31,7 +31,7 @@ from concurrent.futures import Executor, Future
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar
 
-from traitlets import All, TraitError, Tuple, Unicode, default, observe, validate
+from traitlets import All, Dict, TraitError, Tuple, Unicode, default, observe, validate
 from traitlets import Any as AnyTrait
 
 from .backends import ExecutorBackends
@@ -103,6 +103,11 @@ class BackgroundJobService(ServiceSettings):
              "Read when the service starts.",
     )
 
+    host_details = Dict(
+        help="More about the host for its heartbeat in the store (the Jupyter Server "
+             "extension gives its URL). Read when the service starts.",
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         _check_keywords(type(self), kwargs)
         # before traitlets' init, which observes (see observe())
@@ -151,7 +156,8 @@ class BackgroundJobService(ServiceSettings):
             host = DurableHost(
                 store.control, store, jobs, self.clock, runner.timer.call_later,
                 runner.pool.dispatch, kind=self.host_kind, origin=self._origin,
-                details=lambda: {"kernel_id": self.kernel_id} if self.kernel_id else {})
+                details=lambda: {**({"kernel_id": self.kernel_id} if self.kernel_id else {}),
+                                 **self.host_details})
         durable = DurableJobs(store.control, self.clock.now, host=host,
                               run_here=lambda name: self._run_hosted(name, "manual", None),
                               stop_here=self._stop_hosted)
@@ -611,6 +617,8 @@ class BackgroundJobService(ServiceSettings):
         runtimes = self._registry.close()
         if runtimes is None:
             return ()
+        if self.durable is not None and self.durable.host is not None:
+            self.durable.host.close()  # follows no more; its heartbeat leaves the store
         running = self._runner.stop_all(runtimes, wait, deadline, exclude=current_run())
         left = tuple(runtime.owner for runtime in running)
         for backend in self._backends.dask_backends():  # stop sending; close what it owns

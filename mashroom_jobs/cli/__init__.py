@@ -38,6 +38,7 @@ from .options import (
     token_text,
 )
 from .running import plugins_command, run_command
+from .status import add_status_parser, status_command
 
 __all__ = ["AUTOLOAD_BEGIN", "AUTOLOAD_END", "CommandFailure", "UsageFailure", "build_parser",
            "kernel_config_path", "main"]
@@ -157,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "one each start)")
     dashboard.add_argument("--no-browser", action="store_true",
                            help="do not open the page in a web browser")
+    add_status_parser(commands)
     return parser
 
 
@@ -176,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": run_command, "plugins": plugins_command, "cron": cron_command,
                 "history": history_command, "store": store_command,
-                "autoload": autoload_command, "dashboard": dashboard_command}
+                "autoload": autoload_command, "dashboard": dashboard_command,
+                "status": status_command}
     try:
         return commands[args.command](args)
     except UsageFailure as exc:
