@@ -8,7 +8,9 @@ panel and the dashboard over that host) is in ``tests/e2e/test_control_room.py``
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -250,6 +252,10 @@ def test_a_server_whose_store_cannot_be_opened_starts_without_the_host(tmp_path:
     extension = JobsServerExtension(config=Config(
         {"BackgroundJobService": {"store": str(tmp_path / "not-a-store")}}))
     extension.serverapp = None
-    extension.initialize_settings()
-    assert extension.service is None
-    assert extension.problem is not None and "not-a-store" in extension.problem
+    try:
+        extension.initialize_settings()
+        assert extension.service is None
+        assert extension.problem is not None and "not-a-store" in extension.problem
+    finally:
+        asyncio.run(extension.stop_extension())  # (the library's log goes back as it was)
+    assert logging.getLogger("mashroom_jobs").handlers == []
