@@ -20,12 +20,11 @@ from ..text import STATE_WORDS, status_mark
 from . import format as fmt
 
 if TYPE_CHECKING:
-    from ..job import BackgroundJob
+    from .control import Listed
 
-__all__ = ["Row", "SharedStyles", "set_values"]
-
+__all__ = ["COLUMNS", "Row", "SharedStyles", "column_headers", "set_values"]
 #: what the row buttons do, by name; the panel supplies the actions
-RowAction = Callable[["BackgroundJob | None"], None]
+RowAction = Callable[["Listed | None"], None]
 
 
 def set_values(widget: widgets.Widget, **values: Any) -> None:
@@ -49,8 +48,10 @@ class SharedStyles:
         self.schedule = Layout(width="20em")
         self.next = Layout(width="13em")
         self.last = Layout(width="20em")
+        self.strip = Layout(width="11em", min_width="11em")
         self.counts = Layout(width="10em", min_width="10em")
         self.button = Layout(width="32px", min_width="32px", padding="0")
+        self.actions = Layout(width="8em")
         self.detail = Layout(padding="0 0 4px 2em")
         self.label_style = LabelStyle()
         self.html_style = HTMLStyle()
@@ -60,11 +61,39 @@ class SharedStyles:
         return [v for v in vars(self).values() if isinstance(v, widgets.Widget)]
 
 
+#: the column headers: (title, the SharedStyles layout of its cells, tooltip)
+COLUMNS = (
+    ("", "button", ""), ("", "mark", ""), ("job", "name", "The job's name"),
+    ("schedule", "schedule", "Its cron expression, in plain English; durable jobs are marked"),
+    ("next run", "next", "When it fires next (paused jobs: never)"),
+    ("last run", "last", "Its last run (or fire): when, how long, how it ended"),
+    ("recent runs", "strip", fmt.strip_legend()),
+    ("runs", "counts", "Runs and failures in this process (a durable job hosted elsewhere: "
+                       "among its recent runs in the store)"),
+    ("actions", "actions", "Run now, stop, pause or resume, unschedule"),
+)
+
+
+def column_headers(s: SharedStyles) -> widgets.HBox:
+    """The jobs table's header row, aligned with the rows (the same layouts)."""
+    cells = []
+    for title, layout, tooltip in COLUMNS:
+        label = widgets.HTML(f"<b>{fmt.esc(title)}</b>" if title else "",
+                             layout=getattr(s, layout), style=s.html_style)
+        if tooltip:
+            label.tooltip = tooltip
+        cells.append(label)
+    box = widgets.HBox(cells, layout=s.line)
+    box.add_class("mashroom-jobs-columns")
+    return box
+
+
 class Row:
     """One reusable row: shows whichever job the flush assigns to it."""
 
     def __init__(self, s: SharedStyles, actions: dict[str, RowAction]) -> None:
-        self.job: BackgroundJob | None = None
+        self.job: Listed | None = None
+        self._strip_key: object = None
 
         def button(icon: str, action: str) -> widgets.Button:
             b = widgets.Button(icon=icon, layout=s.button, style=s.button_style)
@@ -77,13 +106,14 @@ class Row:
         self.schedule = widgets.HTML(layout=s.schedule, style=s.html_style)
         self.next = widgets.HTML(layout=s.next, style=s.html_style)
         self.last = widgets.HTML(layout=s.last, style=s.html_style)
+        self.strip = widgets.HTML(layout=s.strip, style=s.html_style)
         self.counts = widgets.Label(layout=s.counts, style=s.label_style)
         self.run = button("play", "run")
         self.stop = button("stop", "stop")
         self.pause = button("pause", "pause")
         self.unschedule = button("trash", "unschedule")
         self._cells = (self.expand, self.mark, self.name, self.schedule, self.next, self.last,
-                       self.counts, self.run)
+                       self.strip, self.counts, self.run)
         self.line = widgets.HBox([*self._cells, self.pause, self.unschedule], layout=s.line)
         self.detail = widgets.HTML(layout=s.detail, style=s.html_style)
         self.box = widgets.VBox([self.line], layout=s.row)
@@ -99,19 +129,36 @@ class Row:
         return tuple(b for b in (self.expand, self.run, self.stop, self.pause, self.unschedule)
                      if b in shown)
 
-    def show(self, job: BackgroundJob, state: JobState, now: datetime, zone: tzinfo,
-             detail: str | None) -> None:
+    def show(self, job: Listed, state: JobState, now: datetime,
+             zone: tzinfo, detail: str | None) -> None:
         """Write ``job`` into the row as ``state`` (the state it last published) says;
         ``detail`` is the expanded part, or None."""
         self.job = job
         name = job.name
+        durable = job.durable
+        error = getattr(job, "error", None)  # a stored durable job parked here
         mark = status_mark(state)
-        set_values(self.mark, value=mark, tooltip=STATE_WORDS.get(mark, ""))
-        set_values(self.name, value=name, tooltip=name)
-        set_values(self.schedule, value=fmt.schedule_html(job, zone))
-        set_values(self.next, value=fmt.next_run_html(state, now, zone))
+        set_values(self.mark, value="⚠" if error else mark,
+                   tooltip="parked here" if error else STATE_WORDS.get(mark, ""))
+        set_values(self.name, value=name, tooltip=name if not durable else
+                   f"{name} (durable: kept in the job store)")
+        schedule = fmt.schedule_html(job, zone)  # type: ignore[arg-type]
+        if durable:
+            schedule += fmt.durable_badge(getattr(job, "hosted_here", True))
+        set_values(self.schedule, value=schedule)
+        if error:
+            set_values(self.next, value=fmt.error_span(f"parked: {fmt.short(error, 60)}"),
+                       tooltip=f"Parked here: {error}")
+        else:
+            set_values(self.next, value=fmt.next_run_html(state, now, zone), tooltip=None)
         set_values(self.last, value=fmt.last_run_html(state, now, zone),
                    tooltip=fmt.last_run_tooltip(state))
+        # the strip changes with the history only: a new record is a new last invocation
+        key = (job, state.last_invocation, state.run_count, state.skip_count,
+               state.elsewhere_count, now.astimezone(zone).date())
+        if key != self._strip_key:
+            self._strip_key = key
+            set_values(self.strip, value=fmt.strip_html(job.history, now, zone))
         set_values(self.counts, value=f"runs {state.run_count} · failed {state.failure_count}")
         inactive = not state.active
         set_values(self.run, tooltip=f"Run {name} now", disabled=inactive)
@@ -122,8 +169,10 @@ class Row:
         else:
             set_values(self.pause, icon="pause", tooltip=f"Pause {name}", disabled=inactive)
         set_values(self.unschedule, tooltip=f"Unschedule {name}")
-        # the Stop button is there only while the job runs
-        line = (*self._cells, self.stop, self.pause, self.unschedule) if state.running \
+        # the Stop button is there while the job runs here; for a durable job always, since
+        # another host may be running it (Stop asks every host, through the store)
+        stoppable = state.running or durable
+        line = (*self._cells, self.stop, self.pause, self.unschedule) if stoppable \
             else (*self._cells, self.pause, self.unschedule)
         if self.line.children != line:
             self.line.children = line
