@@ -42,7 +42,14 @@ from .core.arguments import check_count, check_flag, check_seconds
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
 from .core.errors import JobNotScheduledError, MashroomJobsError, TargetUnavailableError
-from .core.events import EventBus, FireMissed, RunFinished, StateChanged, Subscription
+from .core.events import (
+    EventBus,
+    FireMissed,
+    FiresCoalesced,
+    RunFinished,
+    StateChanged,
+    Subscription,
+)
 from .core.records import JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
@@ -169,6 +176,7 @@ class BackgroundJobService(ServiceSettings):
                               run_here=lambda name: self._run_hosted(name, "manual", None),
                               stop_here=self._stop_hosted)
         if host is not None:
+            self._bus.subscribe(lambda event: host.coalesced(event.job), FiresCoalesced)
             host.start()
         return durable
 
@@ -459,8 +467,7 @@ class BackgroundJobService(ServiceSettings):
         A run in progress finishes and is recorded on the (now inactive) job.  A durable
         job is removed from the store: every host stops hosting it.
         """
-        if self._durable_here(name):
-            assert self.durable is not None
+        if self.durable is not None and self._durable_here(name):
             self.durable.remove(name)
             return
         runtime = self._registry.remove(name)
@@ -621,11 +628,12 @@ class BackgroundJobService(ServiceSettings):
         check_flag(wait, "wait")
         timeout = check_seconds(timeout, "timeout") or 0.0
         deadline = time.monotonic() + timeout
+        if self.durable is not None and self.durable.host is not None and \
+                not self._registry.closed:
+            self.durable.host.close()  # first: it would host again what is unscheduled
         runtimes = self._registry.close()
         if runtimes is None:
             return ()
-        if self.durable is not None and self.durable.host is not None:
-            self.durable.host.close()  # follows no more; its heartbeat leaves the store
         running = self._runner.stop_all(runtimes, wait, deadline, exclude=current_run())
         left = tuple(runtime.owner for runtime in running)
         for backend in self._backends.dask_backends():  # stop sending; close what it owns

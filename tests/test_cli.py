@@ -350,8 +350,7 @@ def test_run_exits_non_zero_when_no_plugin_can_be_loaded(
 ) -> None:
     # disable the example too, in case it is also installed in the environment itself
     config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
-    # (--store none: with a store, `run` stays up to host the store's durable jobs)
-    result = subprocess.run(
+    result = subprocess.run(  # (with a store it would go on, hosting its durable jobs)
         [*COMMAND, "run", "--config", config, "--store", "none"], capture_output=True,
         text=True, timeout=60, env=plugin_dists.env(plugin_dists.broken),
     )
@@ -392,7 +391,8 @@ def test_run_without_any_plugin_installed_says_so(tmp_path: Path) -> None:
                             timeout=60)
     assert result.returncode == 1
     assert ("no background-job plugin is installed "
-            "(none in the entry-point group 'mashroom_jobs.plugins')") in result.stderr
+            "(none in the entry-point group 'mashroom_jobs.plugins'), and there is no job "
+            "store to host durable jobs from") in result.stderr
     assert "0 failed" not in result.stderr
 
 

@@ -78,7 +78,7 @@ def plugins_command(args: argparse.Namespace) -> int:
         unknown_plugin_names,
     )
 
-    service = make_service(args.config)
+    service = make_service(args.config, durable_jobs=False)  # a listing hosts nothing
     try:
         records: list[Any] = []
         entry_points = discover()
@@ -173,8 +173,11 @@ def run_command(args: argparse.Namespace) -> int:
         loaded = [r for r in records if r.state == "loaded"]
         hosting = service.durable is not None and service.durable.host is not None
         if not loaded and not hosting:
-            log.error("%s", _nothing_loaded(records))
+            log.error("%s, and there is no job store to host durable jobs from",
+                      _nothing_loaded(records))
             return 1
+        if not loaded:
+            log.warning("%s: hosting the job store's durable jobs only", _nothing_loaded(records))
         if server is not None:
             threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
                              daemon=True).start()
@@ -187,9 +190,10 @@ def run_command(args: argparse.Namespace) -> int:
                      ", ".join(repr(r.name) for r in loaded))
         if hosting:
             assert service.durable is not None and service.durable.host is not None
-            log.info("hosting the job store's durable jobs (%d now: %s); stop with Ctrl-C or "
-                     "SIGTERM", len(service.durable.host.hosted()),
-                     ", ".join(map(repr, sorted(service.durable.host.hosted()))) or "none")
+            hosted, parked = service.durable.host.hosted(), service.durable.host.parked()
+            log.info("hosting %d durable job%s%s%s", len(hosted), "s" if len(hosted) != 1 else "",
+                     f": {', '.join(map(repr, hosted))}" if hosted else "",
+                     f" ({len(parked)} parked: {', '.join(map(repr, parked))})" if parked else "")
         log.info("job store: %s", service.store_path or "none (runs are kept in memory)")
         while not stop.wait(1.0):
             pass

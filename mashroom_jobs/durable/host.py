@@ -323,6 +323,24 @@ class DurableHost:
 
     # -- catch-up --------------------------------------------------------------------------------
 
+    def coalesced(self, name: str) -> None:
+        """The service's timer could not fire ``name`` on time (the process was blocked):
+        catch it up by its policy, on a pool worker."""
+        try:
+            self._dispatch(self._catch_up_named, name)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _catch_up_named(self, name: str) -> None:
+        with self._lock:
+            definition = self._hosted.get(name)
+            if definition is None or definition.paused or self._closed:
+                return
+            try:
+                self._catch_up(definition)
+            except StoreUnavailableError as exc:
+                log.warning("mashroom-jobs: cannot catch up durable job %r now: %s", name, exc)
+
     def _catch_up_all(self) -> None:
         for definition in list(self._hosted.values()):
             if definition.paused:
