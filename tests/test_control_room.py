@@ -212,7 +212,7 @@ def test_durable_jobs_hosted_elsewhere_are_rows_whose_buttons_act_through_the_st
     assert isinstance(row.job, StoredJob)
     assert "durable" in row.schedule.value and "At 03:00" in row.schedule.value
     assert row.next.value.startswith("03:00:00")  # computed from the definition
-    assert row.stop in row.line.children  # any host may run it: Stop is always there
+    assert row.stop in row.actions.children  # any host may run it: Stop is always there
 
     panel.button("Pause nightly").click()
     host.durable.host.follow_now()  # (the host obeys at its next look, within a second)
@@ -259,6 +259,14 @@ def test_a_durable_job_hosted_here_is_marked_and_its_pause_holds_in_the_other_ho
     row = row_of(panel, "report")
     assert row.job is here.get_job("report") and row.job.durable
     assert "durable" in row.schedule.value
+    # a run in the other host: this row's strip shows it (from the store), with who ran it
+    other.run_job("report").result(5)
+    assert wait_for(lambda: here.history("report"))
+    _tick(clock, panel)
+    ((outcome, title),) = cells(row.strip.value)
+    assert outcome == "ok" and title.endswith(f"· {other.origin}")
+    assert row.counts.value == "runs 1 · failed 0"  # among its runs in the store
+
     panel.button("Pause report").click()
     other.durable.host.follow_now()
     assert other.get_job("report").paused  # type: ignore[union-attr]

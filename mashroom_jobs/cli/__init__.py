@@ -146,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser(
         "dashboard", help="serve the jobs dashboard (Voila) until Ctrl-C",
-        description="Serve the jobs dashboard, a page with the jobs panel and the recent runs, "
-                    "with Voila (pip install 'mashroom-jobs[dashboard]'), until Ctrl-C or "
-                    "SIGTERM. Each page runs a kernel of its own, which loads the installed "
-                    "background-job plugins.",
+        description="Serve the jobs dashboard, the control room of the job store (its durable "
+                    "jobs, the hosts that run them, the recent runs of every job), with Voila "
+                    "(pip install 'mashroom-jobs[dashboard]'), until Ctrl-C or SIGTERM. The "
+                    "page's kernel runs no job: its buttons act through the store.",
     )
     dashboard.add_argument("--port", action=Once, type=port_number, default=DASHBOARD_PORT,
                            metavar="PORT",

@@ -143,6 +143,7 @@ class StoreView:
         self._last_read = float("-inf")
         self._version: object = None
         self._jobs: dict[str, StoredJob] = {}
+        self._runs_of: dict[str, tuple[JobInvocation, ...]] = {}
         self.hosts: list[HostInfo] = []
         #: the durable jobs hosted here, with the store's word on them (hosts parked on)
         self.hosted: dict[str, DurableInfo] = {}
@@ -157,10 +158,11 @@ class StoreView:
         """The stored jobs not hosted here, by name."""
         return list(self._jobs.values())
 
-    def read(self, force: bool = False) -> tuple[bool, set[StoredJob]]:
-        """Read the store if due: (whether the list of stored jobs changed, the stored
-        jobs whose row must be drawn again).  Never raises: a store that cannot be read
-        is said in :attr:`problem`."""
+    def read(self, force: bool = False) -> tuple[bool, set[Listed]]:
+        """Read the store if due: (whether the list of stored jobs changed, the jobs whose
+        row must be drawn again: stored ones, and durable jobs hosted here whose runs in
+        the store changed).  Never raises: a store that cannot be read is said in
+        :attr:`problem`."""
         durable = self._service.durable
         if durable is None:
             return False, set()
@@ -178,20 +180,27 @@ class StoreView:
             infos = durable.jobs()[:MAX_STORED_JOBS]
             now = self._service.now()
             structure = False
-            dirty: set[StoredJob] = set()
+            dirty: set[Listed] = set()
             names = set()
             self.hosted = {i.name: i for i in infos if i.hosted_here}
+            runs_of: dict[str, tuple[JobInvocation, ...]] = {}
             for info in infos:
+                runs = self._service.history(info.name, self._runs)
+                runs_of[info.name] = tuple(reversed(runs))
                 if info.hosted_here:
+                    job_here = self._service.get_job(info.name)
+                    if job_here is not None and runs_of[info.name] != self._runs_of.get(
+                            info.name):
+                        dirty.add(job_here)
                     continue
                 names.add(info.name)
                 job = self._jobs.get(info.name)
                 if job is None:
                     job = self._jobs[info.name] = StoredJob(info.name)
                     structure = True
-                runs = self._service.history(info.name, self._runs)
                 if job.update(info, runs, now):
                     dirty.add(job)
+            self._runs_of = runs_of
             for name in [n for n in self._jobs if n not in names]:
                 del self._jobs[name]
                 structure = True
@@ -202,9 +211,14 @@ class StoreView:
             self.problem = f"Could not read the job store: {exc}"
             return False, set()
 
-    def next_fires(self, now: datetime) -> set[StoredJob]:
+    def runs_of(self, name: str) -> tuple[JobInvocation, ...] | None:
+        """The durable job ``name``'s latest runs in the store (any host's), oldest
+        first, as last read; None when not read (not durable, or no store)."""
+        return self._runs_of.get(name)
+
+    def next_fires(self, now: datetime) -> set[Listed]:
         """The stored jobs whose next fire passed (their row shows the following one)."""
-        moved = set()
+        moved: set[Listed] = set()
         for job in self._jobs.values():
             state = job.state
             if state.next_invocation is not None and state.next_invocation <= now \

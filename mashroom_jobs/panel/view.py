@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -349,7 +349,8 @@ class JobsPanel(widgets.VBox):
                 detail = None
                 if job.name in self._expanded:
                     detail = self._detail(job, now, zone, version, changed)
-                row.show(job, state, now, zone, detail)
+                state, runs = self._with_store_runs(job, state)
+                row.show(job, state, now, zone, detail, runs)
         for row in self._rows[len(visible):]:
             row.job = None
         if len(self._rows_box.children) != len(visible):
@@ -358,6 +359,21 @@ class JobsPanel(widgets.VBox):
         if self.columns.layout.display != display:
             self.columns.layout.display = display
         self.header.show_pager(pages.page, pages.count)
+
+    def _with_store_runs(self, job: Listed, state: JobState
+                         ) -> tuple[JobState, Sequence[JobInvocation]]:
+        """A durable job's row shows its runs in the store, whichever host ran them (this
+        kernel's memory holds only its own, and starts anew when the job is hosted anew);
+        its last run and counts are those of these runs.  Any other job: its own."""
+        stored = self._store_view.runs_of(job.name) if job.durable else None
+        if not stored or isinstance(job, StoredJob):
+            return state, job.history
+        last = state.last_invocation
+        if last is None or last.timestamp <= stored[-1].timestamp:
+            last = stored[-1]
+        ran = [r for r in stored if r.outcome.ran]
+        return state._replace(last_invocation=last, run_count=len(ran),
+                              failure_count=sum(r.outcome.failed for r in ran)), stored
 
     def _detail(self, job: Listed, now: datetime, zone: tzinfo, version: object,
                 changed: bool) -> str:
@@ -501,7 +517,7 @@ class JobsPanel(widgets.VBox):
 
     # -- the store's half --------------------------------------------------------------------
 
-    def _read_store(self, force: bool = False) -> tuple[bool, set[StoredJob]]:
+    def _read_store(self, force: bool = False) -> tuple[bool, set[Listed]]:
         """Read the store's durable jobs and hosts if due (on the flush): whether the list
         of stored jobs changed, and those to draw again; the hosts are shown."""
         view = self._store_view
