@@ -1,0 +1,511 @@
+"""Notebook jobs: a notebook file with parameters, run in a fresh kernel (issue 22).
+
+The first tests need no kernel (the target as data, papermill's conventions, bad input,
+the store's pruning of executed notebooks, the CLI's options).  The rest start real
+kernels (ipykernel), a few seconds each, and check after each that no kernel process is
+left (``no_kernel_left``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import psutil
+import pytest
+
+from mashroom_jobs import (
+    BackgroundJobService,
+    JobInvocation,
+    Notebook,
+    Outcome,
+    TargetError,
+    TargetUnavailableError,
+)
+from mashroom_jobs.cli import main as cli_main
+from mashroom_jobs.store import SQLiteStore
+from mashroom_jobs.store.artifacts import MARKER, notebooks_folder
+from mashroom_jobs.targets import target_from_data
+from mashroom_jobs.targets.notebook import (
+    INJECTED_TAG,
+    add_notebook_arguments,
+    inject_parameters,
+    notebook_from_arguments,
+    notebook_revision,
+    parse_parameters,
+)
+from mashroom_jobs.testing import ManualClock, wait_for
+
+HERE = Path(__file__).parent
+NOTEBOOKS = HERE / "notebooks"
+SCRIPT = str(HERE / "notebook_process.py")
+
+
+@pytest.fixture
+def notebooks(tmp_path: Path) -> Path:
+    """A copy of the fixture notebooks (runs read them; some tests change them)."""
+    folder = tmp_path / "notebooks"
+    shutil.copytree(NOTEBOOKS, folder)
+    return folder
+
+
+def _kernels() -> list[psutil.Process]:
+    """Kernel processes started by this process, not yet reaped (zombies count)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE or \
+                    "ipykernel_launcher" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.Error:
+            continue
+    return found
+
+
+@pytest.fixture
+def no_kernel_left() -> Iterator[None]:
+    """After the test, no kernel (nor a zombie) of this process is left behind."""
+    before = {p.pid for p in _kernels()}
+    yield
+    left = [p for p in _kernels() if p.pid not in before]
+    assert not left, f"kernel processes left behind: {left}"
+
+
+def _run(service: BackgroundJobService, target: Notebook, name: str = "report",
+         **options: Any) -> JobInvocation:
+    """Schedule ``target`` to run once now, wait for the run, return its record."""
+    job = service.schedule_job(name, None, target.resolve(), **options)
+    assert service.wait_until_idle(90), f"the run of {target} did not end"
+    last = job.last_invocation
+    assert last is not None
+    return last
+
+
+def _executed(record: JobInvocation) -> Any:
+    assert record.artifact is not None and os.path.isfile(record.artifact), record
+    return nbformat.read(record.artifact, as_version=4)
+
+
+# -- the target as data ------------------------------------------------------------------
+
+
+def test_a_notebook_target_is_data_that_reads_back_equal_and_describes_itself(
+        notebooks: Path) -> None:
+    target = Notebook(notebooks / "report.ipynb", {"day": "friday", "count": 3},
+                      kernel="python3", cwd=notebooks, output_dir=notebooks / "out")
+    data = target.to_data()
+    assert json.loads(json.dumps(data)) == data
+    assert data["kind"] == "notebook" and data["path"] == str(notebooks / "report.ipynb")
+    again = target_from_data(data)
+    assert again == target and isinstance(again, Notebook)
+    assert target.describe().endswith('report.ipynb -p day="friday" -p count=3')
+    assert repr(target).startswith(f"Notebook({str(notebooks / 'report.ipynb')!r}, ")
+
+
+def test_a_snapshot_pins_the_notebook_as_it_was_when_the_job_was_defined(
+        notebooks: Path) -> None:
+    path = notebooks / "report.ipynb"
+    pinned = Notebook(path, snapshot=True)
+    before = pinned.revision
+    original = nbformat.read(path, as_version=4)
+    assert before == notebook_revision(original)
+    # outputs and execution counts do not make a new revision; an edited cell does
+    original.cells[2].outputs = [nbformat.v4.new_output("stream", text="old output\n")]
+    original.cells[2].execution_count = 7
+    assert notebook_revision(original) == before
+    original.cells[2].source += "\nprint('edited')"
+    nbformat.write(original, path)
+    assert notebook_revision(nbformat.read(path, as_version=4)) != before
+    # the pinned target still runs what it read, also after a round trip through JSON
+    again = target_from_data(json.loads(json.dumps(pinned.to_data())))
+    assert isinstance(again, Notebook) and again.revision == before
+    assert "edited" not in again.load().cells[2].source
+    assert "edited" in Notebook(path).load().cells[2].source
+    assert f"(snapshot {before})" in pinned.describe()
+
+
+def test_parameters_are_injected_as_papermill_injects_them(notebooks: Path) -> None:
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
+    parameters = {"day": "friday", "count": 3, "ratio": 0.5, "flags": [True, None],
+                  "extra": {"a": "b"}}
+    ours = nbformat.read(notebooks / "report.ipynb", as_version=4)
+    unknown, tagged = inject_parameters(ours, parameters, "python", "python3")
+    theirs = parameterize_notebook(load_notebook_node(str(notebooks / "report.ipynb")),
+                                   parameters)
+    assert tagged and unknown == ["ratio", "flags", "extra"]
+    assert [c.source for c in ours.cells] == [c.source for c in theirs.cells]
+    assert [c.metadata.get("tags", []) for c in ours.cells] == \
+        [c.metadata.get("tags", []) for c in theirs.cells]
+    assert ours.cells[2].metadata.tags == [INJECTED_TAG]
+    # a second injection replaces the first; without a parameters cell, they go on top
+    inject_parameters(ours, {"day": "sunday"}, "python", "python3")
+    assert [c.source for c in ours.cells].count('# Parameters\nday = "sunday"\n') == 1
+    assert sum(INJECTED_TAG in c.metadata.get("tags", []) for c in ours.cells) == 1
+    plain = nbformat.read(notebooks / "failing.ipynb", as_version=4)
+    unknown, tagged = inject_parameters(plain, {"x": 5}, "python", "python3")
+    assert not tagged and unknown == ["x"] and plain.cells[0].source == "# Parameters\nx = 5\n"
+
+
+def test_parameters_from_the_command_line_read_json_or_else_take_the_text() -> None:
+    assert parse_parameters(["day=today", "count=3", "ratio=0.5", "on=true", "none=null",
+                             'quoted="3"', "items=[1, 2]", "empty=", "eq=a=b"]) == {
+        "day": "today", "count": 3, "ratio": 0.5, "on": True, "none": None, "quoted": "3",
+        "items": [1, 2], "empty": "", "eq": "a=b"}
+    with pytest.raises(TargetError, match="NAME=VALUE, got 'day'"):
+        parse_parameters(["day"])
+    parser = argparse.ArgumentParser()
+    add_notebook_arguments(parser)
+    args = parser.parse_args(["--notebook", "r.ipynb", "-p", "day=today", "-p", "n=2",
+                              "--kernel", "python3"])
+    target = notebook_from_arguments(args)
+    assert target == Notebook("r.ipynb", {"day": "today", "n": 2}, kernel="python3")
+    assert notebook_from_arguments(parser.parse_args([])) is None
+    with pytest.raises(TargetError, match=r"-p, --kernel are for a notebook job: give "
+                                          r"--notebook PATH too"):
+        notebook_from_arguments(parser.parse_args(["-p", "a=1", "--kernel", "python3"]))
+
+
+# -- bad input: a clear error naming it, at scheduling time ---------------------------------
+
+
+@pytest.mark.parametrize(("make", "error", "words"), [
+    (lambda d: Notebook(d / "missing.ipynb"), TargetUnavailableError,
+     "notebook not found: '{d}/missing.ipynb'"),
+    (lambda d: Notebook(d / "report.txt"), TargetUnavailableError,
+     "'{d}/report.txt' is not a notebook"),
+    (lambda d: Notebook(d / "report.ipynb", kernel="no-such-kernel"), TargetUnavailableError,
+     "unknown kernel 'no-such-kernel' for notebook '{d}/report.ipynb' (kernels here: "),
+    (lambda d: Notebook(d / "report.ipynb", {"my-day": 1}), TargetError,
+     "parameter 'my-day' is not a valid Python name"),
+    (lambda d: Notebook(d / "report.ipynb", {"day": datetime(2026, 1, 1)}), TargetError,
+     "parameters['day'] is a datetime"),
+    (lambda d: Notebook(d / "report.txt", snapshot=True), TargetUnavailableError,
+     "cannot read '{d}/report.txt' as a notebook"),
+], ids=["missing file", "not a notebook", "unknown kernel", "bad name", "not JSON",
+        "snapshot of a non-notebook"])
+def test_bad_input_is_an_error_naming_it_and_the_job_of_that_name_is_kept(
+        notebooks: Path, service: BackgroundJobService, make: Any, error: type[Exception],
+        words: str) -> None:
+    (notebooks / "report.txt").write_text("day = 'monday'\n")
+    kept = service.schedule_job("report", "0 7 * * *", Notebook(notebooks / "report.ipynb")
+                                .resolve())
+    with pytest.raises(error) as raised:
+        service.schedule_job("report", "0 7 * * *", make(notebooks).resolve())
+    assert words.format(d=notebooks) in str(raised.value)
+    assert service.get_job("report") is kept and kept.active
+
+
+def test_a_notebook_gone_at_fire_time_fails_the_run_naming_it(
+        notebooks: Path, service: BackgroundJobService, clock: ManualClock) -> None:
+    job = service.schedule_job("report", "0 7 * * *",
+                               Notebook(notebooks / "report.ipynb").resolve())
+    (notebooks / "report.ipynb").unlink()
+    clock.advance_to("2026-01-01T07:00:00+00:00")
+    assert service.wait_until_idle(10)
+    last = job.last_invocation
+    assert last is not None and last.outcome is Outcome.FAILED
+    assert last.error_message == (f"TargetUnavailableError: notebook not found: "
+                                  f"'{notebooks}/report.ipynb'")
+
+
+# -- the store keeps executed notebooks as long as their runs --------------------------------
+
+
+def test_the_store_prunes_executed_notebooks_with_their_runs_and_nothing_else(
+        tmp_path: Path) -> None:
+    path = str(tmp_path / "store.sqlite")
+    folder = Path(notebooks_folder(path))
+    assert folder == tmp_path / "store-notebooks"
+    (folder / "report").mkdir(parents=True)
+    (folder / MARKER).write_text("")
+    elsewhere = tmp_path / "mine.ipynb"  # a file a job reported by hand: never deleted
+    elsewhere.write_text("{}")
+    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    store = SQLiteStore(path, retention_runs=2, clock=ManualClock("2026-01-02T00:00:00Z"))
+    try:
+        files = []
+        for i in range(4):
+            file = folder / "report" / f"report-{i}.ipynb"
+            file.write_text("{}")
+            files.append(file)
+            when = start + timedelta(minutes=i)
+            store.record("report", JobInvocation(
+                timestamp=when, scheduled_for=when, trigger="schedule", execution_time_ms=1.0,
+                outcome=Outcome.OK, job="report", artifact=str(file)))
+        store.record("mine", JobInvocation(
+            timestamp=start, scheduled_for=start, trigger="schedule", execution_time_ms=1.0,
+            outcome=Outcome.OK, job="mine", artifact=str(elsewhere)))
+        store.record("mine", JobInvocation(
+            timestamp=start + timedelta(hours=1), scheduled_for=None, trigger="manual",
+            execution_time_ms=1.0, outcome=Outcome.OK, job="mine"))
+        store.record("mine", JobInvocation(
+            timestamp=start + timedelta(hours=2), scheduled_for=None, trigger="manual",
+            execution_time_ms=1.0, outcome=Outcome.OK, job="mine"))
+        assert wait_for(lambda: store.count() == 7)
+        assert store.prune() == 3
+    finally:
+        store.close()
+    assert [f.exists() for f in files] == [False, False, True, True]
+    assert elsewhere.exists()
+
+
+def test_history_prints_the_executed_notebooks_and_revisions(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(tmp_path / "store.sqlite")
+    when = datetime(2026, 1, 1, 7, tzinfo=timezone.utc)
+    store = SQLiteStore(path)
+    store.record("report", JobInvocation(
+        timestamp=when, scheduled_for=when, trigger="schedule", execution_time_ms=1500.0,
+        outcome=Outcome.OK, job="report", artifact="/data/report-07-00.ipynb",
+        revision="0123456789ab"))
+    store.close()
+    assert cli_main(["history", "report", "--store", path]) == 0
+    out = capsys.readouterr().out
+    assert "0123456789ab" in out and "/data/report-07-00.ipynb" in out
+    assert cli_main(["history", "report", "--store", path, "--json"]) == 0
+    [run] = json.loads(capsys.readouterr().out)
+    assert run["artifact"] == "/data/report-07-00.ipynb" and run["revision"] == "0123456789ab"
+
+
+# -- real kernels --------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_parameterised_notebook_runs_at_a_fire_and_its_executed_copy_is_kept(
+        notebooks: Path, tmp_path: Path, clock: ManualClock) -> None:
+    store = str(tmp_path / "jobs.sqlite")
+    service = BackgroundJobService(clock=clock, timezone="UTC", store=store)
+    try:
+        target = Notebook(notebooks / "report.ipynb", {"day": "friday", "count": 3})
+        job = service.schedule_job("daily report", "0 7 * * *", target.resolve())
+        clock.advance_to("2026-01-01T07:00:00+00:00")
+        assert service.wait_until_idle(90)
+        run = job.last_invocation
+        assert run is not None and run.outcome is Outcome.OK, run
+        assert run.scheduled_for == datetime(2026, 1, 1, 7, tzinfo=timezone.utc)
+        # kept beside the store, a folder per job, named after the notebook and the fire
+        assert run.artifact == str(tmp_path / "jobs-notebooks" / "daily report"
+                                   / "report-2026-01-01T07-00-00-schedule.ipynb")
+        assert run.revision == notebook_revision(nbformat.read(target.path, as_version=4))
+        assert "friday: 63\n" in run.output and "folder: notebooks\n" in run.output
+        executed = _executed(run)
+        injected = executed.cells[2]
+        assert injected.metadata.tags == [INJECTED_TAG]
+        assert injected.source == '# Parameters\nday = "friday"\ncount = 3\n'
+        assert executed.cells[3].outputs[0].text == "friday: 63\nfolder: notebooks\n"
+        assert executed.cells[4].outputs[0].data["text/plain"] == \
+            "{'day': 'friday', 'total': 63}"
+        assert executed.metadata.mashroom_jobs["status"] == "ok"
+        assert executed.metadata.mashroom_jobs["parameters"] == target.parameters
+        assert service.history("daily report")[0].artifact == run.artifact
+    finally:
+        service.shutdown(timeout=10)
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_notebook_job_runs_for_real_on_its_schedule(notebooks: Path) -> None:
+    service = BackgroundJobService(timezone="UTC")
+    try:
+        job = service.schedule_job("report", "* * * * * *",
+                                   Notebook(notebooks / "report.ipynb").resolve())
+        assert wait_for(lambda: job.run_count >= 1, 60)
+        service.unschedule_job("report")
+        assert service.wait_until_idle(60)
+        run = job.history[0]
+        assert run.outcome is Outcome.OK and run.trigger == "schedule", run
+        assert "monday: 42\n" in run.output
+    finally:
+        service.shutdown(timeout=10)
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_failing_cell_fails_the_run_with_its_number_line_and_the_kernels_traceback(
+        notebooks: Path, service: BackgroundJobService) -> None:
+    run = _run(service, Notebook(notebooks / "failing.ipynb"))
+    assert run.outcome is Outcome.FAILED
+    assert run.error_message == ("NotebookCellError: cell 2 of 3 ('y = x / 0  # fails') "
+                                 "raised ZeroDivisionError: division by zero")
+    assert run.traceback is not None and "\x1b[" not in run.traceback
+    assert "----> 1 y = x / 0  # fails" in run.traceback
+    assert run.traceback.rstrip().endswith("ZeroDivisionError: division by zero")
+    executed = _executed(run)  # the partial notebook is kept
+    assert executed.cells[0].execution_count == 1
+    assert executed.cells[1].outputs[0].ename == "ZeroDivisionError"
+    assert executed.cells[2].execution_count is None
+    assert executed.metadata.mashroom_jobs["status"] == "failed"
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_cell_asking_for_input_fails_at_once_saying_so(
+        notebooks: Path, service: BackgroundJobService) -> None:
+    run = _run(service, Notebook(notebooks / "asks.ipynb"))
+    assert run.outcome is Outcome.FAILED
+    assert run.error_message == (
+        "NotebookInputError: cell 1 of 2 (\"name = input('your name? ')\") asked for input: "
+        "a notebook job has no one to answer (no standard input); give the value as a "
+        "parameter instead")
+    assert run.traceback is not None and "StdinNotImplementedError" in run.traceback
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_kernel_that_exits_mid_run_fails_the_run_and_leaves_nothing(
+        notebooks: Path, service: BackgroundJobService) -> None:
+    run = _run(service, Notebook(notebooks / "exits.ipynb"))
+    assert run.outcome is Outcome.FAILED
+    assert run.error_message == ("KernelDiedError: the kernel died during cell 2 of 3 "
+                                 "('os._exit(1)'): it exited with status 1")
+    assert run.traceback is not None and "os._exit(1)" in run.traceback
+    assert "about to exit\n" in run.output
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_timeout_covers_the_whole_notebook_and_ends_its_kernel(notebooks: Path) -> None:
+    service = BackgroundJobService(timezone="UTC")
+    try:
+        run = _run(service, Notebook(notebooks / "sleeping.ipynb"), timeout=2)
+        assert run.outcome is Outcome.TIMED_OUT and run.error_message == "timed out after 2 s"
+        assert 2000 <= run.execution_time_ms < 2000 + 0.8 * service.stop_grace * 1000 + 1000
+        assert service.abandoned_runs == 0
+        assert _executed(run).metadata.mashroom_jobs["status"] == "stopped"
+    finally:
+        service.shutdown(timeout=10)
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_kernel_left")
+def test_progress_shows_the_cell_running_and_a_stop_interrupts_then_ends_the_kernel(
+        notebooks: Path) -> None:
+    service = BackgroundJobService(timezone="UTC")
+    seen: list[tuple[str | None, str | None]] = []
+    try:
+        job = service.schedule_job("sleeper", None,
+                                   Notebook(notebooks / "sleeping.ipynb").resolve())
+        job.observe(lambda change: seen.append((change.new.progress,
+                                                change.new.progress_detail)), names="state")
+        assert wait_for(lambda: ("cell 2 of 3", "time.sleep(60)") in seen, 60), seen
+        assert job.state.running
+        assert job.stop() == 1
+        assert service.wait_until_idle(service.stop_grace + 5)
+        run = job.last_invocation
+        assert run is not None and run.outcome is Outcome.STOPPED, run
+        assert "sleeping\n[mashroom-jobs] stopped during cell 2 of 3 ('time.sleep(60)'): the " \
+               "kernel was interrupted, then shut down\n" in run.output
+        assert job.state.progress is None
+        # (publications are coalesced: a quick cell may pass unseen) in order, never back
+        order = ["starting kernel python3", "cell 1 of 3", "cell 2 of 3"]
+        progress = [order.index(text) for text, _ in seen if text is not None]
+        assert progress == sorted(progress) and progress[-1] == 2, seen
+        executed = _executed(run)
+        assert executed.cells[0].outputs[0].text == "sleeping\n"
+        assert executed.cells[1].outputs[0].ename == "KeyboardInterrupt"
+    finally:
+        service.shutdown(timeout=10)
+
+
+class _Peer:
+    """One process of ``notebook_process.py``, spoken to line by line."""
+
+    def __init__(self, *args: str) -> None:
+        # (a file, not a pipe: a pipe could fill, and the kernels inherit it); closed in end()
+        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, SCRIPT, *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
+
+    def read(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            self.log.seek(0)
+            raise AssertionError(f"the process ended: {self.log.read()[-3000:]}")
+        return json.loads(line)
+
+    def say(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def end(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+        for stream in (self.proc.stdin, self.proc.stdout, self.log):
+            if stream is not None:
+                stream.close()
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.realtime
+def test_two_processes_sharing_a_store_run_each_fire_of_a_notebook_job_once(
+        notebooks: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "shared.sqlite")
+    peers = [_Peer("share", store, name, str(notebooks / "report.ipynb"))
+             for name in ("a", "b")]
+    try:
+        origins = [peer.read()["ready"] for peer in peers]
+
+        def runs() -> list[JobInvocation]:
+            reader = SQLiteStore(store)
+            try:
+                return reader.history("report", 1000)
+            finally:
+                reader.close()
+
+        assert wait_for(lambda: sum(r.outcome is Outcome.OK for r in runs()) >= 3, 90)
+        for peer in peers:
+            peer.say("stop")
+        reports = [peer.read() for peer in peers]
+    finally:
+        for peer in peers:
+            peer.end()
+    ran = [r for r in runs() if r.outcome.ran]
+    fires = [r.scheduled_for for r in ran]
+    assert len(fires) == len(set(fires)) >= 3, ran
+    assert all(r.outcome is Outcome.OK for r in ran), ran
+    assert {r.origin for r in ran} <= set(origins)
+    # each run kept its own executed notebook, with the parameters of the process that ran it
+    for run in ran:
+        executed = _executed(run)
+        name = run.origin.rsplit(" kernel ", 1)[1] if run.origin else "?"
+        assert f"{name}: 42\n" in executed.cells[3].outputs[0].text
+    kernels = [pid for report in reports for pid in report["kernels"]]
+    assert kernels and all(_gone(pid) for pid in kernels)
+
+
+@pytest.mark.realtime
+@pytest.mark.parametrize("how", ["exit", "kill"])
+def test_a_host_that_ends_mid_run_leaves_no_kernel_behind(notebooks: Path, how: str) -> None:
+    peer = _Peer("host", str(notebooks / "sleeping.ipynb"))
+    try:
+        kernel = peer.read()["kernel"]
+        assert not _gone(kernel)
+        if how == "exit":
+            peer.say("exit")  # a normal exit: the atexit handler kills the kernel
+            assert peer.proc.wait(30) == 0
+            assert _gone(kernel)
+        else:
+            peer.proc.kill()  # no handler runs: ipykernel notices its parent is gone
+            peer.proc.wait(10)
+            assert wait_for(lambda: _gone(kernel), 10)
+    finally:
+        peer.end()
+
