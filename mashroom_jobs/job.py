@@ -26,13 +26,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from traitlets import All, Bunch, HasTraits
 
 from .core.cron import CronSchedule, zone_name
 from .core.records import JobInvocation, JobState, Trigger
 from .core.runtime import JobRuntime
+
+if TYPE_CHECKING:
+    from .targets import Target
 
 __all__ = ["BackgroundJob", "JobHost", "JobInvocation", "JobState", "Trigger"]
 
@@ -52,11 +55,14 @@ class JobHost(Protocol):
 class BackgroundJob(HasTraits):
     """One scheduled job. Created by :meth:`BackgroundJobService.schedule_job`."""
 
-    def __init__(self, host: JobHost, runtime: JobRuntime) -> None:
+    def __init__(self, host: JobHost, runtime: JobRuntime, *, target: Target | None = None,
+                 durable: bool = False) -> None:
         self._watchers = 0  # before HasTraits' init, which may observe
         super().__init__()
         self._host = host
         self._runtime = runtime
+        self._target = target
+        self._durable = durable
         self._description: str | None = None
         self._shown: JobState | None = None  # what observers were last told
 
@@ -130,8 +136,20 @@ class BackgroundJob(HasTraits):
 
     @property
     def callback(self) -> Callable[..., Any]:
-        """The callable the job runs."""
+        """The callable the job runs (a target's resolved callback, for a target)."""
         return self._runtime.spec.callback
+
+    @property
+    def target(self) -> Target | None:
+        """What the job runs, as data (a command, a ``"module:function"`` reference, a
+        notebook), or None for a plain callable."""
+        return self._target
+
+    @property
+    def durable(self) -> bool:
+        """True for a durable job (kept in the job store, hosted by every process attached
+        to it): its verbs act through the store."""
+        return self._durable
 
     @property
     def overlap(self) -> str:
@@ -269,7 +287,9 @@ class BackgroundJob(HasTraits):
         runtime = self._runtime
         state = "paused" if runtime.paused else ("active" if runtime.active else "unscheduled")
         schedule = self.cron_schedule if self.cron_schedule is not None else "once"
-        return f"<BackgroundJob {self.name!r} {schedule!r} {state} runs={runtime.run_count}>"
+        kind = "durable " if self._durable else ""
+        return (f"<{kind}BackgroundJob {self.name!r} {schedule!r} {state} "
+                f"runs={runtime.run_count}>")
 
 
 def _names_state(names: Any) -> bool:

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Executor, Future
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar
@@ -40,19 +40,22 @@ from .core import capture
 from .core.arguments import check_count, check_flag, check_seconds
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
-from .core.errors import MashroomJobsError
-from .core.events import EventBus, RunFinished, StateChanged, Subscription
-from .core.records import JobInvocation
+from .core.errors import JobNotScheduledError, MashroomJobsError, TargetUnavailableError
+from .core.events import EventBus, FireMissed, RunFinished, StateChanged, Subscription
+from .core.records import JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
-from .core.runtime import JobRuntime
+from .core.runtime import JobRuntime, JobSpec
 from .core.specs import check_job
+from .durable import CatchUp, DurableHost, HostedJobs, JobDefinition
+from .durable.facade import DurableJobs
 from .job import BackgroundJob
 from .metrics import MetricsRecorder
 from .registry import JobRegistry, names_jobs
 from .settings import ServiceSettings
 from .store import SQLiteStore, make_origin
 from .subscribers import FailureCallback, FailureNotifier, announce_state, keep_in
+from .targets import Target, as_target, durable_target
 from .text import format_jobs_table
 
 __all__ = ["BackgroundJobService"]
@@ -93,6 +96,12 @@ class BackgroundJobService(ServiceSettings):
         help="The id of the kernel the service lives in (the extension sets it): part of "
              "its origin in the job store. Read when the service starts.",
     )
+    host_kind = Unicode(
+        "python",
+        help="What hosts this service, in its heartbeat: 'kernel' (the extension), 'run' "
+             "(`mashroom-jobs run`), 'server' (the Jupyter Server extension), 'python'. "
+             "Read when the service starts.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         _check_keywords(type(self), kwargs)
@@ -125,6 +134,30 @@ class BackgroundJobService(ServiceSettings):
         self._backends = ExecutorBackends(self, self._lock, lambda: self._registry.closed)
         capture.install()
         _live_services.add(self)
+        #: the store's durable jobs, seen and controlled from here (None without a store)
+        self.durable: DurableJobs | None = None
+        if self._store is not None:
+            self.durable = self._make_durable(self._store)
+
+    def _make_durable(self, store: SQLiteStore) -> DurableJobs:
+        """The durable jobs of ``store``; hosted here unless ``durable_jobs`` is off."""
+        host = None
+        if self.durable_jobs:
+            runner = self._runner
+            jobs = HostedJobs(
+                host=self._host_definition, set_paused=self._set_hosted_paused,
+                unhost=self._unhost, is_hosted=self._is_hosted, run=self._run_hosted,
+                stop=self._stop_hosted, record_missed=self._record_missed)
+            host = DurableHost(
+                store.control, store, jobs, self.clock, runner.timer.call_later,
+                runner.pool.dispatch, kind=self.host_kind, origin=self._origin,
+                details=lambda: {"kernel_id": self.kernel_id} if self.kernel_id else {})
+        durable = DurableJobs(store.control, self.clock.now, host=host,
+                              run_here=lambda name: self._run_hosted(name, "manual", None),
+                              stop_here=self._stop_hosted)
+        if host is not None:
+            host.start()
+        return durable
 
     @default("clock")
     def _default_clock(self) -> Clock:
@@ -191,6 +224,8 @@ class BackgroundJobService(ServiceSettings):
         retries: int = 0,
         retry_delay: float = 30.0,
         exclusive: bool = False,
+        durable: bool = False,
+        catchup: str | Mapping[str, Any] | CatchUp | None = None,
     ) -> BackgroundJob:
         """Schedule ``callback`` under ``name``; an existing job of that name is replaced.
 
@@ -203,9 +238,11 @@ class BackgroundJobService(ServiceSettings):
             as ``@hourly``; ``H`` is hashed from ``name``), or a parsed
             :class:`CronSchedule` (the job takes its zone). None or ``""``: run once,
             right away (blanks alone are an invalid expression).
-        callback : callable
-            Takes the :class:`PluginContext` as its one required argument, or no
-            required argument; may be ``async``.
+        callback : callable, target or str
+            A callable that takes the :class:`PluginContext` as its one required
+            argument, or no required argument (it may be ``async``); or a target: a
+            :class:`~mashroom_jobs.Command`, a :class:`~mashroom_jobs.FunctionRef`, a
+            notebook, or a ``"package.module:function"`` string.
         timezone : str or tzinfo, optional
             Zone the expression is evaluated in; default: the service's ``timezone``.
         invoke_immediately : bool
@@ -231,6 +268,16 @@ class BackgroundJobService(ServiceSettings):
             With a shared store: each fire runs in one process of those sharing it.
             A job on a Dask cluster claims its fires through the cluster's scheduler:
             each runs once among the kernels (on any machines) sharing that scheduler.
+        durable : bool
+            Keep the job in the job store as data, so it outlives this process: every
+            process attached to the store hosts it (each fire runs once among them), and
+            it is seen and controlled from any of them.  Its target must be one another
+            process can name (a target, a ``"module:function"`` string, or a function of
+            an importable module); it must have a cron expression and no ``executor``.
+        catchup : {"latest", "skip", "all"}, dict or CatchUp, optional
+            What a durable job does with the fires missed while no process ran it
+            (default: run the latest once, record the others as missed; see
+            :class:`~mashroom_jobs.durable.CatchUp`).
 
         Returns
         -------
@@ -242,34 +289,184 @@ class BackgroundJobService(ServiceSettings):
             For a bad argument, naming it.
         InvalidCronExpressionError, InvalidTimezoneError
             For an invalid expression or zone. Nothing is replaced.
+        TargetError, TargetUnavailableError
+            For a target that is not valid, or cannot be found now (a module gone, a
+            command not installed). Nothing is replaced.
         ServiceShutdownError
             After :meth:`shutdown`.
         """
+        if not isinstance(durable, bool):
+            raise TypeError(f"durable must be True or False, got {durable!r}")
+        if durable:
+            return self._schedule_durable(
+                name, cron_schedule, callback, timezone=timezone, overlap=overlap,
+                executor=executor, timeout=timeout, retries=retries, retry_delay=retry_delay,
+                invoke_immediately=invoke_immediately, catchup=catchup)
+        if catchup is not None:
+            raise ValueError("catchup is a durable job's policy: give durable=True too")
+        target = as_target(callback)
+        if target is not None:
+            callback = target.resolve()
+        self._check_not_durable(name)
         spec = check_job(name, cron_schedule, callback, default_zone=self.timezone,
                          timezone=timezone, invoke_immediately=invoke_immediately,
                          overlap=overlap, executor=executor, where=self._backends.resolve,
                          timeout=timeout, retries=retries, retry_delay=retry_delay,
                          exclusive=exclusive)
+        job = self._add(spec, target=target, durable=False, paused=False)
+        if spec.schedule is None or invoke_immediately:
+            self._runner.invoke(job.runtime, "immediate")
+        return job
+
+    def _add(self, spec: JobSpec, *, target: Target | None, durable: bool,
+             paused: bool) -> BackgroundJob:
+        """Put a job in the registry (replacing the one of its name) and on the timer."""
         runner = self._runner
         runtime = JobRuntime(spec, runner.history_size)
-        job = runtime.owner = BackgroundJob(self, runtime)
+        if paused:
+            runtime.set_paused(True)
+        job = runtime.owner = BackgroundJob(self, runtime, target=target, durable=durable)
         old = self._registry.put(runtime)
         # Outside the service lock: the job's lock, then the timer's (never the reverse).
         if old is not None:
             runner.deactivate(old)
         runner.add(runtime)
-        if spec.schedule is None or invoke_immediately:
-            runner.invoke(runtime, "immediate")
         return job
+
+    def _check_not_durable(self, name: str) -> None:
+        job = self._registry.get(name)
+        if job is not None and job.durable:
+            raise ValueError(
+                f"{name!r} is a durable job hosted here: choose another name for an in-kernel "
+                f"job, or change the durable one with schedule_job(..., durable=True)")
+
+    # -- durable jobs --
+
+    def _schedule_durable(self, name: str, cron_schedule: object, callback: object, *,
+                          timezone: str | tzinfo | None, overlap: str, executor: object,
+                          timeout: float | None, retries: int, retry_delay: float,
+                          invoke_immediately: bool, catchup: object) -> BackgroundJob:
+        durable = self.durable
+        if durable is None:
+            raise ValueError(
+                "durable jobs are kept in a job store: this service has none (set "
+                "c.BackgroundJobService.store, or give store=PATH)")
+        if durable.host is None:
+            raise ValueError(
+                "this service does not host durable jobs (durable_jobs=False): define it "
+                "with service.durable.define(...) or `mashroom-jobs jobs add`")
+        if executor is not None:
+            raise ValueError("a durable job runs in whichever host claims its fire: it "
+                             "cannot name an executor")
+        if isinstance(cron_schedule, CronSchedule):
+            timezone, cron_schedule = cron_schedule.zone, cron_schedule.expression
+        target = durable_target(callback)
+        target.resolve()  # a target missing now is an error here, not a parked job
+        registered = self._registry.get(name)
+        if registered is not None and not registered.durable:
+            raise ValueError(f"{name!r} is an in-kernel job of this process: unschedule it "
+                             f"first, or give the durable job another name")
+        definition = JobDefinition.make(
+            name, cron_schedule, target,  # type: ignore[arg-type]
+            timezone=self.timezone if timezone is None else timezone, timeout=timeout,
+            retries=retries, retry_delay=retry_delay, overlap=overlap,
+            catchup=catchup if isinstance(catchup, CatchUp)
+            else CatchUp.from_data(catchup))  # type: ignore[arg-type]
+        durable.define(definition)
+        job = self._registry.get(name)
+        if job is None:  # (parked here meanwhile: say why)
+            parked = durable.host.parked().get(name)
+            raise TargetUnavailableError(parked.error if parked else f"{name!r} is not hosted")
+        if invoke_immediately:
+            self._runner.invoke(job.runtime, "immediate")
+        return job
+
+    def _host_definition(self, definition: JobDefinition) -> BackgroundJob:
+        """(The durable host.)  Schedule ``definition`` here as an exclusive durable job."""
+        registered = self._registry.get(definition.name)
+        if registered is not None and not registered.durable:
+            raise ValueError(f"the name {definition.name!r} is taken by an in-kernel job of "
+                             f"this process")
+        callback = definition.target.resolve()
+        spec = check_job(
+            definition.name, definition.schedule(), callback, default_zone=self.timezone,
+            timezone=None, invoke_immediately=False,
+            overlap=definition.overlap,  # type: ignore[arg-type]
+            executor=None, where=self._backends.resolve, timeout=definition.timeout,
+            retries=definition.retries, retry_delay=definition.retry_delay, exclusive=True,
+            catch_up=True)
+        return self._add(spec, target=definition.target, durable=True,
+                         paused=definition.paused)
+
+    def _hosted(self, name: str) -> JobRuntime | None:
+        job = self._registry.get(name)
+        return job.runtime if job is not None and job.durable else None
+
+    def _is_hosted(self, name: str) -> bool:
+        return self._hosted(name) is not None
+
+    def _set_hosted_paused(self, name: str, paused: bool) -> None:
+        runtime = self._hosted(name)
+        if runtime is not None:
+            (self._runner.pause if paused else self._runner.resume)(runtime)
+
+    def _unhost(self, name: str) -> None:
+        if self._hosted(name) is not None:
+            runtime = self._registry.remove(name)
+            if runtime is not None:
+                self._runner.deactivate(runtime)
+
+    def _run_hosted(self, name: str, trigger: str,
+                    scheduled_for: datetime | None) -> Future[JobInvocation]:
+        runtime = self._hosted(name)
+        if runtime is None:
+            raise JobNotScheduledError(f"durable job {name!r} is not hosted here")
+        future: Future[JobInvocation] = Future()
+        self._runner.invoke(runtime, trigger, future, scheduled_for)  # type: ignore[arg-type]
+        return future
+
+    def _stop_hosted(self, name: str) -> int:
+        runtime = self._hosted(name)
+        return self._runner.stop(runtime) if runtime is not None else 0
+
+    def _record_missed(self, name: str, scheduled_for: datetime, reason: str) -> None:
+        runtime = self._hosted(name)
+        if runtime is None:
+            return
+        zone = runtime.spec.zone
+        self._runner.record_fire(runtime, JobInvocation(
+            timestamp=self.clock.now().astimezone(zone),
+            scheduled_for=scheduled_for.astimezone(zone), trigger="schedule",
+            execution_time_ms=0.0, outcome=Outcome.MISSED, error_message=reason, job=name))
+        self._bus.publish(FireMissed(name, scheduled_for, reason, runtime.owner))
 
     def unschedule_job(self, name: str) -> None:
         """Remove the job ``name``: it fires no more. An unknown name does nothing.
 
-        A run in progress finishes and is recorded on the (now inactive) job.
+        A run in progress finishes and is recorded on the (now inactive) job.  A durable
+        job is removed from the store: every host stops hosting it.
         """
+        if self._durable_here(name):
+            assert self.durable is not None
+            self.durable.remove(name)
+            return
         runtime = self._registry.remove(name)
         if runtime is not None:
             self._runner.deactivate(runtime)
+
+    def _durable_here(self, job: BackgroundJob | str) -> bool:
+        """Whether ``job`` names a durable job (hosted here, or only in the store)."""
+        if isinstance(job, BackgroundJob):
+            return job.durable and job.active
+        if self.durable is None or not isinstance(job, str):
+            return False
+        registered = self._registry.get(job)
+        if registered is not None:
+            return registered.durable
+        try:
+            return self.durable.control.definition(job) is not None
+        except MashroomJobsError:
+            return False
 
     def unschedule_all(self) -> None:
         """Remove every job."""
@@ -293,15 +490,27 @@ class BackgroundJobService(ServiceSettings):
         return future
 
     def pause_job(self, job: BackgroundJob | str) -> None:
-        """Pause a job (see :meth:`BackgroundJob.pause`)."""
+        """Pause a job (see :meth:`BackgroundJob.pause`); a durable job in every host."""
+        if self._durable_here(job):
+            assert self.durable is not None
+            self.durable.pause(_name_of(job))
+            return
         self._runner.pause(self._registry.runtime_of(job, "pause"))
 
     def resume_job(self, job: BackgroundJob | str) -> None:
-        """Resume a job (see :meth:`BackgroundJob.resume`)."""
+        """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
+        if self._durable_here(job):
+            assert self.durable is not None
+            self.durable.resume(_name_of(job))
+            return
         self._runner.resume(self._registry.runtime_of(job, "resume"))
 
     def stop_job(self, job: BackgroundJob | str) -> int:
-        """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`)."""
+        """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`); a durable job's
+        in every host (how many were asked here is returned)."""
+        if self._durable_here(job):
+            assert self.durable is not None
+            return self.durable.stop(_name_of(job))
         runtime = self._registry.runtime_of(job, "stop", allow_inactive=True)
         return self._runner.stop(runtime)
 
@@ -512,6 +721,10 @@ def _check_keywords(cls: type[BackgroundJobService], kwargs: dict[str, Any]) -> 
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"BackgroundJobService() got an unexpected keyword argument "
                             f"{key!r}{hint}")
+
+
+def _name_of(job: BackgroundJob | str) -> str:
+    return job if isinstance(job, str) else job.name
 
 
 _live_services: weakref.WeakSet[BackgroundJobService] = weakref.WeakSet()

@@ -54,6 +54,14 @@ class ServiceSettings(LoggingConfigurable):
         help="Seconds a run asked to stop (or timed out) has to end before it is recorded as "
              "stopped and its thread abandoned.",
     ).tag(config=True)
+    durable_jobs = Bool(
+        True,
+        help="Host the job store's durable jobs (when there is a store): schedule them in "
+             "this process, follow the changes other processes make (within about a "
+             "second), catch up the fires missed while no process ran, and write this "
+             "process's heartbeat. False: this process only reads and changes them. Read "
+             "when the service starts.",
+    ).tag(config=True)
     loop_block_limit = Float(
         1.0,
         help="Seconds a coroutine job may hold the event loop of coroutine jobs (a blocking "

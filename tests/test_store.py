@@ -386,7 +386,8 @@ def test_a_new_store_gets_the_schema_and_its_version(path: str) -> None:
     with sqlite3.connect(path) as raw:
         meta = dict(raw.execute("SELECT key, value FROM meta"))
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert meta == {"application": "mashroom-jobs", "schema_version": str(SCHEMA_VERSION)}
+    assert meta == {"application": "mashroom-jobs", "schema_version": str(SCHEMA_VERSION),
+                    "control_version": "0"}
 
 
 def test_a_store_of_an_older_version_is_migrated_step_by_step_keeping_its_runs(

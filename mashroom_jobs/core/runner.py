@@ -180,9 +180,20 @@ class Runner:
             self.timer.cancel(entry)
 
     def invoke(self, runtime: JobRuntime, trigger: Trigger,
-               future: Future[JobInvocation] | None = None) -> None:
-        """Start a manual or immediate run now: those ignore the overlap rule."""
-        self.go(runtime.admit(trigger, future=future), here=False)
+               future: Future[JobInvocation] | None = None,
+               scheduled_for: datetime | None = None) -> None:
+        """Start a run now (manual, immediate, a caught-up fire claimed already): those
+        ignore the overlap rule."""
+        self.go(runtime.admit(trigger, scheduled_for, future=future), here=False)
+
+    def record_fire(self, runtime: JobRuntime, record: JobInvocation) -> None:
+        """Keep the record of a fire that did not run here (missed, skipped) as a run's:
+        in the job's history and published."""
+        runtime.record_skip(record, self.history_size)
+        bus = self.bus
+        if bus.wants(RunFinished):
+            bus.publish(RunFinished(runtime.spec.name, record, False, False, runtime.owner))
+        self.publisher.publish(runtime)
 
     def stop(self, runtime: JobRuntime) -> int:
         """Ask every run of a job in flight to stop; how many were asked."""

@@ -60,6 +60,9 @@ class JobSpec(NamedTuple):
     retry_delay: float = 30.0
     #: claim each scheduled fire in the shared store (or cluster): it runs in one process
     exclusive: bool = False
+    #: fires missed while asleep are caught up by whoever hosts the job (a durable job),
+    #: not coalesced into one run here
+    catch_up: bool = False
 
 
 class RunState(enum.IntEnum):
@@ -297,6 +300,8 @@ class JobRuntime:
             changed = coalesced
             if coalesced:
                 self.misfire_count += 1
+                if self.spec.catch_up:  # its host catches the missed fires up, by its policy
+                    return None, True
             dropped = self.retry is not None
             if dropped:  # a retry never overlaps a fire: the fire wins
                 self.retry.cancel()  # type: ignore[union-attr]

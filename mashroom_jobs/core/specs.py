@@ -35,7 +35,7 @@ def check_job(name: str, cron_schedule: object, callback: Callable[..., Any], *,
               default_zone: str | tzinfo, timezone: str | tzinfo | None,
               invoke_immediately: bool, overlap: Overlap, executor: object, where: Where,
               timeout: float | None, retries: int, retry_delay: float,
-              exclusive: bool) -> JobSpec:
+              exclusive: bool, catch_up: bool = False) -> JobSpec:
     """The job ``schedule_job`` is asked for, every argument checked (see its docstring);
     ``default_zone`` is the service's ``timezone`` setting."""
     check_name(name)
@@ -54,7 +54,7 @@ def check_job(name: str, cron_schedule: object, callback: Callable[..., Any], *,
     schedule, zone = resolve_schedule(cron_schedule, timezone, default_zone, name)
     local, remote = where(executor)
     return JobSpec(name, callback, kind, schedule, zone, overlap, local, remote,
-                   timeout, retries, retry_delay, exclusive)
+                   timeout, retries, retry_delay, exclusive, catch_up)
 
 
 def resolve_schedule(cron_schedule: object, timezone: str | tzinfo | None,

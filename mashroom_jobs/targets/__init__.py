@@ -15,14 +15,8 @@ Jupyter; the notebook target imports its executor only when it runs.
 
 from __future__ import annotations
 
-from .base import (
-    Target,
-    TargetData,
-    as_target,
-    durable_target,
-    register_kind,
-    target_from_data,
-)
+from .base import Target, TargetData, register_kind, target_from_data
+from .coerce import as_target, durable_target
 from .command import Command
 from .function import FunctionRef
 from .notebook import Notebook

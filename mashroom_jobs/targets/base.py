@@ -9,16 +9,13 @@ an error naming it, so a store written by a newer version is parked, not misread
 
 from __future__ import annotations
 
-import inspect
 import json
-import types
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from ..core.errors import TargetError
 
-__all__ = ["Target", "TargetData", "as_target", "check_json", "durable_target",
-           "register_kind", "target_from_data"]
+__all__ = ["Target", "TargetData", "check_json", "register_kind", "target_from_data"]
 
 #: a target as data: JSON-serializable, with a "kind"
 TargetData = dict[str, Any]
@@ -95,59 +92,3 @@ def check_json(value: Any, what: str) -> Any:
         raise TargetError(f"{bad}: a job's arguments and parameters are stored as JSON "
                           f"(strings, numbers, booleans, None, lists and dicts of them)")
     return json.loads(json.dumps(value))
-
-
-def as_target(callback: object) -> Target | None:
-    """The target ``callback`` names (a target, or a ``"module:function"`` string), or None
-    for a plain callable (an in-kernel job's callback)."""
-    if isinstance(callback, Target):
-        return callback
-    if isinstance(callback, str):
-        from .function import FunctionRef
-
-        return FunctionRef(callback)
-    return None
-
-
-def durable_target(callback: object) -> Target:
-    """The target of a durable job: a target, a ``"module:function"`` string, or a
-    function another process can import by name (made a :class:`FunctionRef`).
-
-    Raises
-    ------
-    TypeError
-        For a lambda, a closure, a bound method, a callable defined in ``__main__`` or a
-        notebook, or anything else another process cannot name: it says what can be
-        durable and how.
-    """
-    target = as_target(callback)
-    if target is not None:
-        return target
-    from .function import FunctionRef
-
-    why = _why_not_importable(callback)
-    if why is None:
-        function: Any = callback
-        return FunctionRef(f"{function.__module__}:{function.__qualname__}")
-    raise TypeError(
-        f"a durable job's target must be something another process can name, and {why}: "
-        f"give a 'package.module:function' reference (a function in an importable module), "
-        f"a Command([...]) or a Notebook('path.ipynb')")
-
-
-def _why_not_importable(callback: object) -> str | None:
-    name = repr(getattr(callback, "__qualname__", callback))
-    if isinstance(callback, types.MethodType):
-        return f"{name} is a bound method"
-    if not inspect.isfunction(callback) and not inspect.isbuiltin(callback):
-        return f"{name} is a {type(callback).__name__}, not a function"
-    qualname = getattr(callback, "__qualname__", "")
-    if qualname == "<lambda>" or qualname.endswith(".<lambda>"):
-        return f"{name} is a lambda"
-    if "<locals>" in qualname:
-        return f"{name} is defined inside another function (a closure)"
-    module = getattr(callback, "__module__", None)
-    if module in (None, "__main__") or str(module).startswith("__"):
-        return (f"{name} is defined in {module or 'no module'} (a notebook or a script), "
-                f"which another process cannot import")
-    return None
