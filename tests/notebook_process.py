@@ -38,7 +38,7 @@ def share(path: str, name: str, notebook: str) -> None:
     service = BackgroundJobService(store=path, timezone="UTC", kernel_id=name)
     seen: set[int] = set()
     job = service.schedule_job("report", "*/2 * * * * *",
-                               Notebook(notebook, {"day": name}).resolve(), exclusive=True)
+                               Notebook(notebook, {"day": name}), exclusive=True)
     # (a running run's progress changes its state: its kernel is there then)
     job.observe(lambda change: seen.update(kernels()), names="state")
     print(json.dumps({"ready": service.origin}), flush=True)
@@ -51,7 +51,7 @@ def share(path: str, name: str, notebook: str) -> None:
 
 def host(notebook: str) -> None:
     service = BackgroundJobService(timezone="UTC")
-    job = service.schedule_job("sleeper", None, Notebook(notebook).resolve())
+    job = service.schedule_job("sleeper", None, Notebook(notebook))
     job.observe(lambda change: None, names="state")  # (progress is published to observers)
     if not wait_for(lambda: job.state.progress == "cell 2 of 3" and kernels(), 60):
         print(json.dumps({"error": f"the sleeping cell did not start: {job.state}"}),

@@ -224,7 +224,7 @@ def test_a_notebook_job_runs_in_a_kernel_a_worker_starts(
     notebook = tmp_path / "report.ipynb"
     notebook.write_bytes((Path(__file__).parent / "notebooks" / "report.ipynb").read_bytes())
     job = service.schedule_job("report", "@daily",
-                               Notebook(notebook, {"day": "friday"}).resolve(),
+                               Notebook(notebook, {"day": "friday"}),
                                executor=client)
     run = job.invoke_now().result(WAIT)
     assert run.success, run.error_message
@@ -248,7 +248,7 @@ def test_a_notebook_job_whose_kernel_a_worker_lacks_fails_saying_so(
     notebook = tmp_path / "report.ipynb"
     notebook.write_bytes((Path(__file__).parent / "notebooks" / "report.ipynb").read_bytes())
     job = service.schedule_job("report", "@daily",
-                               Notebook(notebook, kernel="mj-only-here").resolve(),
+                               Notebook(notebook, kernel="mj-only-here"),
                                executor=client)
     run = job.invoke_now().result(WAIT)
     assert not run.success and run.error_message is not None

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -84,7 +85,7 @@ def no_kernel_left() -> Iterator[None]:
 def _run(service: BackgroundJobService, target: Notebook, name: str = "report",
          **options: Any) -> JobInvocation:
     """Schedule ``target`` to run once now, wait for the run, return its record."""
-    job = service.schedule_job(name, None, target.resolve(), **options)
+    job = service.schedule_job(name, None, target, **options)
     assert service.wait_until_idle(90), f"the run of {target} did not end"
     last = job.last_invocation
     assert last is not None
@@ -199,10 +200,9 @@ def test_bad_input_is_an_error_naming_it_and_the_job_of_that_name_is_kept(
         notebooks: Path, service: BackgroundJobService, make: Any, error: type[Exception],
         words: str) -> None:
     (notebooks / "report.txt").write_text("day = 'monday'\n")
-    kept = service.schedule_job("report", "0 7 * * *", Notebook(notebooks / "report.ipynb")
-                                .resolve())
+    kept = service.schedule_job("report", "0 7 * * *", Notebook(notebooks / "report.ipynb"))
     with pytest.raises(error) as raised:
-        service.schedule_job("report", "0 7 * * *", make(notebooks).resolve())
+        service.schedule_job("report", "0 7 * * *", make(notebooks))
     assert words.format(d=notebooks) in str(raised.value)
     assert service.get_job("report") is kept and kept.active
 
@@ -210,7 +210,7 @@ def test_bad_input_is_an_error_naming_it_and_the_job_of_that_name_is_kept(
 def test_a_notebook_gone_at_fire_time_fails_the_run_naming_it(
         notebooks: Path, service: BackgroundJobService, clock: ManualClock) -> None:
     job = service.schedule_job("report", "0 7 * * *",
-                               Notebook(notebooks / "report.ipynb").resolve())
+                               Notebook(notebooks / "report.ipynb"))
     (notebooks / "report.ipynb").unlink()
     clock.advance_to("2026-01-01T07:00:00+00:00")
     assert service.wait_until_idle(10)
@@ -279,6 +279,92 @@ def test_history_prints_the_executed_notebooks_and_revisions(
     assert run["artifact"] == "/data/report-07-00.ipynb" and run["revision"] == "0123456789ab"
 
 
+# -- the panel: progress, and each run's executed notebook ---------------------------------
+
+
+def _row(panel: Any, name: str) -> Any:
+    [row] = [r for r in panel.rows if r.name.value == name]
+    return row
+
+
+def test_the_panel_says_which_cell_runs_and_shows_its_first_line_on_hover(
+        service: BackgroundJobService, panel: Any) -> None:
+    from mashroom_jobs import report_progress
+
+    release = threading.Event()
+
+    def job() -> None:
+        report_progress("cell 7 of 20", "df = load(day)")
+        release.wait(10)
+
+    service.schedule_job("report", None, job)
+    try:
+        assert wait_for(lambda: service.get_job("report").state.progress == "cell 7 of 20")
+        panel.flush()
+        row = _row(panel, "report")
+        assert row.last.value.startswith("<b>running: cell 7 of 20</b>")
+        assert row.last.tooltip == "cell 7 of 20: df = load(day)"
+    finally:
+        release.set()
+    assert service.wait_until_idle(5)
+    panel.flush()
+    assert "running" not in row.last.value
+
+
+def test_an_executed_notebook_links_under_the_servers_root_and_else_is_shown(
+        tmp_path: Path) -> None:
+    from mashroom_jobs.panel.executed import find_server, notebook_link, render_notebook
+
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (runtime / "jpserver-4242.json").write_text(json.dumps(
+        {"pid": 4242, "root_dir": str(tmp_path / "home"), "base_url": "/user/ann/"}))
+    (runtime / "jpserver-99.json").write_text(json.dumps(
+        {"pid": 99, "root_dir": "/", "base_url": "/"}))
+    server = find_server({"JPY_PARENT_PID": "4242"}, str(runtime))
+    assert server is not None and server.base_url == "/user/ann/"
+    assert find_server({}, str(runtime)) is None  # a kernel no server started
+    inside = str(tmp_path / "home" / "jobs" / "daily report" / "report 07.ipynb")
+    assert notebook_link(inside, server) == \
+        "/user/ann/lab/tree/jobs/daily%20report/report%2007.ipynb"
+    assert notebook_link(str(tmp_path / "elsewhere.ipynb"), server) is None
+    executed = {"cells": [
+        {"cell_type": "markdown", "source": "# <Title>"},
+        {"cell_type": "code", "execution_count": 1, "source": ["print(1)\n", "x"], "outputs": [
+            {"output_type": "stream", "name": "stdout", "text": "1 < 2\n"},
+            {"output_type": "execute_result", "data": {
+                "text/html": "<script>alert(1)</script>", "text/plain": "'x'"}},
+            {"output_type": "display_data", "data": {"image/png": "aGVsbG8=\n"}},
+            {"output_type": "error", "ename": "E", "evalue": "v",
+             "traceback": ["\x1b[0;31mE\x1b[0m: v"]}]}]}
+    rendered = render_notebook(executed)
+    assert "# &lt;Title&gt;" in rendered and "print(1)\nx" in rendered
+    assert "1 &lt; 2" in rendered and "&#x27;x&#x27;" in rendered
+    assert "<script>" not in rendered and "\x1b" not in rendered and "E: v" in rendered
+    assert "src='data:image/png;base64,aGVsbG8='" in rendered
+
+
+def test_the_expanded_row_lists_each_runs_notebook_and_shows_the_newest(
+        service: BackgroundJobService, panel: Any, tmp_path: Path) -> None:
+    from mashroom_jobs.context import report_artifact
+
+    path = tmp_path / "report-07.ipynb"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "print('hello')", execution_count=1, outputs=[
+            nbformat.v4.new_output("stream", text="hello from the report\n")])])
+    nbformat.write(notebook, path)
+    job = service.schedule_job("report", "@daily", lambda: report_artifact(str(path), "abc"))
+    job.invoke_now().result(5)
+    assert service.wait_until_idle(5)
+    panel.flush()
+    panel.button("Show details of report").click()
+    detail = _row(panel, "report").detail.value
+    assert "<th align=left>notebook</th>" in detail
+    assert f'<span title="{path}">report-07.ipynb</span>' in detail  # no server: no link
+    assert "<summary><b>Executed notebook of the run at " in detail
+    assert "hello from the report" in detail
+
+
 # -- real kernels --------------------------------------------------------------------------
 
 
@@ -289,7 +375,7 @@ def test_a_parameterised_notebook_runs_at_a_fire_and_its_executed_copy_is_kept(
     service = BackgroundJobService(clock=clock, timezone="UTC", store=store)
     try:
         target = Notebook(notebooks / "report.ipynb", {"day": "friday", "count": 3})
-        job = service.schedule_job("daily report", "0 7 * * *", target.resolve())
+        job = service.schedule_job("daily report", "0 7 * * *", target)
         clock.advance_to("2026-01-01T07:00:00+00:00")
         assert service.wait_until_idle(90)
         run = job.last_invocation
@@ -314,13 +400,48 @@ def test_a_parameterised_notebook_runs_at_a_fire_and_its_executed_copy_is_kept(
         service.shutdown(timeout=10)
 
 
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_durable_notebook_job_is_data_another_service_runs_and_a_snapshot_outlives_its_file(
+        notebooks: Path, tmp_path: Path) -> None:
+    store = str(tmp_path / "jobs.sqlite")
+    definer = BackgroundJobService(clock=ManualClock(), timezone="UTC", store=store)
+    try:
+        definer.schedule_job("pinned", "0 7 * * *", Notebook(
+            notebooks / "report.ipynb", {"day": "pinned"}, snapshot=True), durable=True)
+        definer.schedule_job("live", "0 7 * * *", Notebook(
+            notebooks / "report.ipynb", {"day": "live"}), durable=True)
+        stored = definer.durable.get("pinned").definition
+        assert stored is not None and stored.target.to_data()["snapshot"]["cells"]
+    finally:
+        definer.shutdown(timeout=10)
+    (notebooks / "report.ipynb").unlink()
+    clock = ManualClock()
+    host = BackgroundJobService(clock=clock, timezone="UTC", store=store)
+    try:
+        # the file is gone: the job that reads it at each run is parked, with the reason
+        assert wait_for(lambda: host.durable.get("live").error is not None)
+        assert f"notebook not found: '{notebooks}/report.ipynb'" in \
+            str(host.durable.get("live").error)
+        pinned = host.get_job("pinned")
+        assert pinned is not None and pinned.durable
+        clock.advance_to("2026-01-01T07:00:00+00:00")
+        assert host.wait_until_idle(90)
+        run = pinned.last_invocation
+        assert run is not None and run.outcome is Outcome.OK, run
+        assert "pinned: 42\n" in run.output
+        assert run.artifact is not None and run.artifact.startswith(
+            str(tmp_path / "jobs-notebooks" / "pinned") + os.sep)
+    finally:
+        host.shutdown(timeout=10)
+
+
 @pytest.mark.realtime
 @pytest.mark.usefixtures("no_kernel_left")
 def test_a_notebook_job_runs_for_real_on_its_schedule(notebooks: Path) -> None:
     service = BackgroundJobService(timezone="UTC")
     try:
         job = service.schedule_job("report", "* * * * * *",
-                                   Notebook(notebooks / "report.ipynb").resolve())
+                                   Notebook(notebooks / "report.ipynb"))
         assert wait_for(lambda: job.run_count >= 1, 60)
         service.unschedule_job("report")
         assert service.wait_until_idle(60)
@@ -393,7 +514,7 @@ def test_progress_shows_the_cell_running_and_a_stop_interrupts_then_ends_the_ker
     seen: list[tuple[str | None, str | None]] = []
     try:
         job = service.schedule_job("sleeper", None,
-                                   Notebook(notebooks / "sleeping.ipynb").resolve())
+                                   Notebook(notebooks / "sleeping.ipynb"))
         job.observe(lambda change: seen.append((change.new.progress,
                                                 change.new.progress_detail)), names="state")
         assert wait_for(lambda: ("cell 2 of 3", "time.sleep(60)") in seen, 60), seen

@@ -72,16 +72,18 @@ def history_command(args: argparse.Namespace) -> int:
     print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} {which}in {path}, newest first:")
     # a notebook job's runs: which revision of the notebook ran, and its executed copy
     kept = any(run.artifact or run.revision for _, run in runs)
-    rows = [("started", "job", "trigger", "duration", "result", "ran in")
-            + (("revision", "executed notebook") if kept else ())]
+    rows: list[tuple[str, ...]] = [("started", "job", "trigger", "duration", "result",
+                                    "ran in") + (("revision", "executed notebook") if kept
+                                                 else ())]
     for job, run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
         result = "ok" if run.success else f"FAILED {run.error_message or ''}"
         # what a job wrote is shown, never obeyed: its escape sequences could rewrite
         # the terminal (colour it, retitle it, hide the lines above)
-        row = (run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job),
-               trigger, f"{run.execution_time_ms:.1f} ms",
-               cut(terminal_text(result), 60), terminal_text(run.origin or ""))
+        row: tuple[str, ...] = (
+            run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job), trigger,
+            f"{run.execution_time_ms:.1f} ms", cut(terminal_text(result), 60),
+            terminal_text(run.origin or ""))
         if kept:
             row += (terminal_text(run.revision or ""), terminal_text(run.artifact or ""))
         rows.append(row)

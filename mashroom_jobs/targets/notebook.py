@@ -262,9 +262,10 @@ class Notebook:
         """
         nbformat = _import("nbformat")
         if self.snapshot is not None:
-            try:
-                return nbformat.from_dict(self.snapshot)  # type: ignore[no-any-return]
-            except Exception as exc:  # pragma: no cover (checked when made)
+            try:  # (as read from a file: sources kept as lists of lines are joined)
+                return nbformat.reads(json.dumps(self.snapshot),  # type: ignore[no-any-return]
+                                      as_version=4)
+            except Exception as exc:  # a snapshot of a file that was JSON but no notebook
                 raise TargetUnavailableError(f"the snapshot of {self.path!r} is not a "
                                              f"notebook: {error_text(exc)}") from None
         return _read_notebook(self.path)
