@@ -454,8 +454,12 @@ def test_a_notebook_job_runs_for_real_on_its_schedule(notebooks: Path) -> None:
 
 @pytest.mark.usefixtures("no_kernel_left")
 def test_a_failing_cell_fails_the_run_with_its_number_line_and_the_kernels_traceback(
-        notebooks: Path, service: BackgroundJobService) -> None:
+        notebooks: Path, service: BackgroundJobService,
+        capfd: pytest.CaptureFixture[str]) -> None:
     run = _run(service, Notebook(notebooks / "failing.ipynb"))
+    # what the kernel process writes itself (its logs) never reaches this process's
+    # streams: in a kernel, ipykernel would show it in whatever cell is running
+    assert "IPKernelApp" not in "".join(capfd.readouterr())
     assert run.outcome is Outcome.FAILED
     assert run.error_message == ("NotebookCellError: cell 2 of 3 ('y = x / 0  # fails') "
                                  "raised ZeroDivisionError: division by zero")

@@ -77,6 +77,8 @@ STARTUP_TIMEOUT = 60.0
 SHUTDOWN_WAIT = 5.0
 #: the stop grace when the run's service does not say (on a Dask worker)
 DEFAULT_STOP_GRACE = 5.0
+#: the most characters of what a kernel process wrote that a failure shows
+KERNEL_LOG_CHARS = 3000
 #: the executed notebooks a job keeps without a store (with one, the store's retention)
 DEFAULT_KEEP = 20
 #: the tag of the cell holding a notebook's default parameters, and of the injected cell
@@ -91,6 +93,9 @@ _INSTALL = "pip install 'mashroom-jobs[notebook]'"
 class NotebookError(MashroomJobsError, RuntimeError):
     """A notebook job's run could not execute its notebook (its kernel did not start,
     Jupyter's packages are missing where it runs...)."""
+
+    #: the run's traceback, when there is more to say than where it was raised here
+    traceback_text = ""
 
 
 class NotebookCellError(NotebookError):
@@ -129,9 +134,8 @@ class NotebookInputError(JobInputError):
 
 class KernelDiedError(NotebookError):
     """A notebook job's kernel ended while a cell ran (``os._exit``, a crash, killed by
-    the system).  Its ``traceback_text`` (the run's ``traceback``) shows that cell."""
-
-    traceback_text = ""
+    the system).  Its ``traceback_text`` (the run's ``traceback``) shows that cell, and the
+    end of what the kernel process wrote."""
 
 
 class Notebook:
@@ -667,6 +671,8 @@ class _Run:
         self.notebook: Any = None
         self.out_path: str | None = None
         self.last_save = 0.0
+        #: what the kernel process writes to its stdout and stderr (see execute)
+        self.log: Any = None
 
     # -- what the run says --
 
@@ -718,6 +724,7 @@ class _Run:
                      f"tagged 'parameters' does not assign it)")
         self.save(force=True)
         status = "failed"
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
         try:
             _run_coroutine(self.execute(kernel, cwd))
             status = "ok"
@@ -726,6 +733,7 @@ class _Run:
             self.say(f"[mashroom-jobs] stopped {self.where_now()}: the kernel was "
                      f"interrupted, then shut down")
         finally:
+            self.log.close()
             notebook.metadata["mashroom_jobs"]["status"] = status
             notebook.metadata["mashroom_jobs"]["ended"] = self._now().isoformat()
             self.save(force=True)
@@ -745,15 +753,21 @@ class _Run:
         report_progress(f"starting kernel {kernel}")
         try:
             try:
-                await self.until_stopped(client.async_start_new_kernel(cwd=cwd, env=env), km)
+                # what the kernel itself writes (its logs, a crash) goes to a file, not to
+                # this process's streams: in a kernel, ipykernel would show it in whatever
+                # cell runs (what the cells print comes as messages, into the notebook)
+                await self.until_stopped(client.async_start_new_kernel(
+                    cwd=cwd, env=env, stdout=self.log, stderr=self.log), km)
                 self._track(km)
                 await self.until_stopped(client.async_start_new_kernel_client(), km)
                 reply = await self.until_stopped(self._kernel_info(client), km)
             except (_Stopped, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                raise NotebookError(f"kernel {kernel!r} did not start for notebook "
-                                    f"{self.target.path!r}: {error_text(exc)}") from None
+                error = NotebookError(f"kernel {kernel!r} did not start for notebook "
+                                      f"{self.target.path!r}: {error_text(exc)}")
+                error.traceback_text = self.kernel_log(f"NotebookError: {error}")
+                raise error from None
             if reply is not None and "language_info" in reply.get("content", {}):
                 self.notebook.metadata["language_info"] = reply["content"]["language_info"]
             code = [(i, c) for i, c in enumerate(self.notebook.cells)
@@ -859,10 +873,28 @@ class _Run:
 
     def kernel_died(self, cell: Any, km: Any) -> KernelDiedError:
         error = KernelDiedError(f"the kernel died {self.where_now()}: {_exit_status(km)}")
-        # no frames of the kernel to show: the cell it was running, and what happened
-        error.traceback_text = (f"Cell {self.cell_number} of {self.cells}:\n"
-                                f"{_source(cell).rstrip()}\n\nKernelDiedError: {error}\n")
+        # no frames of the kernel to show: the cell it was running, what the kernel
+        # process wrote last, and what happened
+        error.traceback_text = self.kernel_log(
+            f"Cell {self.cell_number} of {self.cells}:\n{_source(cell).rstrip()}\n\n"
+            f"KernelDiedError: {error}")
         return error
+
+    def kernel_log(self, text: str) -> str:
+        """``text``, after the end of what the kernel process wrote (when it wrote
+        anything)."""
+        try:
+            self.log.flush()
+            self.log.seek(0, os.SEEK_END)
+            size = self.log.tell()
+            self.log.seek(max(0, size - KERNEL_LOG_CHARS))
+            written = self.log.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            written = ""
+        if not written:
+            return text + "\n"
+        cut = "…" if size > KERNEL_LOG_CHARS else ""
+        return f"The kernel process wrote:\n{cut}{written}\n\n{text}\n"
 
     def printed(self, cell: Any) -> None:
         """What the cell printed, into the run's output."""
