@@ -158,7 +158,8 @@ class Notebook:
         default: each run reads the file as it is then.
     output_dir : str or path-like, optional
         Where to keep executed notebooks (a folder per job in it); default: beside the
-        job store (see :func:`output_folder`).
+        job store (see
+        :func:`~mashroom_jobs.targets.notebook.output_folder`).
 
     Raises
     ------
@@ -224,7 +225,8 @@ class Notebook:
 
     @property
     def revision(self) -> str | None:
-        """The snapshot's revision (see :func:`notebook_revision`); None without one."""
+        """The snapshot's revision (see
+        :func:`~mashroom_jobs.targets.notebook.notebook_revision`); None without one."""
         return None if self.snapshot is None else notebook_revision(self.snapshot)
 
     def describe(self) -> str:
@@ -1029,7 +1031,8 @@ NOTEBOOK_ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
 
 
 def add_notebook_arguments(parser: argparse.ArgumentParser | Any) -> None:
-    """Add :data:`NOTEBOOK_ARGUMENTS` to an argparse parser (or argument group)."""
+    """Add :data:`~mashroom_jobs.targets.notebook.NOTEBOOK_ARGUMENTS` to an argparse parser
+    (or argument group)."""
     for flags, options in NOTEBOOK_ARGUMENTS:
         parser.add_argument(*flags, **options)
 
