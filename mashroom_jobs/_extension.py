@@ -183,7 +183,8 @@ def _make_service(shell: InteractiveShell) -> BackgroundJobService:
     ``ipython_kernel_config.py`` must not take the magics and the plugins away.
     """
     # parent=shell: the service reads c.BackgroundJobService from the shell's config
-    kwargs: dict[str, Any] = {"parent": shell, "shell": shell, "kernel_id": kernel_id(shell)}
+    kwargs: dict[str, Any] = {"parent": shell, "shell": shell, "kernel_id": kernel_id(shell),
+                              "host_kind": "kernel"}
     config = getattr(shell, "config", None)
     if config is not None:
         kwargs["config"] = _valid_settings(config)

@@ -350,9 +350,9 @@ def test_run_exits_non_zero_when_no_plugin_can_be_loaded(
 ) -> None:
     # disable the example too, in case it is also installed in the environment itself
     config = _config(tmp_path, "c.BackgroundJobService.disabled_plugins = ['Example heartbeat']\n")
-    result = subprocess.run(
-        [*COMMAND, "run", "--config", config], capture_output=True, text=True, timeout=60,
-        env=plugin_dists.env(plugin_dists.broken),
+    result = subprocess.run(  # (with a store it would go on, hosting its durable jobs)
+        [*COMMAND, "run", "--config", config, "--store", "none"], capture_output=True,
+        text=True, timeout=60, env=plugin_dists.env(plugin_dists.broken),
     )
     assert result.returncode == 1
     assert re.search(r"no background-job plugin could be loaded: \d+ installed, [1-9]\d* failed, "
@@ -369,8 +369,8 @@ def test_run_with_every_plugin_disabled_says_they_are_disabled(
         "c.BackgroundJobService.disabled_plugins = [ep.name for ep in discover()]\n"
     ))
     result = subprocess.run(
-        [*COMMAND, "run", "--config", config], capture_output=True, text=True, timeout=60,
-        env=plugin_dists.env(plugin_dists.example),
+        [*COMMAND, "run", "--config", config, "--store", "none"], capture_output=True,
+        text=True, timeout=60, env=plugin_dists.env(plugin_dists.example),
     )
     assert result.returncode == 1
     match = re.search(r"no background-job plugin could be loaded: (\d+) installed, 0 failed, "
@@ -385,13 +385,14 @@ def test_run_without_any_plugin_installed_says_so(tmp_path: Path) -> None:
         "import sys, mashroom_jobs.plugins.loading as plugins\n"
         "plugins.discover = lambda group=plugins.ENTRY_POINT_GROUP: []\n"
         "from mashroom_jobs.cli import main\n"
-        "sys.exit(main(['run']))\n"
+        "sys.exit(main(['run', '--store', 'none']))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 1
     assert ("no background-job plugin is installed "
-            "(none in the entry-point group 'mashroom_jobs.plugins')") in result.stderr
+            "(none in the entry-point group 'mashroom_jobs.plugins'), and there is no job "
+            "store to host durable jobs from") in result.stderr
     assert "0 failed" not in result.stderr
 
 

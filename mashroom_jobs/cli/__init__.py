@@ -20,6 +20,7 @@ from .autoload import AUTOLOAD_BEGIN, AUTOLOAD_END, autoload_command, kernel_con
 from .cron import cron_command
 from .dashboard import dashboard_command
 from .history import history_command, store_command
+from .jobs import add_jobs_parser, jobs_command
 from .options import (
     DASHBOARD_PORT,
     MAX_FIRE_TIMES,
@@ -54,9 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="run every installed background-job plugin until SIGINT/SIGTERM",
-        description="Bootstrap every installed background-job plugin and run its job on "
-                    "schedule, logging each run, until SIGINT or SIGTERM.",
+        "run", help="run the plugins' jobs and the store's durable jobs until SIGINT/SIGTERM",
+        description="Bootstrap every installed background-job plugin and host the job "
+                    "store's durable jobs, running them on schedule and logging each run, "
+                    "until SIGINT or SIGTERM.",
     )
     run.add_argument("--metrics-port", action=Once, type=port_number, metavar="PORT",
                      help="serve Prometheus metrics on this port, 0 for any free one "
@@ -118,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print the runs as a JSON list, with their output and traceback")
     store_option(history)
 
+    add_jobs_parser(commands)
+
     store = commands.add_parser(
         "store", help="the job store: where it is, prune it, vacuum it",
         description="path: print where the job store is. prune: delete the runs beyond the "
@@ -176,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     commands = {"run": run_command, "plugins": plugins_command, "cron": cron_command,
-                "history": history_command, "store": store_command,
+                "history": history_command, "store": store_command, "jobs": jobs_command,
                 "autoload": autoload_command, "dashboard": dashboard_command}
     try:
         return commands[args.command](args)

@@ -25,7 +25,8 @@ log = logging.getLogger("mashroom_jobs.cli")
 UNSET: Any = object()
 
 
-def make_service(config_file: Path | None, store: Any = UNSET) -> BackgroundJobService:
+def make_service(config_file: Path | None, store: Any = UNSET,
+                 **settings: Any) -> BackgroundJobService:
     """A service with the config file's settings; ``store`` (a path or None) overrides the
     config's store, and without either ``run`` uses the default store."""
     from ..core.errors import StoreError
@@ -41,7 +42,7 @@ def make_service(config_file: Path | None, store: Any = UNSET) -> BackgroundJobS
             config = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
         except Exception as exc:
             raise UsageFailure(f"config file {str(config_file)!r}: {exc}") from None
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(settings)
     if store is not UNSET:
         kwargs["store"] = store
     try:
@@ -77,7 +78,7 @@ def plugins_command(args: argparse.Namespace) -> int:
         unknown_plugin_names,
     )
 
-    service = make_service(args.config)
+    service = make_service(args.config, durable_jobs=False)  # a listing hosts nothing
     try:
         records: list[Any] = []
         entry_points = discover()
@@ -138,7 +139,7 @@ def run_command(args: argparse.Namespace) -> int:
     store: Any = args.store if "store" in getattr(args, "_given", {}) else UNSET
     if store is UNSET and not configures_store(args.config):
         store = default_store()  # the kernels' store, so plugins' fires run once in all
-    service = make_service(args.config, store)
+    service = make_service(args.config, store, host_kind="run")
     server = None
     serving = False
     stop = threading.Event()
@@ -170,18 +171,29 @@ def run_command(args: argparse.Namespace) -> int:
             log.info("running the jobs on the Dask cluster at %s", args.dask)
         records = PluginLoader(service).load(entry_points)
         loaded = [r for r in records if r.state == "loaded"]
-        if not loaded:
-            log.error("%s", _nothing_loaded(records))
+        hosting = service.durable is not None and service.durable.host is not None
+        if not loaded and not hosting:
+            log.error("%s, and there is no job store to host durable jobs from",
+                      _nothing_loaded(records))
             return 1
+        if not loaded:
+            log.warning("%s: hosting the job store's durable jobs only", _nothing_loaded(records))
         if server is not None:
             threading.Thread(target=server.serve_forever, name="mashroom-jobs-metrics",
                              daemon=True).start()
             serving = True
             log.info("serving metrics on http://%s:%d/metrics", args.metrics_host,
                      server.server_port)
-        log.info("running %d background job%s: %s; stop with Ctrl-C or SIGTERM",
-                 len(loaded), "s" if len(loaded) != 1 else "",
-                 ", ".join(repr(r.name) for r in loaded))
+        if loaded:
+            log.info("running %d background job%s: %s; stop with Ctrl-C or SIGTERM",
+                     len(loaded), "s" if len(loaded) != 1 else "",
+                     ", ".join(repr(r.name) for r in loaded))
+        if hosting:
+            assert service.durable is not None and service.durable.host is not None
+            hosted, parked = service.durable.host.hosted(), service.durable.host.parked()
+            log.info("hosting %d durable job%s%s%s", len(hosted), "s" if len(hosted) != 1 else "",
+                     f": {', '.join(map(repr, hosted))}" if hosted else "",
+                     f" ({len(parked)} parked: {', '.join(map(repr, parked))})" if parked else "")
         log.info("job store: %s", service.store_path or "none (runs are kept in memory)")
         while not stop.wait(1.0):
             pass

@@ -371,17 +371,25 @@ def probe_scheduler(address: str, timeout: float) -> None:
     from distributed.security import Security
 
     async def ask() -> Any:
-        # the client's TLS settings, as Client() uses them (tls:// addresses)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        # the client's TLS settings, as Client() uses them (tls:// addresses); distributed
+        # retries a refused connection until its timeout, then says "Timed out"
         comm = await connect(address, timeout=timeout,
                              **Security().get_connection_args("client"))
-        try:
-            await comm.write({"op": "identity", "reply": True})
-            return await comm.read()
+        try:  # then the handshake, in what is left of the time
+            async def identity() -> Any:
+                await comm.write({"op": "identity", "reply": True})
+                return await comm.read()
+
+            return await asyncio.wait_for(identity(), max(0.05, deadline - loop.time()))
         finally:
             comm.abort()
 
     try:
-        reply = asyncio.run(asyncio.wait_for(ask(), timeout))
+        # (the connect and the handshake are each bounded: this only guards against a
+        # connect that would overstay its own timeout)
+        reply = asyncio.run(asyncio.wait_for(ask(), timeout + 5.0))
     except (asyncio.TimeoutError, TimeoutError):
         raise ClusterUnavailableError(
             f"{address} did not answer as a Dask scheduler within {timeout:g} s "
