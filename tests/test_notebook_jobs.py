@@ -8,7 +8,6 @@ left (``no_kernel_left``).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -37,14 +36,7 @@ from mashroom_jobs.cli import main as cli_main
 from mashroom_jobs.store import SQLiteStore
 from mashroom_jobs.store.artifacts import MARKER, notebooks_folder
 from mashroom_jobs.targets import target_from_data
-from mashroom_jobs.targets.notebook import (
-    INJECTED_TAG,
-    add_notebook_arguments,
-    inject_parameters,
-    notebook_from_arguments,
-    notebook_revision,
-    parse_parameters,
-)
+from mashroom_jobs.targets.notebook import INJECTED_TAG, inject_parameters, notebook_revision
 from mashroom_jobs.testing import ManualClock, wait_for
 
 HERE = Path(__file__).parent
@@ -159,23 +151,30 @@ def test_parameters_are_injected_as_papermill_injects_them(notebooks: Path) -> N
     assert not tagged and unknown == ["x"] and plain.cells[0].source == "# Parameters\nx = 5\n"
 
 
-def test_parameters_from_the_command_line_read_json_or_else_take_the_text() -> None:
-    assert parse_parameters(["day=today", "count=3", "ratio=0.5", "on=true", "none=null",
-                             'quoted="3"', "items=[1, 2]", "empty=", "eq=a=b"]) == {
-        "day": "today", "count": 3, "ratio": 0.5, "on": True, "none": None, "quoted": "3",
-        "items": [1, 2], "empty": "", "eq": "a=b"}
-    with pytest.raises(TargetError, match="NAME=VALUE, got 'day'"):
-        parse_parameters(["day"])
-    parser = argparse.ArgumentParser()
-    add_notebook_arguments(parser)
-    args = parser.parse_args(["--notebook", "r.ipynb", "-p", "day=today", "-p", "n=2",
-                              "--kernel", "python3"])
-    target = notebook_from_arguments(args)
-    assert target == Notebook("r.ipynb", {"day": "today", "n": 2}, kernel="python3")
-    assert notebook_from_arguments(parser.parse_args([])) is None
-    with pytest.raises(TargetError, match=r"-p, --kernel are for a notebook job: give "
-                                          r"--notebook PATH too"):
-        notebook_from_arguments(parser.parse_args(["-p", "a=1", "--kernel", "python3"]))
+def test_jobs_add_stores_a_notebook_job_with_its_parameters_and_snapshot(
+        notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "jobs.sqlite")
+    path = str(notebooks / "report.ipynb")
+    assert cli_main(["jobs", "add", "daily report", "0 7 * * *", "--notebook", path,
+                     "-p", "day=today", "-p", "count=3", "-p", 'tags=["a", "b"]', "--snapshot",
+                     "--output-dir", str(tmp_path / "runs"), "--store", store]) == 0
+    capsys.readouterr()
+    reader = SQLiteStore(store)
+    try:
+        [stored] = reader.control.definitions()
+    finally:
+        reader.close()
+    target = target_from_data(stored.data["target"])
+    assert isinstance(target, Notebook), stored
+    assert target.parameters == {"day": "today", "count": 3, "tags": ["a", "b"]}
+    assert target.revision == notebook_revision(nbformat.read(path, as_version=4))
+    assert target.output_dir == str(tmp_path / "runs")
+    # notebook options without a notebook, and a bad parameter, are usage errors
+    for argv, words in ((["--command", "true", "--snapshot"], "--snapshot goes with --notebook"),
+                        (["--notebook", path, "-p", "day"], "-p 'day' must be KEY=VALUE"),
+                        (["--notebook", path, "--env", "A=1"], "--env goes with --command")):
+        assert cli_main(["jobs", "add", "x", "0 7 * * *", *argv, "--store", store]) == 2
+        assert words in capsys.readouterr().err
 
 
 # -- bad input: a clear error naming it, at scheduling time ---------------------------------

@@ -35,7 +35,6 @@ imported when a notebook target is resolved or run (``pip install
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import atexit
 import hashlib
@@ -48,7 +47,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -64,9 +63,8 @@ if TYPE_CHECKING:
     from nbformat import NotebookNode
 
 __all__ = [
-    "NOTEBOOK_ARGUMENTS", "KernelDiedError", "Notebook", "NotebookCellError", "NotebookError",
-    "NotebookInputError", "add_notebook_arguments", "inject_parameters",
-    "notebook_from_arguments", "notebook_revision", "output_folder", "parse_parameters",
+    "KernelDiedError", "Notebook", "NotebookCellError", "NotebookError", "NotebookInputError",
+    "RunNotebook", "inject_parameters", "notebook_revision", "output_folder",
 ]
 
 #: seconds between two looks at a running notebook's stop flag
@@ -437,30 +435,6 @@ def _check_parameter_names(parameters: Mapping[str, Any], language: str) -> None
             raise TargetError(f"parameter {name!r} is not a valid Python name: a notebook "
                               f"parameter becomes a variable (letters, digits and _, not "
                               f"starting with a digit)")
-
-
-def parse_parameters(items: Sequence[str]) -> dict[str, Any]:
-    """``NAME=VALUE`` strings (the command line's and the magic's ``-p``) as parameters: a
-    value is read as JSON when it is JSON (``3``, ``2.5``, ``true``, ``null``,
-    ``"quoted"``, ``[1, 2]``, ``{"a": 1}``), else taken as the string it is
-    (``-p day=today``).
-
-    Raises
-    ------
-    TargetError
-        For an item without ``=`` or with an empty name, naming it.
-    """
-    parameters: dict[str, Any] = {}
-    for item in items:
-        name, equals, text = item.partition("=")
-        name = name.strip()
-        if not equals or not name:
-            raise TargetError(f"a parameter is NAME=VALUE, got {item!r}")
-        try:
-            parameters[name] = json.loads(text)
-        except ValueError:
-            parameters[name] = text
-    return parameters
 
 
 # -- revisions, snapshots, where runs keep their notebooks -------------------------------
@@ -1003,67 +977,6 @@ def _run_coroutine(coroutine: Any) -> None:
     thread.join()
     if errors:
         raise errors[0]
-
-
-# -- the command line's and the magics' options ----------------------------------------------
-
-#: the options that make a notebook target, for an argparse parser (the command line's
-#: ``jobs add``) or IPython's ``@argument`` decorators (the magics): ``(flags, options)``
-NOTEBOOK_ARGUMENTS: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
-    (("--notebook",), {"metavar": "PATH", "default": None,
-                       "help": "run this notebook file in a fresh kernel"}),
-    (("-p", "--parameter"), {
-        "metavar": "NAME=VALUE", "action": "append", "default": [], "dest": "parameters",
-        "help": "a parameter of the notebook (repeatable); VALUE is read as JSON when it is "
-                "JSON (3, true, [1, 2]), else as a string"}),
-    (("--kernel",), {"metavar": "NAME", "default": None,
-                     "help": "the kernel to run the notebook in (default: the notebook's)"}),
-    (("--notebook-cwd",), {"metavar": "DIR", "default": None,
-                           "help": "the kernel's working directory (default: the "
-                                   "notebook's folder)"}),
-    (("--snapshot",), {"action": "store_true", "default": False,
-                       "help": "run the notebook as it is now, every time (default: as it "
-                               "is at each run)"}),
-    (("--output-dir",), {"metavar": "DIR", "default": None,
-                         "help": "where to keep executed notebooks (default: beside the "
-                                 "job store)"}),
-)
-
-
-def add_notebook_arguments(parser: argparse.ArgumentParser | Any) -> None:
-    """Add :data:`~mashroom_jobs.targets.notebook.NOTEBOOK_ARGUMENTS` to an argparse parser
-    (or argument group)."""
-    for flags, options in NOTEBOOK_ARGUMENTS:
-        parser.add_argument(*flags, **options)
-
-
-def notebook_from_arguments(args: argparse.Namespace) -> Notebook | None:
-    """The notebook target the parsed options name (``--notebook PATH -p k=v ...``), or
-    None without ``--notebook``.
-
-    Raises
-    ------
-    TargetError
-        For a bad parameter, or notebook options without ``--notebook`` (naming them).
-    TargetUnavailableError
-        With ``--snapshot``, when the notebook cannot be read now.
-    """
-    path = getattr(args, "notebook", None)
-    parameters = list(getattr(args, "parameters", None) or [])
-    if path is None:
-        given = [flag for flag, value in (
-            ("-p", parameters), ("--kernel", getattr(args, "kernel", None)),
-            ("--notebook-cwd", getattr(args, "notebook_cwd", None)),
-            ("--snapshot", getattr(args, "snapshot", False)),
-            ("--output-dir", getattr(args, "output_dir", None))) if value]
-        if given:
-            raise TargetError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for "
-                              f"a notebook job: give --notebook PATH too")
-        return None
-    return Notebook(path, parse_parameters(parameters), kernel=getattr(args, "kernel", None),
-                    cwd=getattr(args, "notebook_cwd", None),
-                    snapshot=bool(getattr(args, "snapshot", False)),
-                    output_dir=getattr(args, "output_dir", None))
 
 
 register_kind(Notebook.kind, Notebook.from_data)
