@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -362,6 +363,42 @@ def test_the_expanded_row_lists_each_runs_notebook_and_shows_the_newest(
     assert f'<span title="{path}">report-07.ipynb</span>' in detail  # no server: no link
     assert "<summary><b>Executed notebook of the run at " in detail
     assert "hello from the report" in detail
+
+
+def test_the_forms_notebook_choice_schedules_a_notebook_with_its_parameters(
+        service: BackgroundJobService, panel: Any, notebooks: Path) -> None:
+    form = panel.form
+    form.name.value = "report"
+    form.cron.value = "0 7 * * *"
+    form.runs.value = "notebook"
+    assert form.notebook.box.layout.display is None and form.callable.layout.display == "none"
+    form.notebook.path.value = str(notebooks / "missing.ipynb")
+    panel.button("Schedule the job").click()
+    assert f"notebook not found: '{notebooks}/missing.ipynb'" in form.message.value
+    assert service.get_job("report") is None
+    form.notebook.path.value = str(notebooks / "report.ipynb")
+    form.notebook.parameters.value = 'day=friday count=3 title="Daily report"'
+    panel.button("Schedule the job").click()
+    assert form.message.value == "Scheduled report."
+    job = service.get_job("report")
+    assert job is not None and job.target == Notebook(
+        notebooks / "report.ipynb", {"day": "friday", "count": 3, "title": "Daily report"})
+    form.runs.value = "function"
+    assert form.notebook.box.layout.display == "none" and form.callable.layout.display is None
+
+
+def test_the_forms_parameters_are_pairs_or_a_json_object() -> None:
+    from mashroom_jobs.panel.notebook_fields import parse_parameters
+
+    assert parse_parameters('day=today n=3 on=true names=\'["a", "b"]\' t="a b"') == {
+        "day": "today", "n": 3, "on": True, "names": ["a", "b"], "t": "a b"}
+    assert parse_parameters('{"day": "today", "n": [1, 2]}') == {"day": "today", "n": [1, 2]}
+    assert parse_parameters("  ") == {}
+    for text, words in (("day", "the parameter 'day' must be KEY=VALUE"),
+                        ('{"day": }', "the parameters are not a JSON object"),
+                        ('t="open', "cannot read the parameters: No closing quotation")):
+        with pytest.raises(TargetError, match=re.escape(words)):
+            parse_parameters(text)
 
 
 # -- real kernels --------------------------------------------------------------------------
