@@ -541,7 +541,7 @@ def test_a_timeout_covers_the_whole_notebook_and_ends_its_kernel(notebooks: Path
         assert run.outcome is Outcome.TIMED_OUT and run.error_message == "timed out after 2 s"
         assert 2000 <= run.execution_time_ms < 2000 + 0.8 * service.stop_grace * 1000 + 1000
         assert service.abandoned_runs == 0
-        assert _executed(run).metadata.mashroom_jobs["status"] == "stopped"
+        assert _executed(run).metadata.mashroom_jobs["status"] == "timed out"
     finally:
         service.shutdown(timeout=10)
 
@@ -575,6 +575,22 @@ def test_progress_shows_the_cell_running_and_a_stop_interrupts_then_ends_the_ker
         assert executed.cells[1].outputs[0].ename == "KeyboardInterrupt"
     finally:
         service.shutdown(timeout=10)
+
+
+@pytest.mark.realtime
+@pytest.mark.usefixtures("no_kernel_left")
+def test_a_service_shutting_down_mid_run_ends_the_kernel_and_records_why(
+        notebooks: Path) -> None:
+    service = BackgroundJobService(timezone="UTC")
+    job = service.schedule_job("sleeper", None, Notebook(notebooks / "sleeping.ipynb"))
+    job.observe(lambda change: None, names="state")  # (progress is published to observers)
+    assert wait_for(lambda: job.state.progress == "cell 2 of 3", 60), job.state
+    assert service.shutdown(wait=True, timeout=service.stop_grace + 5) == ()
+    run = job.last_invocation
+    assert run is not None and run.outcome is Outcome.FAILED, run
+    assert run.error_message == (
+        "ServiceShutdownError: the service shut down during cell 2 of 3 ('time.sleep(60)'): "
+        "the notebook's kernel was interrupted, then shut down")
 
 
 class _Peer:

@@ -51,9 +51,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..context import report_artifact, report_progress
 from ..core import capture
-from ..core.errors import JobInputError, MashroomJobsError, TargetError, TargetUnavailableError
+from ..core.errors import (
+    JobInputError,
+    MashroomJobsError,
+    ServiceShutdownError,
+    TargetError,
+    TargetUnavailableError,
+)
 from ..core.records import error_text
 from ..core.runs import current_run
 from ..store.artifacts import mark_folder, notebooks_folder
@@ -593,6 +598,21 @@ def _first_line(cell: Mapping[str, Any]) -> str:
     return line if len(line) <= 120 else line[:119] + "…"
 
 
+def _report_progress(text: str | None, detail: str | None = None) -> None:
+    """``mashroom_jobs.report_progress``, from the core (the context module imports the
+    job module, which imports targets: importing it here would make a cycle)."""
+    run = current_run()
+    if run is not None:
+        run.report_progress(text, detail)
+
+
+def _report_artifact(path: str, revision: str) -> None:
+    """``mashroom_jobs.context.report_artifact``, from the core (see above)."""
+    run = current_run()
+    if run is not None:
+        run.artifact, run.revision = path, revision
+
+
 # -- kernels: none outlives its run, nor this process -------------------------------------
 
 #: process groups of the kernels running now (a kernel is the leader of its own group)
@@ -661,7 +681,13 @@ class _Run:
             sys.stdout.write(text)
 
     def stopping(self) -> bool:
-        return self.stop is not None and self.stop.is_set()
+        """Asked to stop, timed out, or the service shut down (which stops nothing by
+        itself: a kernel would run on, and outlive the service)."""
+        return self.asked() or bool(getattr(self.service, "is_shut_down", False))
+
+    def asked(self) -> bool:
+        """The run's stop flag is set: a stop or a timeout."""
+        return self.stop is not None and bool(self.stop.is_set())
 
     def where_now(self) -> str:
         if self.cell is None:
@@ -684,7 +710,7 @@ class _Run:
                                          f"{target.path!r} does not exist")
         self.notebook = notebook
         self.out_path = path = self._output_path()
-        report_artifact(path, revision)
+        _report_artifact(path, revision)
         notebook.metadata["mashroom_jobs"] = {
             "job": self._job_name(), "notebook": target.path, "revision": revision,
             "parameters": target.parameters, "kernel": kernel, "cwd": cwd,
@@ -705,9 +731,14 @@ class _Run:
             _run_coroutine(self.execute(kernel, cwd))
             status = "ok"
         except _Stopped:
-            status = "stopped"
-            self.say(f"[mashroom-jobs] stopped {self.where_now()}: the kernel was "
+            timed_out = self.run_record is not None and self.run_record.timed_out
+            status = "timed out" if timed_out else "stopped"
+            self.say(f"[mashroom-jobs] {status} {self.where_now()}: the kernel was "
                      f"interrupted, then shut down")
+            if not self.asked():  # the host shut down
+                raise ServiceShutdownError(
+                    f"the service shut down {self.where_now()}: the notebook's kernel was "
+                    f"interrupted, then shut down") from None
         finally:
             self.log.close()
             notebook.metadata["mashroom_jobs"]["status"] = status
@@ -726,7 +757,7 @@ class _Run:
         km = client.create_kernel_manager()
         # the kernel's own folder, not the page that started this process
         env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
-        report_progress(f"starting kernel {kernel}")
+        _report_progress(f"starting kernel {kernel}")
         try:
             try:
                 # what the kernel itself writes (its logs, a crash) goes to a file, not to
@@ -752,7 +783,7 @@ class _Run:
             self.cells = len(code)
             for number, (index, cell) in enumerate(code, 1):
                 self.cell_number, self.cell = number, cell
-                report_progress(f"cell {number} of {self.cells}", _first_line(cell))
+                _report_progress(f"cell {number} of {self.cells}", _first_line(cell))
                 self.error_reply = None
                 try:
                     await self.until_stopped(
