@@ -154,7 +154,7 @@ class DurableHost:
             self._last_command = self._safely(self._control.last_command, 0)
             self._control.changed()  # from now on, report changes
             self._reconcile(retry=True)
-            self._catch_up_all()
+            self._catch_up_all(until=self.started)  # what follows is the timer's
             self._beat()
         self._last_wall, self._last_mono = self._clock.now().timestamp(), self._clock.monotonic()
         self._arm()
@@ -341,19 +341,20 @@ class DurableHost:
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s", name, exc)
 
-    def _catch_up_all(self) -> None:
+    def _catch_up_all(self, until: datetime | None = None) -> None:
         for definition in list(self._hosted.values()):
             if definition.paused:
                 continue
             try:
-                self._catch_up(definition)
+                self._catch_up(definition, until)
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s",
                             definition.name, exc)
 
-    def _catch_up(self, definition: JobDefinition) -> None:
+    def _catch_up(self, definition: JobDefinition, until: datetime | None = None) -> None:
+        """Handle the fires ``definition`` missed up to ``until`` (now) by its policy."""
         name, policy = definition.name, definition.catchup
-        now = self._clock.now()
+        now = self._clock.now() if until is None else until
         last = self._control.last_fire(name) or definition.created or self.started
         start = max(last, now - timedelta(seconds=policy.window))
         schedule = definition.schedule()
