@@ -234,6 +234,7 @@ class BackgroundJobService(ServiceSettings):
         exclusive: bool = False,
         durable: bool = False,
         catchup: str | Mapping[str, Any] | CatchUp | None = None,
+        paused: bool = False,
     ) -> BackgroundJob:
         """Schedule ``callback`` under ``name``; an existing job of that name is replaced.
 
@@ -286,6 +287,8 @@ class BackgroundJobService(ServiceSettings):
             What a durable job does with the fires missed while no process ran it
             (default: run the latest once, record the others as missed; see
             :class:`~mashroom_jobs.durable.CatchUp`).
+        paused : bool
+            Schedule it paused (it fires once resumed).
 
         Returns
         -------
@@ -303,13 +306,13 @@ class BackgroundJobService(ServiceSettings):
         ServiceShutdownError
             After :meth:`shutdown`.
         """
-        if not isinstance(durable, bool):
-            raise TypeError(f"durable must be True or False, got {durable!r}")
+        check_flag(durable, "durable")
+        check_flag(paused, "paused")
         if durable:
             return self._schedule_durable(
                 name, cron_schedule, callback, timezone=timezone, overlap=overlap,
                 executor=executor, timeout=timeout, retries=retries, retry_delay=retry_delay,
-                invoke_immediately=invoke_immediately, catchup=catchup)
+                invoke_immediately=invoke_immediately, catchup=catchup, paused=paused)
         if catchup is not None:
             raise ValueError("catchup is a durable job's policy: give durable=True too")
         target = as_target(callback)
@@ -321,7 +324,7 @@ class BackgroundJobService(ServiceSettings):
                          overlap=overlap, executor=executor, where=self._backends.resolve,
                          timeout=timeout, retries=retries, retry_delay=retry_delay,
                          exclusive=exclusive)
-        job = self._add(spec, target=target, durable=False, paused=False)
+        job = self._add(spec, target=target, durable=False, paused=paused)
         if spec.schedule is None or invoke_immediately:
             self._runner.invoke(job.runtime, "immediate")
         return job
@@ -353,7 +356,8 @@ class BackgroundJobService(ServiceSettings):
     def _schedule_durable(self, name: str, cron_schedule: object, callback: object, *,
                           timezone: str | tzinfo | None, overlap: str, executor: object,
                           timeout: float | None, retries: int, retry_delay: float,
-                          invoke_immediately: bool, catchup: object) -> BackgroundJob:
+                          invoke_immediately: bool, catchup: object,
+                          paused: bool) -> BackgroundJob:
         durable = self.durable
         if durable is None:
             raise ValueError(
@@ -377,7 +381,7 @@ class BackgroundJobService(ServiceSettings):
         definition = JobDefinition.make(
             name, cron_schedule, target,  # type: ignore[arg-type]
             timezone=self.timezone if timezone is None else timezone, timeout=timeout,
-            retries=retries, retry_delay=retry_delay, overlap=overlap,
+            retries=retries, retry_delay=retry_delay, overlap=overlap, paused=paused,
             catchup=catchup if isinstance(catchup, CatchUp)
             else CatchUp.from_data(catchup))  # type: ignore[arg-type]
         durable.define(definition)
@@ -502,7 +506,9 @@ class BackgroundJobService(ServiceSettings):
             assert self.durable is not None
             self.durable.pause(_name_of(job))
             return
-        self._runner.pause(self._registry.runtime_of(job, "pause"))
+        runtime = self._registry.runtime_of(job, "pause")
+        self._store_plugin_state(runtime, True)
+        self._runner.pause(runtime)
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
@@ -510,7 +516,18 @@ class BackgroundJobService(ServiceSettings):
             assert self.durable is not None
             self.durable.resume(_name_of(job))
             return
-        self._runner.resume(self._registry.runtime_of(job, "resume"))
+        runtime = self._registry.runtime_of(job, "resume")
+        self._store_plugin_state(runtime, False)
+        self._runner.resume(runtime)
+
+    def _store_plugin_state(self, runtime: JobRuntime, paused: bool) -> None:
+        """A plugin's job paused or resumed: kept in the store, so it holds in every
+        process and after restarts (until reset: ``mashroom-jobs jobs reset NAME``)."""
+        name = runtime.spec.name
+        if self.durable is None or not any(
+                record.job is runtime.owner for record in self.plugins):
+            return
+        self.durable.set_override(name, paused=paused)
 
     def stop_job(self, job: BackgroundJob | str) -> int:
         """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`); a durable job's

@@ -145,6 +145,7 @@ class DurableHost:
         self._last_mono = 0.0
         #: ticks that found something to do (for the idle-cost measurement)
         self.followed = 0
+        self._watchers: list[Callable[[], None]] = []
 
     # -- life ----------------------------------------------------------------------------
 
@@ -197,6 +198,7 @@ class DurableHost:
                     self.followed += 1
                     self._reconcile(retry=True)
                     self._commands()
+                    self._tell_watchers()
                 elif self._parked and self._ticks % self.retry_every == 0:
                     self._reconcile(retry=True)
                 if gap:
@@ -228,6 +230,27 @@ class DurableHost:
             return default
 
     # -- what is hosted ----------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each change of the store's control tables (on the
+        worker that follows them)."""
+        with self._lock:
+            self._watchers.append(callback)
+
+    def notify(self) -> None:
+        """This process changed the control tables (its own changes are not seen as
+        another's): tell the watchers now, on a pool worker."""
+        try:
+            self._dispatch(self._tell_watchers)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _tell_watchers(self) -> None:
+        for callback in list(self._watchers):
+            try:
+                callback()
+            except Exception:
+                log.exception("mashroom-jobs: a watcher of the job store failed")
 
     def hosted(self) -> dict[str, JobDefinition]:
         with self._lock:
