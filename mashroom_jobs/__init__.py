@@ -30,7 +30,7 @@ from .core.errors import (
     TargetError,
     TargetUnavailableError,
 )
-from .core.events import FireMissed, RunFinished, StateChanged, Subscription
+from .core.events import FireMissed, FiresCoalesced, RunFinished, StateChanged, Subscription
 from .core.records import Outcome
 from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
@@ -45,6 +45,7 @@ __all__ = [
     "Command",
     "CronSchedule",
     "FireMissed",
+    "FiresCoalesced",
     "FunctionRef",
     "InvalidCronExpressionError",
     "InvalidTimezoneError",

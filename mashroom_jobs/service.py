@@ -41,7 +41,14 @@ from .core.arguments import check_count, check_flag, check_seconds
 from .core.clock import Clock, SystemClock
 from .core.cron import CronSchedule, resolve_zone
 from .core.errors import JobNotScheduledError, MashroomJobsError, TargetUnavailableError
-from .core.events import EventBus, FireMissed, RunFinished, StateChanged, Subscription
+from .core.events import (
+    EventBus,
+    FireMissed,
+    FiresCoalesced,
+    RunFinished,
+    StateChanged,
+    Subscription,
+)
 from .core.records import JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
@@ -156,6 +163,7 @@ class BackgroundJobService(ServiceSettings):
                               run_here=lambda name: self._run_hosted(name, "manual", None),
                               stop_here=self._stop_hosted)
         if host is not None:
+            self._bus.subscribe(lambda event: host.coalesced(event.job), FiresCoalesced)
             host.start()
         return durable
 
@@ -226,6 +234,7 @@ class BackgroundJobService(ServiceSettings):
         exclusive: bool = False,
         durable: bool = False,
         catchup: str | Mapping[str, Any] | CatchUp | None = None,
+        paused: bool = False,
     ) -> BackgroundJob:
         """Schedule ``callback`` under ``name``; an existing job of that name is replaced.
 
@@ -278,6 +287,8 @@ class BackgroundJobService(ServiceSettings):
             What a durable job does with the fires missed while no process ran it
             (default: run the latest once, record the others as missed; see
             :class:`~mashroom_jobs.durable.CatchUp`).
+        paused : bool
+            Schedule it paused (it fires once resumed).
 
         Returns
         -------
@@ -295,13 +306,13 @@ class BackgroundJobService(ServiceSettings):
         ServiceShutdownError
             After :meth:`shutdown`.
         """
-        if not isinstance(durable, bool):
-            raise TypeError(f"durable must be True or False, got {durable!r}")
+        check_flag(durable, "durable")
+        check_flag(paused, "paused")
         if durable:
             return self._schedule_durable(
                 name, cron_schedule, callback, timezone=timezone, overlap=overlap,
                 executor=executor, timeout=timeout, retries=retries, retry_delay=retry_delay,
-                invoke_immediately=invoke_immediately, catchup=catchup)
+                invoke_immediately=invoke_immediately, catchup=catchup, paused=paused)
         if catchup is not None:
             raise ValueError("catchup is a durable job's policy: give durable=True too")
         target = as_target(callback)
@@ -313,7 +324,7 @@ class BackgroundJobService(ServiceSettings):
                          overlap=overlap, executor=executor, where=self._backends.resolve,
                          timeout=timeout, retries=retries, retry_delay=retry_delay,
                          exclusive=exclusive)
-        job = self._add(spec, target=target, durable=False, paused=False)
+        job = self._add(spec, target=target, durable=False, paused=paused)
         if spec.schedule is None or invoke_immediately:
             self._runner.invoke(job.runtime, "immediate")
         return job
@@ -345,7 +356,8 @@ class BackgroundJobService(ServiceSettings):
     def _schedule_durable(self, name: str, cron_schedule: object, callback: object, *,
                           timezone: str | tzinfo | None, overlap: str, executor: object,
                           timeout: float | None, retries: int, retry_delay: float,
-                          invoke_immediately: bool, catchup: object) -> BackgroundJob:
+                          invoke_immediately: bool, catchup: object,
+                          paused: bool) -> BackgroundJob:
         durable = self.durable
         if durable is None:
             raise ValueError(
@@ -369,7 +381,7 @@ class BackgroundJobService(ServiceSettings):
         definition = JobDefinition.make(
             name, cron_schedule, target,  # type: ignore[arg-type]
             timezone=self.timezone if timezone is None else timezone, timeout=timeout,
-            retries=retries, retry_delay=retry_delay, overlap=overlap,
+            retries=retries, retry_delay=retry_delay, overlap=overlap, paused=paused,
             catchup=catchup if isinstance(catchup, CatchUp)
             else CatchUp.from_data(catchup))  # type: ignore[arg-type]
         durable.define(definition)
@@ -446,8 +458,7 @@ class BackgroundJobService(ServiceSettings):
         A run in progress finishes and is recorded on the (now inactive) job.  A durable
         job is removed from the store: every host stops hosting it.
         """
-        if self._durable_here(name):
-            assert self.durable is not None
+        if self.durable is not None and self._durable_here(name):
             self.durable.remove(name)
             return
         runtime = self._registry.remove(name)
@@ -495,7 +506,9 @@ class BackgroundJobService(ServiceSettings):
             assert self.durable is not None
             self.durable.pause(_name_of(job))
             return
-        self._runner.pause(self._registry.runtime_of(job, "pause"))
+        runtime = self._registry.runtime_of(job, "pause")
+        self._store_plugin_state(runtime, True)
+        self._runner.pause(runtime)
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
@@ -503,7 +516,18 @@ class BackgroundJobService(ServiceSettings):
             assert self.durable is not None
             self.durable.resume(_name_of(job))
             return
-        self._runner.resume(self._registry.runtime_of(job, "resume"))
+        runtime = self._registry.runtime_of(job, "resume")
+        self._store_plugin_state(runtime, False)
+        self._runner.resume(runtime)
+
+    def _store_plugin_state(self, runtime: JobRuntime, paused: bool) -> None:
+        """A plugin's job paused or resumed: kept in the store, so it holds in every
+        process and after restarts (until reset: ``mashroom-jobs jobs reset NAME``)."""
+        name = runtime.spec.name
+        if self.durable is None or not any(
+                record.job is runtime.owner for record in self.plugins):
+            return
+        self.durable.set_override(name, paused=paused)
 
     def stop_job(self, job: BackgroundJob | str) -> int:
         """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`); a durable job's
@@ -608,6 +632,9 @@ class BackgroundJobService(ServiceSettings):
         check_flag(wait, "wait")
         timeout = check_seconds(timeout, "timeout") or 0.0
         deadline = time.monotonic() + timeout
+        if self.durable is not None and self.durable.host is not None and \
+                not self._registry.closed:
+            self.durable.host.close()  # first: it would host again what is unscheduled
         runtimes = self._registry.close()
         if runtimes is None:
             return ()

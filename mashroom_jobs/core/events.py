@@ -23,7 +23,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from .records import JobInvocation, JobState
 
-__all__ = ["Event", "EventBus", "RunFinished", "StateChanged", "Subscription"]
+__all__ = ["Event", "EventBus", "FireMissed", "FiresCoalesced", "RunFinished", "StateChanged",
+           "Subscription"]
 
 log = logging.getLogger("mashroom_jobs")
 
@@ -59,7 +60,17 @@ class FireMissed(NamedTuple):
     source: object = None
 
 
-Event = RunFinished | StateChanged | FireMissed
+class FiresCoalesced(NamedTuple):
+    """A job's fires from ``first`` on passed while this process could not fire them (it
+    was blocked or asleep), and the job catches up by a policy of its own (a durable job):
+    nothing ran for them here."""
+
+    job: str
+    first: datetime
+    source: object = None
+
+
+Event = RunFinished | StateChanged | FireMissed | FiresCoalesced
 E = TypeVar("E")
 
 
@@ -87,7 +98,7 @@ class Subscription:
         return f"<Subscription {callback!r} to {names}>"
 
 
-EVENT_TYPES: tuple[type, ...] = (RunFinished, StateChanged, FireMissed)
+EVENT_TYPES: tuple[type, ...] = (RunFinished, StateChanged, FireMissed, FiresCoalesced)
 
 
 class EventBus:

@@ -46,7 +46,7 @@ from ._retries import plan_retry
 from ._watchdog import Watchdog
 from .claims import Claimer, ClaimQueue, claim_one
 from .clock import Clock
-from .events import EventBus, RunFinished
+from .events import EventBus, FiresCoalesced, RunFinished
 from .executors import DaemonThreadPool
 from .records import (
     JobInvocation,
@@ -170,9 +170,12 @@ class Runner:
 
     def deactivate(self, runtime: JobRuntime) -> None:
         """Unscheduled, replaced or shut down: it fires no more (a run going ends)."""
-        if runtime.deactivate():
-            self._detach(runtime)
-            self.publisher.publish(runtime)
+        entry = runtime.deactivate()
+        if entry is False:
+            return
+        if entry is not None:
+            self.timer.cancel(entry)
+        self.publisher.publish(runtime)
 
     def _detach(self, runtime: JobRuntime) -> None:
         entry = runtime.detach()
@@ -258,6 +261,9 @@ class Runner:
         run, changed = runtime.take_fire(scheduled_for, coalesced)
         if changed:
             self.publisher.publish_later(runtime)
+            if coalesced and runtime.spec.catch_up and self.bus.wants(FiresCoalesced):
+                self.bus.publish(FiresCoalesced(runtime.spec.name, scheduled_for,
+                                                runtime.owner))
         return run
 
     def _batch_done(self) -> None:

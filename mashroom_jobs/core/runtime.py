@@ -261,14 +261,15 @@ class JobRuntime:
             self.paused = paused
             return True
 
-    def deactivate(self) -> bool:
+    def deactivate(self) -> TimerEntry | Literal[False] | None:
         """Unscheduled, replaced or shut down: it fires no more (a run going ends).
-        False when it was inactive already."""
+        False when it was inactive already; else its timer entry (None when it had none)
+        for the runner to cancel, taken off with any pending retry."""
         with self.lock:
             if not self.active:
                 return False
             self.active = False
-            return True
+            return self._take_off()
 
     def attach(self, add: Callable[[], TimerEntry]) -> None:
         """Put the job on the timer with ``add()`` if it should be there (active, not
@@ -282,11 +283,14 @@ class JobRuntime:
         """Take the job off the timer: its entry (for the runner to cancel), and any
         pending retry (cancelled)."""
         with self.lock:
-            entry, self.entry = self.entry, None
-            if self.retry is not None:
-                self.retry.cancel()
-                self.retry = None
-            return entry
+            return self._take_off()
+
+    def _take_off(self) -> TimerEntry | None:
+        entry, self.entry = self.entry, None
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        return entry
 
     # -- runs: launched, started, ended, recorded --
 

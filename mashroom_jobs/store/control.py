@@ -111,14 +111,17 @@ class StoreControl:
                 raise StoreUnavailableError(
                     f"could not use the job store {self.path}: {exc}") from None
 
-    def _write(self, change: Callable[[sqlite3.Connection, int], T]) -> T:
-        """Run ``change(conn, now_us)`` in one transaction that bumps ``control_version``."""
+    def _write(self, change: Callable[[sqlite3.Connection, int], T], *,
+               bump: bool = True) -> T:
+        """Run ``change(conn, now_us)`` in one transaction that bumps ``control_version``
+        (not for heartbeats: hosts follow definitions and commands, not each other)."""
         with self._connection() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = change(conn, micros(self.clock.now()))
-                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
-                             "WHERE key = 'control_version'")
+                if bump:
+                    conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                 "WHERE key = 'control_version'")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -277,14 +280,14 @@ class StoreControl:
             conn.execute("INSERT OR REPLACE INTO hosts VALUES (?, ?, ?, ?, ?, ?, ?)",
                          (host_id, kind, machine, pid, micros(started), now, text))
 
-        self._write(change)
+        self._write(change, bump=False)
 
     def leave(self, host_id: str) -> None:
         """Remove this host's row (it stopped cleanly)."""
         def change(conn: sqlite3.Connection, now: int) -> None:
             conn.execute("DELETE FROM hosts WHERE id = ?", (host_id,))
 
-        self._write(change)
+        self._write(change, bump=False)
 
     def hosts(self) -> list[HostRow]:
         """Every host's last heartbeat, the most recently seen first."""
@@ -299,7 +302,7 @@ class StoreControl:
             return int(conn.execute("DELETE FROM hosts WHERE seen_us < ?",
                                     (micros(seen_before),)).rowcount)
 
-        return self._write(change)
+        return self._write(change, bump=False)
 
     # -- fires ----------------------------------------------------------------------------------
 
