@@ -178,6 +178,28 @@ def test_jobs_add_stores_a_notebook_job_with_its_parameters_and_snapshot(
         assert words in capsys.readouterr().err
 
 
+def test_the_schedule_magic_schedules_a_notebook_and_names_a_bad_one(
+        ip: Any, service: BackgroundJobService, notebooks: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from IPython.core.error import UsageError
+
+    from mashroom_jobs.magics import JobMagics
+
+    ip.register_magics(JobMagics(ip, service=service))
+    path = notebooks / "report.ipynb"
+    ip.run_line_magic("schedule", f'report "0 7 * * *" --notebook "{path}" -p day=friday '
+                                  f'-p count=3')
+    assert capsys.readouterr().out == \
+        "Scheduled 'report': At 07:00, next run 2026-01-01 07:00:00 UTC\n"
+    job = service.get_job("report")
+    assert job is not None and job.target == Notebook(path, {"day": "friday", "count": 3})
+    with pytest.raises(UsageError, match=re.escape(
+            f"%schedule 'report': notebook not found: '{notebooks}/missing.ipynb'")):
+        ip.run_line_magic("schedule", f'report "0 7 * * *" --notebook '
+                                      f'"{notebooks}/missing.ipynb"')
+    assert service.get_job("report") is job
+
+
 # -- bad input: a clear error naming it, at scheduling time ---------------------------------
 
 
