@@ -8,6 +8,7 @@ left (``no_kernel_left``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -432,7 +433,8 @@ def test_a_parameterised_notebook_runs_at_a_fire_and_its_executed_copy_is_kept(
     store = str(tmp_path / "jobs.sqlite")
     service = BackgroundJobService(clock=clock, timezone="UTC", store=store)
     try:
-        target = Notebook(notebooks / "report.ipynb", {"day": "friday", "count": 3})
+        target = Notebook(notebooks / "report.ipynb", {"day": "friday", "count": 3,
+                                                        "owner": "ann"})
         job = service.schedule_job("daily report", "0 7 * * *", target)
         clock.advance_to("2026-01-01T07:00:00+00:00")
         assert service.wait_until_idle(90)
@@ -444,10 +446,14 @@ def test_a_parameterised_notebook_runs_at_a_fire_and_its_executed_copy_is_kept(
                                    / "report-2026-01-01T07-00-00-schedule.ipynb")
         assert run.revision == notebook_revision(nbformat.read(target.path, as_version=4))
         assert "friday: 63\n" in run.output and "folder: notebooks\n" in run.output
+        # a parameter the parameters cell does not assign: papermill's warning
+        assert "[mashroom-jobs] warning: Passed unknown parameter: owner (the cell tagged " \
+               "'parameters' does not assign it)\n" in run.output
         executed = _executed(run)
         injected = executed.cells[2]
         assert injected.metadata.tags == [INJECTED_TAG]
-        assert injected.source == '# Parameters\nday = "friday"\ncount = 3\n'
+        assert injected.source == \
+            '# Parameters\nday = "friday"\ncount = 3\nowner = "ann"\n'
         assert executed.cells[3].outputs[0].text == "friday: 63\nfolder: notebooks\n"
         assert executed.cells[4].outputs[0].data["text/plain"] == \
             "{'day': 'friday', 'total': 63}"
@@ -491,6 +497,27 @@ def test_a_durable_notebook_job_is_data_another_service_runs_and_a_snapshot_outl
             str(tmp_path / "jobs-notebooks" / "pinned") + os.sep)
     finally:
         host.shutdown(timeout=10)
+
+
+@pytest.mark.usefixtures("no_kernel_left")
+def test_without_a_store_a_job_keeps_the_notebooks_of_its_last_history_size_runs(
+        notebooks: Path, tmp_path: Path) -> None:
+    from mashroom_jobs.targets.notebook import output_folder
+
+    target = Notebook(notebooks / "asks.ipynb")  # (fails at once: the quickest run)
+    assert output_folder(target, "a/b", None) == os.path.join(
+        tempfile.gettempdir(), f"mashroom-jobs-{os.getuid()}", "notebooks",
+        f"a_b-{hashlib.sha256(b'a/b').hexdigest()[:8]}")
+    target = Notebook(notebooks / "asks.ipynb", output_dir=tmp_path / "runs")
+    service = BackgroundJobService(clock=ManualClock(), timezone="UTC", history_size=2)
+    try:
+        job = service.schedule_job("asks", "@daily", target)
+        runs = [job.invoke_now().result(60) for _ in range(3)]
+    finally:
+        service.shutdown(timeout=10)
+    assert [r.outcome for r in runs] == [Outcome.FAILED] * 3
+    kept = sorted(p.name for p in (tmp_path / "runs" / "asks").iterdir())
+    assert kept == sorted(os.path.basename(r.artifact or "") for r in runs[1:])
 
 
 @pytest.mark.realtime
