@@ -49,7 +49,7 @@ from .core.events import (
     StateChanged,
     Subscription,
 )
-from .core.records import JobInvocation, Outcome
+from .core.records import HistorySource, JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
 from .core.runtime import JobRuntime, JobSpec
@@ -123,6 +123,9 @@ class BackgroundJobService(ServiceSettings):
         self._metrics = MetricsRecorder()
         self._notifier = FailureNotifier()
         self._notifier.add(self._set_last_failure)
+        #: where history() reads: the store when there is one, else the jobs' memory
+        self._history: HistorySource = self._store if self._store is not None \
+            else self._registry
         # the runner's events, and their subscribers: the traits, metrics, store, callbacks
         self._bus = bus = EventBus()
         bus.subscribe(announce_state, StateChanged)
@@ -580,9 +583,7 @@ class BackgroundJobService(ServiceSettings):
         check_count(limit, "limit")
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ValueError(f"since must be an aware datetime, got {since!r}")
-        if self._store is not None:
-            return self._store.history(name, limit, since)
-        return self._registry.history(name, limit, since)
+        return self._history.history(name, limit, since)
 
     def history_version(self) -> object:
         """A token that changes whenever :meth:`history` may return something new because
