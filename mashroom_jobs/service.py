@@ -505,23 +505,20 @@ class BackgroundJobService(ServiceSettings):
 
     def pause_job(self, job: BackgroundJob | str) -> None:
         """Pause a job (see :meth:`BackgroundJob.pause`); a durable job in every host."""
-        if self._durable_here(job):
-            assert self.durable is not None
-            self.durable.pause(_name_of(job))
-            return
-        runtime = self._registry.runtime_of(job, "pause")
-        self._store_plugin_state(runtime, True)
-        self._runner.pause(runtime)
+        self._set_paused(job, True)
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
+        self._set_paused(job, False)
+
+    def _set_paused(self, job: BackgroundJob | str, paused: bool) -> None:
         if self._durable_here(job):
             assert self.durable is not None
-            self.durable.resume(_name_of(job))
+            (self.durable.pause if paused else self.durable.resume)(_name_of(job))
             return
-        runtime = self._registry.runtime_of(job, "resume")
-        self._store_plugin_state(runtime, False)
-        self._runner.resume(runtime)
+        runtime = self._registry.runtime_of(job, "pause" if paused else "resume")
+        self._store_plugin_state(runtime, paused)
+        (self._runner.pause if paused else self._runner.resume)(runtime)
 
     def _store_plugin_state(self, runtime: JobRuntime, paused: bool) -> None:
         """A plugin's job paused or resumed: kept in the store, so it holds in every
