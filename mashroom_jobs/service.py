@@ -49,7 +49,7 @@ from .core.events import (
     StateChanged,
     Subscription,
 )
-from .core.records import JobInvocation, Outcome
+from .core.records import HistorySource, JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
 from .core.runtime import JobRuntime, JobSpec
@@ -123,6 +123,9 @@ class BackgroundJobService(ServiceSettings):
         self._metrics = MetricsRecorder()
         self._notifier = FailureNotifier()
         self._notifier.add(self._set_last_failure)
+        #: where history() reads: the store when there is one, else the jobs' memory
+        self._history: HistorySource = self._store if self._store is not None \
+            else self._registry
         # the runner's events, and their subscribers: the traits, metrics, store, callbacks
         self._bus = bus = EventBus()
         bus.subscribe(announce_state, StateChanged)
@@ -502,23 +505,20 @@ class BackgroundJobService(ServiceSettings):
 
     def pause_job(self, job: BackgroundJob | str) -> None:
         """Pause a job (see :meth:`BackgroundJob.pause`); a durable job in every host."""
-        if self._durable_here(job):
-            assert self.durable is not None
-            self.durable.pause(_name_of(job))
-            return
-        runtime = self._registry.runtime_of(job, "pause")
-        self._store_plugin_state(runtime, True)
-        self._runner.pause(runtime)
+        self._set_paused(job, True)
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
+        self._set_paused(job, False)
+
+    def _set_paused(self, job: BackgroundJob | str, paused: bool) -> None:
         if self._durable_here(job):
             assert self.durable is not None
-            self.durable.resume(_name_of(job))
+            (self.durable.pause if paused else self.durable.resume)(_name_of(job))
             return
-        runtime = self._registry.runtime_of(job, "resume")
-        self._store_plugin_state(runtime, False)
-        self._runner.resume(runtime)
+        runtime = self._registry.runtime_of(job, "pause" if paused else "resume")
+        self._store_plugin_state(runtime, paused)
+        (self._runner.pause if paused else self._runner.resume)(runtime)
 
     def _store_plugin_state(self, runtime: JobRuntime, paused: bool) -> None:
         """A plugin's job paused or resumed: kept in the store, so it holds in every
@@ -580,9 +580,7 @@ class BackgroundJobService(ServiceSettings):
         check_count(limit, "limit")
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ValueError(f"since must be an aware datetime, got {since!r}")
-        if self._store is not None:
-            return self._store.history(name, limit, since)
-        return self._registry.history(name, limit, since)
+        return self._history.history(name, limit, since)
 
     def history_version(self) -> object:
         """A token that changes whenever :meth:`history` may return something new because

@@ -18,10 +18,11 @@ import enum
 import sys
 import traceback as _traceback
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
-__all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "JobInvocation", "JobState",
-           "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text", "log_text"]
+__all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "HistorySource", "JobInvocation",
+           "JobState", "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text",
+           "log_text"]
 
 #: The most characters a run keeps of each text: its output, its error message, its
 #: traceback; more is cut, and the cut is said (a 5 MB message must not make a 10 MB row)
@@ -182,6 +183,16 @@ class JobState(NamedTuple):
     progress: str | None = None
     #: more about it, for a tooltip (the cell's first line), or None
     progress_detail: str | None = None
+
+
+class HistorySource(Protocol):
+    """Where a service reads its runs: the job store (every process's, written ones and
+    queued ones), or the jobs' in-memory rings (this process's)."""
+
+    def history(self, name: str | None, limit: int,
+                since: datetime | None) -> list[JobInvocation]:
+        """The runs of job ``name`` (every job: None), newest first, at most ``limit``,
+        started at ``since`` or later."""
 
 
 def bounded(text: str, limit: int = MAX_TEXT_CHARS) -> str:

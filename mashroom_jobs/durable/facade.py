@@ -117,8 +117,8 @@ class DurableJobs:
         return infos
 
     def get(self, name: str) -> DurableInfo:
-        """The durable job ``name``.  Raises :class:`JobNotScheduledError` when there is
-        none."""
+        """The durable job ``name``.  Raises :class:`~mashroom_jobs.JobNotScheduledError`
+        when there is none."""
         for info in self.jobs():
             if info.name == name:
                 return info
