@@ -58,6 +58,12 @@ def add_jobs_parser(commands: Any) -> None:
                         help="a parameter of --notebook (repeatable)")
     target.add_argument("--kernel", action=Once, metavar="NAME",
                         help="the kernel --notebook runs in (default: its own kernelspec)")
+    target.add_argument("--snapshot", action="store_true",
+                        help="store --notebook as it is now and run that copy every time "
+                             "(default: each run reads the file)")
+    target.add_argument("--output-dir", action=Once, metavar="DIR",
+                        help="where --notebook's runs keep their executed notebooks "
+                             "(default: beside the job store)")
     target.add_argument("--cwd", action=Once, metavar="DIR", help="the working directory")
     target.add_argument("--env", action="append", metavar="KEY=VALUE",
                         help="an environment variable of --command or --shell (repeatable)")
@@ -157,7 +163,7 @@ def _add(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) -> 
     target = target_from_options(
         command=args.command_line, shell=args.shell, call=args.call, args=args.arg,
         notebook=args.notebook, params=args.param, cwd=args.cwd, env=args.env,
-        kernel=args.kernel)
+        kernel=args.kernel, snapshot=args.snapshot, output_dir=args.output_dir)
     if not args.no_check:
         target.resolve()  # not found here: an error naming it (or --no-check)
     definition = JobDefinition.make(

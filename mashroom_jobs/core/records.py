@@ -225,13 +225,21 @@ def bounded_traceback(error: BaseException | None = None) -> str:
     """The formatted traceback of ``error`` (default: the exception being handled), at
     most about :data:`MAX_TEXT_CHARS` characters: each line longer than 2,000 characters
     (a huge message) is cut, then the middle frames of a still longer one, so that its
-    start and the error at its end are kept.  Each cut says how much it took."""
+    start and the error at its end are kept.  Each cut says how much it took.
+
+    An error that carries the traceback of where it really happened, as text in its
+    ``traceback_text`` attribute (a notebook cell's error, formatted by its kernel), gives
+    that one instead of the frames that raised it here."""
     if error is None:
         error = sys.exception() if hasattr(sys, "exception") else sys.exc_info()[1]
     if error is None:
         return ""
-    lines = _traceback.format_exception(type(error), error, error.__traceback__)
-    text = "".join(_short_line(line) for line in "".join(lines).splitlines(keepends=True))
+    own = getattr(error, "traceback_text", None)
+    if isinstance(own, str) and own:
+        whole = own
+    else:
+        whole = "".join(_traceback.format_exception(type(error), error, error.__traceback__))
+    text = "".join(_short_line(line) for line in whole.splitlines(keepends=True))
     if len(text) <= MAX_TEXT_CHARS:
         return text
     half = MAX_TEXT_CHARS // 2

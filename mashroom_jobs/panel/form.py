@@ -1,4 +1,5 @@
-"""The panel's "Add a job" form: a name, a checked cron expression, a zone, a callable."""
+"""The panel's "Add a job" form: a name, a checked cron expression, a zone, and what the job
+runs: a callable of the notebook's namespace, or a notebook file with parameters."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import ipywidgets as widgets
 from ..core.cron import CronSchedule, resolve_zone, zone_name
 from ..core.errors import MashroomJobsError
 from . import format as fmt
+from .notebook_fields import NotebookFields
 
 if TYPE_CHECKING:
     from ..service import BackgroundJobService
@@ -72,6 +74,13 @@ class AddJobForm:
             options=_zone_options(), ensure_option=False,
         )
         self.callable = widgets.Dropdown(description="Callable", options=[])
+        # what the job runs: a function, or a notebook (its fields shown only then; hidden
+        # widgets stay in the tree, so closing the panel closes them too)
+        self.runs = widgets.Dropdown(description="Runs", options=[
+            ("a function", "function"), ("a notebook", "notebook")])
+        self.notebook = NotebookFields()
+        self.notebook.box.layout.display = "none"
+        self.runs.observe(self._on_runs, names="value")
         self.schedule = widgets.Button(description="Schedule", icon="plus",
                                        tooltip="Schedule the job", button_style="primary")
         self.feedback = widgets.HTML()
@@ -84,13 +93,18 @@ class AddJobForm:
         self.box = widgets.VBox(
             [widgets.HTML("<b>Add a job</b>"),
              widgets.HBox([self.name, self.cron], layout=wrap),
-             widgets.HBox([self.zone, self.callable, self.schedule],
+             widgets.HBox([self.zone, self.runs, self.callable, self.schedule],
                           layout=widgets.Layout(flex_flow="row wrap")),
-             self.feedback, self.message],
+             self.notebook.box, self.feedback, self.message],
             layout=widgets.Layout(margin="8px 0 0 0"),
         )
         self._on_change(None)
         self.refresh_callables()
+
+    def _on_runs(self, change: Any) -> None:
+        notebook = change.new == "notebook"
+        self.notebook.box.layout.display = None if notebook else "none"
+        self.callable.layout.display = "none" if notebook else None
 
     def _parsed(self) -> tuple[CronSchedule | None, tzinfo]:
         """The form's schedule and zone; raises MashroomJobsError with a user message."""
@@ -142,7 +156,7 @@ class AddJobForm:
     def submit(self) -> None:
         """Schedule the job the form describes; every error lands in the form."""
         name = self.name.value.strip()
-        fn = self.callable.value
+        fn: Any = self.callable.value
         try:
             if not name:
                 raise ValueError("Give the job a name.")
@@ -151,7 +165,9 @@ class AddJobForm:
                     f"A job named {name!r} already exists: choose another name, "
                     "or unschedule it first."
                 )
-            if fn is None:
+            if self.runs.value == "notebook":
+                fn = self.notebook.target()
+            elif fn is None:
                 raise ValueError(
                     "Choose the function the job runs"
                     + ("." if len(self.callable.options) > 1 else
