@@ -144,6 +144,12 @@ class JobMagics(Magics):
               help="%schedule: run this notebook in a fresh kernel.")
     @argument("-p", "--param", metavar="KEY=VALUE", action="append",
               help="A parameter of --notebook (repeatable; JSON when it is JSON).")
+    @argument("--kernel", metavar="NAME", default=None,
+              help="The kernel --notebook runs in (default: its own kernelspec).")
+    @argument("--snapshot", action="store_true",
+              help="Run the --notebook as it is now, not as it is at each fire.")
+    @argument("--cwd", metavar="DIR", default=None,
+              help="The working directory of --command, --shell or --notebook.")
     @argument("--durable", action="store_true",
               help="Keep the job in the job store: every process attached to it runs it, "
                    "after this kernel is gone (not for a cell body).")
@@ -177,7 +183,8 @@ class JobMagics(Magics):
         except ValueError as exc:
             raise UsageError(f"{magic}schedule: {exc}") from None
         options = {"command": args.command, "shell": args.shell, "call": args.call,
-                   "args": args.arg, "notebook": args.notebook, "params": args.param}
+                   "args": args.arg, "notebook": args.notebook, "params": args.param,
+                   "kernel": args.kernel, "snapshot": args.snapshot, "cwd": args.cwd}
         named = [f"--{key}" for key in ("command", "shell", "call", "notebook")
                  if options[key] is not None]
         if cell is None:
@@ -191,8 +198,8 @@ class JobMagics(Magics):
             except MashroomJobsError as exc:
                 raise UsageError(f"%schedule {name!r}: {exc}") from None
         else:
-            if named or args.arg or args.param:
-                option = named[0] if named else "--arg/--param"
+            if named or args.arg or args.param or args.kernel or args.snapshot or args.cwd:
+                option = named[0] if named else "--arg/--param/--kernel/--snapshot/--cwd"
                 raise UsageError(f"%%schedule {name!r}: the cell is the job; {option} goes "
                                  f"with %schedule (one %)")
             if args.durable:
