@@ -122,10 +122,11 @@ def main() -> int:
     for result in results:
         print(json.dumps(result))
     base, ext = results
-    print(f"extension's cost when idle: {ext['cpu_ms_per_minute'] - base['cpu_ms_per_minute']:.1f}"
-          f" ms CPU per minute, {ext['voluntary_switches_per_s'] - base['voluntary_switches_per_s']:.2f}"
-          f" wake-ups/s, {ext['rss_mb'] - base['rss_mb']:.1f} MB, "
-          f"{ext['threads'] - base['threads']} threads")
+    cost = {key: ext[key] - base[key] for key in
+            ("cpu_ms_per_minute", "voluntary_switches_per_s", "rss_mb", "threads")}
+    print(f"extension's cost when idle: {cost['cpu_ms_per_minute']:.1f} ms CPU per minute, "
+          f"{cost['voluntary_switches_per_s']:.2f} wake-ups/s, {cost['rss_mb']:.1f} MB, "
+          f"{cost['threads']} threads")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

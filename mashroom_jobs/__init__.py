@@ -34,7 +34,7 @@ from .core.events import FireMissed, FiresCoalesced, RunFinished, StateChanged, 
 from .core.records import Outcome
 from .job import BackgroundJob, JobInvocation, JobState
 from .service import BackgroundJobService
-from .targets import Command, FunctionRef
+from .targets import Command, FunctionRef, Notebook
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -55,6 +55,7 @@ __all__ = [
     "JobState",
     "JobStopped",
     "MashroomJobsError",
+    "Notebook",
     "Outcome",
     "PluginContext",
     "PluginContextHolder",

@@ -21,6 +21,7 @@ from IPython.core.magic import Magics, magics_class
 from .core.arguments import check_name
 from .core.errors import MashroomJobsError
 from .plugins import format_plugins_table
+from .targets.spelling import target_from_options
 
 if TYPE_CHECKING:
     from .service import BackgroundJobService
@@ -131,45 +132,97 @@ class JobMagics(Magics):
               help="Retry a failed run up to N times.")
     @argument("--retry-delay", metavar="SECONDS", type=float, default=30.0,
               help="Seconds before each retry (default: 30).")
+    @argument("--command", metavar="'CMD ARGS'", default=None,
+              help="%schedule: run this command line (split as a shell would, no shell).")
+    @argument("--shell", metavar="'CMD | ...'", default=None,
+              help="%schedule: run this command line in /bin/sh.")
+    @argument("--call", metavar="MODULE:FUNCTION", default=None,
+              help="%schedule: call this importable function.")
+    @argument("--arg", metavar="KEY=VALUE", action="append",
+              help="A keyword argument of --call (repeatable; JSON when it is JSON).")
+    @argument("--notebook", metavar="PATH", default=None,
+              help="%schedule: run this notebook in a fresh kernel.")
+    @argument("-p", "--param", metavar="KEY=VALUE", action="append",
+              help="A parameter of --notebook (repeatable; JSON when it is JSON).")
+    @argument("--kernel", metavar="NAME", default=None,
+              help="The kernel --notebook runs in (default: its own kernelspec).")
+    @argument("--snapshot", action="store_true",
+              help="Run the --notebook as it is now, not as it is at each fire.")
+    @argument("--cwd", metavar="DIR", default=None,
+              help="The working directory of --command, --shell or --notebook.")
+    @argument("--durable", action="store_true",
+              help="Keep the job in the job store: every process attached to it runs it, "
+                   "after this kernel is gone (not for a cell body).")
+    @argument("--catchup", choices=("latest", "skip", "all"), default=None,
+              help="A durable job's fires missed while no process ran: run the latest once "
+                   "(default), only record them, or run each.")
     @line_cell_magic
     def schedule(self, line: str, cell: str | None = None) -> None:
-        """Schedule the cell's body as a job that runs in the notebook's namespace.
+        """Schedule the cell's body as a job that runs in the notebook's namespace, or
+        (one %) a command, a function or a notebook, in-kernel or durable.
 
         ``%%schedule "Refresh data" "*/5 * * * *" --tz Europe/Vienna --now``
         ``%%schedule nightly "0 2 * * *" --timeout 600 --retries 2 --retry-delay 60``
+        ``%schedule backup "0 3 * * *" --command "rsync -a data/ /backup/" --durable``
+        ``%schedule report "0 7 * * Mon-Fri" --notebook report.ipynb -p region=EU --durable``
 
-        The body runs on a worker thread, not in the cell: what it prints goes
+        A cell's body runs on a worker thread, not in the cell: what it prints goes
         to the job's runs (see the panel), and the names it assigns land in the
         notebook's namespace.  Scheduling a name again replaces that job.
         ``%schedule --help`` (one %) prints this help.
         """
-        args = _parse(self.schedule, line, "%" if cell is None else "%%")
+        magic = "%" if cell is None else "%%"
+        args = _parse(self.schedule, line, magic)
         if args is None:
             return
-        if cell is None:  # the line magic exists for --help (IPython points %%schedule there)
-            raise UsageError(
-                "%schedule takes the job's code as a cell body: put %%schedule NAME CRON on "
-                "the first line of a cell and the code below it (%schedule --help: the help)")
         name = args.name.strip()
         if not name:
-            raise UsageError("%%schedule: the job name is empty")
+            raise UsageError(f"{magic}schedule: the job name is empty")
         try:
             check_name(name)  # before the name goes into the compiled cell's file name
         except ValueError as exc:
-            raise UsageError(f"%%schedule: {exc}") from None
-        if not cell.strip():
-            raise UsageError(f"%%schedule {name!r}: the cell is empty, there is nothing to run")
-        callback = self._compile_cell(name, cell)
+            raise UsageError(f"{magic}schedule: {exc}") from None
+        options = {"command": args.command, "shell": args.shell, "call": args.call,
+                   "args": args.arg, "notebook": args.notebook, "params": args.param,
+                   "kernel": args.kernel, "snapshot": args.snapshot, "cwd": args.cwd}
+        named = [f"--{key}" for key in ("command", "shell", "call", "notebook")
+                 if options[key] is not None]
+        if cell is None:
+            if not named:
+                raise UsageError(
+                    "%schedule schedules a --command, --shell, --call or --notebook; for code, "
+                    "put %%schedule NAME CRON on the first line of a cell and the code below "
+                    "it (%schedule --help: the help)")
+            try:
+                callback: Any = target_from_options(**options)
+            except MashroomJobsError as exc:
+                raise UsageError(f"%schedule {name!r}: {exc}") from None
+        else:
+            if named or args.arg or args.param or args.kernel or args.snapshot or args.cwd:
+                option = named[0] if named else "--arg/--param/--kernel/--snapshot/--cwd"
+                raise UsageError(f"%%schedule {name!r}: the cell is the job; {option} goes "
+                                 f"with %schedule (one %)")
+            if args.durable:
+                raise UsageError(
+                    f"%%schedule {name!r}: a cell cannot be durable (another process cannot "
+                    f"run it): move the code into a module and use %schedule NAME CRON --call "
+                    f"module:function --durable, or --notebook PATH --durable")
+            if not cell.strip():
+                raise UsageError(f"%%schedule {name!r}: the cell is empty, there is nothing "
+                                 f"to run")
+            callback = self._compile_cell(name, cell)
         try:
             job = self.service.schedule_job(
                 name, args.cron, callback, timezone=args.tz, invoke_immediately=args.now,
                 timeout=args.timeout, retries=args.retries, retry_delay=args.retry_delay,
+                durable=args.durable, catchup=args.catchup,
             )
         except (MashroomJobsError, ValueError, TypeError) as exc:
-            raise UsageError(f"%%schedule {name!r}: {exc}") from None
+            raise UsageError(f"{magic}schedule {name!r}: {exc}") from None
         nxt = job.next_invocation
         when = f", next run {nxt:%Y-%m-%d %H:%M:%S %Z}" if nxt is not None else ""
-        print(f"Scheduled {name!r}: {job.description}{when}")
+        kind = "durable job " if job.durable else ""
+        print(f"Scheduled {kind}{name!r}: {job.description}{when}")
 
     def _compile_cell(self, name: str, cell: str) -> Any:
         shell = self.shell
@@ -209,8 +262,13 @@ class JobMagics(Magics):
         if not name:
             raise UsageError("%unschedule: give the name of the job to unschedule")
         service = self.service
-        if service.get_job(name) is None:
+        job = service.get_job(name)
+        durable = service.durable is not None and name in {
+            info.name for info in service.durable.jobs()}
+        if job is None and not durable:
             names = ", ".join(repr(job.name) for job in service.jobs) or "none"
             raise UsageError(f"%unschedule: no job named {name!r}; scheduled jobs: {names}")
         service.unschedule_job(name)
+        if durable:
+            print(f"Removed durable job {name!r} from the job store: no process runs it any more")
         print(f"Unscheduled {name!r}")

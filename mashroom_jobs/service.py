@@ -50,7 +50,7 @@ from .core.events import (
     StateChanged,
     Subscription,
 )
-from .core.records import JobInvocation, Outcome
+from .core.records import HistorySource, JobInvocation, Outcome
 from .core.runner import Runner
 from .core.runs import current_run
 from .core.runtime import JobRuntime, JobSpec
@@ -129,6 +129,9 @@ class BackgroundJobService(ServiceSettings):
         self._metrics = MetricsRecorder()
         self._notifier = FailureNotifier()
         self._notifier.add(self._set_last_failure)
+        #: where history() reads: the store when there is one, else the jobs' memory
+        self._history: HistorySource = self._store if self._store is not None \
+            else self._registry
         # the runner's events, and their subscribers: the traits, metrics, store, callbacks
         self._bus = bus = EventBus()
         bus.subscribe(announce_state, StateChanged)
@@ -247,6 +250,7 @@ class BackgroundJobService(ServiceSettings):
         exclusive: bool = False,
         durable: bool = False,
         catchup: str | Mapping[str, Any] | CatchUp | None = None,
+        paused: bool = False,
     ) -> BackgroundJob:
         """Schedule ``callback`` under ``name``; an existing job of that name is replaced.
 
@@ -299,6 +303,8 @@ class BackgroundJobService(ServiceSettings):
             What a durable job does with the fires missed while no process ran it
             (default: run the latest once, record the others as missed; see
             :class:`~mashroom_jobs.durable.CatchUp`).
+        paused : bool
+            Schedule it paused (it fires once resumed).
 
         Returns
         -------
@@ -316,13 +322,13 @@ class BackgroundJobService(ServiceSettings):
         ServiceShutdownError
             After :meth:`shutdown`.
         """
-        if not isinstance(durable, bool):
-            raise TypeError(f"durable must be True or False, got {durable!r}")
+        check_flag(durable, "durable")
+        check_flag(paused, "paused")
         if durable:
             return self._schedule_durable(
                 name, cron_schedule, callback, timezone=timezone, overlap=overlap,
                 executor=executor, timeout=timeout, retries=retries, retry_delay=retry_delay,
-                invoke_immediately=invoke_immediately, catchup=catchup)
+                invoke_immediately=invoke_immediately, catchup=catchup, paused=paused)
         if catchup is not None:
             raise ValueError("catchup is a durable job's policy: give durable=True too")
         target = as_target(callback)
@@ -334,7 +340,7 @@ class BackgroundJobService(ServiceSettings):
                          overlap=overlap, executor=executor, where=self._backends.resolve,
                          timeout=timeout, retries=retries, retry_delay=retry_delay,
                          exclusive=exclusive)
-        job = self._add(spec, target=target, durable=False, paused=False)
+        job = self._add(spec, target=target, durable=False, paused=paused)
         if spec.schedule is None or invoke_immediately:
             self._runner.invoke(job.runtime, "immediate")
         return job
@@ -366,7 +372,8 @@ class BackgroundJobService(ServiceSettings):
     def _schedule_durable(self, name: str, cron_schedule: object, callback: object, *,
                           timezone: str | tzinfo | None, overlap: str, executor: object,
                           timeout: float | None, retries: int, retry_delay: float,
-                          invoke_immediately: bool, catchup: object) -> BackgroundJob:
+                          invoke_immediately: bool, catchup: object,
+                          paused: bool) -> BackgroundJob:
         durable = self.durable
         if durable is None:
             raise ValueError(
@@ -390,7 +397,7 @@ class BackgroundJobService(ServiceSettings):
         definition = JobDefinition.make(
             name, cron_schedule, target,  # type: ignore[arg-type]
             timezone=self.timezone if timezone is None else timezone, timeout=timeout,
-            retries=retries, retry_delay=retry_delay, overlap=overlap,
+            retries=retries, retry_delay=retry_delay, overlap=overlap, paused=paused,
             catchup=catchup if isinstance(catchup, CatchUp)
             else CatchUp.from_data(catchup))  # type: ignore[arg-type]
         durable.define(definition)
@@ -511,19 +518,29 @@ class BackgroundJobService(ServiceSettings):
 
     def pause_job(self, job: BackgroundJob | str) -> None:
         """Pause a job (see :meth:`BackgroundJob.pause`); a durable job in every host."""
-        if self._durable_here(job):
-            assert self.durable is not None
-            self.durable.pause(_name_of(job))
-            return
-        self._runner.pause(self._registry.runtime_of(job, "pause"))
+        self._set_paused(job, True)
 
     def resume_job(self, job: BackgroundJob | str) -> None:
         """Resume a job (see :meth:`BackgroundJob.resume`); a durable job in every host."""
+        self._set_paused(job, False)
+
+    def _set_paused(self, job: BackgroundJob | str, paused: bool) -> None:
         if self._durable_here(job):
             assert self.durable is not None
-            self.durable.resume(_name_of(job))
+            (self.durable.pause if paused else self.durable.resume)(_name_of(job))
             return
-        self._runner.resume(self._registry.runtime_of(job, "resume"))
+        runtime = self._registry.runtime_of(job, "pause" if paused else "resume")
+        self._store_plugin_state(runtime, paused)
+        (self._runner.pause if paused else self._runner.resume)(runtime)
+
+    def _store_plugin_state(self, runtime: JobRuntime, paused: bool) -> None:
+        """A plugin's job paused or resumed: kept in the store, so it holds in every
+        process and after restarts (until reset: ``mashroom-jobs jobs reset NAME``)."""
+        name = runtime.spec.name
+        if self.durable is None or not any(
+                record.job is runtime.owner for record in self.plugins):
+            return
+        self.durable.set_override(name, paused=paused)
 
     def stop_job(self, job: BackgroundJob | str) -> int:
         """Stop a job's runs in progress (see :meth:`BackgroundJob.stop`); a durable job's
@@ -576,9 +593,7 @@ class BackgroundJobService(ServiceSettings):
         check_count(limit, "limit")
         if since is not None and (not isinstance(since, datetime) or since.tzinfo is None):
             raise ValueError(f"since must be an aware datetime, got {since!r}")
-        if self._store is not None:
-            return self._store.history(name, limit, since)
-        return self._registry.history(name, limit, since)
+        return self._history.history(name, limit, since)
 
     def history_version(self) -> object:
         """A token that changes whenever :meth:`history` may return something new because

@@ -25,7 +25,7 @@ fi
 echo "== installing into .venv"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics,dask,docs]' ./plugins_examples/mashroom-jobs-example
+.venv/bin/python -m pip install -q -e '.[test,e2e,bench,metrics,dask,docs,notebook]' ./plugins_examples/mashroom-jobs-example
 
 echo "== ruff, import-linter, mypy --strict on the whole package"
 .venv/bin/ruff check .

@@ -330,16 +330,16 @@ def test_the_form_schedules_a_command_and_a_reference_and_a_durable_job(
     service = _service(made, clock, store)
     panel = _panel(made, service)
     form = panel.form
-    assert [kind for _, kind in form.kind.options][:3] == ["function", "reference", "command"]
-    form.kind.value = "command"
-    assert form.command.layout.display == "" and form.callable.layout.display == "none"
+    assert [kind for _, kind in form.runs.options][:3] == ["function", "reference", "command"]
+    form.runs.value = "command"
+    assert form.command.layout.display is None and form.callable.layout.display == "none"
     form.name.value, form.cron.value, form.command.value = "sync", "*/5 * * * *", "true --x 'a b'"
     form.schedule.click()
     job = service.get_job("sync")
     assert job is not None and not job.durable
     assert job.target is not None and job.target.to_data()["argv"] == ["true", "--x", "a b"]
 
-    form.kind.value = "reference"
+    form.runs.value = "reference"
     form.name.value, form.reference.value = "ref", "json:dumps"
     form.cron.value = "@daily"
     form.durable.value = True
@@ -367,7 +367,7 @@ def test_the_forms_mistakes_are_said_in_the_form_and_nothing_is_scheduled(
     service = _service(made, clock, store)
     panel = _panel(made, service)
     form = panel.form
-    form.kind.value = kind
+    form.runs.value = kind
     form.name.value, form.cron.value = "job", values.pop("cron", "@daily")
     if kind == "function":
         form.callable.label = "inline"  # a lambda: it cannot be durable
@@ -385,7 +385,7 @@ def test_a_stored_durable_name_is_taken_in_the_form(
     _define(service, "nightly")
     panel = _panel(made, service)
     form = panel.form
-    form.kind.value = "command"
+    form.runs.value = "command"
     form.name.value, form.command.value = "nightly", "true"
     form.schedule.click()
     assert "A job named 'nightly' already exists" in form.message.value

@@ -216,6 +216,47 @@ def test_a_job_from_a_module_the_workers_lack_fails_saying_so(
     assert run.worker in workers(client)
 
 
+def test_a_notebook_job_runs_in_a_kernel_a_worker_starts(
+    service: BackgroundJobService, client: Any, tmp_path: Path
+) -> None:
+    from mashroom_jobs import Notebook
+
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_bytes((Path(__file__).parent / "notebooks" / "report.ipynb").read_bytes())
+    job = service.schedule_job("report", "@daily",
+                               Notebook(notebook, {"day": "friday"}),
+                               executor=client)
+    run = job.invoke_now().result(WAIT)
+    assert run.success, run.error_message
+    assert run.worker in workers(client)
+    assert "friday: 42\n" in run.output
+    assert "[mashroom-jobs] executed notebook: " in run.output
+
+
+def test_a_notebook_job_whose_kernel_a_worker_lacks_fails_saying_so(
+    service: BackgroundJobService, client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mashroom_jobs import Notebook
+
+    # a kernel installed for this process only (the workers started before)
+    spec = tmp_path / "jupyter" / "kernels" / "mj-only-here"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "only here", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    notebook = tmp_path / "report.ipynb"
+    notebook.write_bytes((Path(__file__).parent / "notebooks" / "report.ipynb").read_bytes())
+    job = service.schedule_job("report", "@daily",
+                               Notebook(notebook, kernel="mj-only-here"),
+                               executor=client)
+    run = job.invoke_now().result(WAIT)
+    assert not run.success and run.error_message is not None
+    assert run.error_message.startswith(
+        f"TargetUnavailableError: unknown kernel 'mj-only-here' for notebook '{notebook}' "
+        f"(kernels on the Dask worker at {run.worker}: ")
+
+
 # --- the rules of local jobs hold -----------------------------------------------------------
 
 

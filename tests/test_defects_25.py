@@ -417,7 +417,8 @@ def test_schedule_as_a_line_magic_points_to_the_cell_magic(ip: Any) -> None:
     from IPython.core.error import UsageError
 
     ip.run_line_magic("load_ext", "mashroom_jobs")
-    with pytest.raises(UsageError, match="takes the job's code as a cell body"):
+    with pytest.raises(UsageError, match="for code, put %%schedule NAME CRON on the first "
+                                         "line of a cell"):
         ip.run_line_magic("schedule", "nightly '0 2 * * *'")
 
 

@@ -544,3 +544,87 @@ def test_a_round_two_store_is_migrated_in_place_and_keeps_its_runs_and_claims(
     with sqlite3.connect(path) as raw:
         assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'"
                            ).fetchone()[0] == str(SCHEMA_VERSION)
+
+
+# --- plugin jobs keep what users changed of them -------------------------------------------
+
+
+def _plugin_entry_point(module: Path) -> Any:
+    from importlib.metadata import EntryPoint
+
+    from mashroom_jobs.plugins import ENTRY_POINT_GROUP
+
+    (module / "tick_plugin.py").write_text(
+        "from mashroom_jobs import background_job_plugin\n"
+        "@background_job_plugin(default_config={'cron_schedule': '0 * * * *'})\n"
+        "def bootstrap(name, config, holder):\n"
+        "    return lambda: print('tick')\n")
+    return EntryPoint(name="Tick", value="tick_plugin:bootstrap", group=ENTRY_POINT_GROUP)
+
+
+def test_a_plugin_job_paused_anywhere_stays_paused_everywhere_and_after_restarts(
+    hosts: Hosts, module: Path
+) -> None:
+    from mashroom_jobs.plugins import PluginLoader
+
+    entry_point = _plugin_entry_point(module)
+    a, b = hosts.start("A"), hosts.start("B")
+    loaders = [PluginLoader(a), PluginLoader(b)]
+    for loader in loaders:
+        loader.load([entry_point])
+    a.get_job("Tick").pause()  # in A's panel, say
+    hosts.tick()  # B follows the store
+    assert b.get_job("Tick").paused
+    assert a.durable.overrides() == {"Tick": {"paused": True}}
+    b.shutdown()
+    c = hosts.start("C")  # a kernel started later loads the plugin paused
+    PluginLoader(c).load([entry_point])
+    assert c.get_job("Tick").paused and c.get_job("Tick").next_invocation is None
+    c.durable.set_override("Tick", cron_schedule="*/10 * * * *")  # from the command line
+    hosts.tick()
+    for service in (a, c):
+        job = service.get_job("Tick")
+        assert job.cron_schedule == "*/10 * * * *" and job.paused
+    assert a.durable.reset("Tick")
+    hosts.tick()
+    for service in (a, c):
+        job = service.get_job("Tick")
+        assert job.cron_schedule == "0 * * * *" and not job.paused
+    for loader in loaders:
+        loader.close()
+
+
+def test_the_jobs_command_adds_lists_pauses_and_removes_durable_jobs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from mashroom_jobs.cli import main
+
+    store = str(tmp_path / "cli.sqlite")
+    assert main(["jobs", "add", "backup", "0 3 * * *", "--command", "echo 'backed up'",
+                 "--tz", "UTC", "--catchup", "skip", "--store", store]) == 0
+    assert "stored durable job 'backup' (version 1): 0 3 * * * (UTC): echo 'backed up'" in \
+        capsys.readouterr().out
+    assert main(["jobs", "add", "report", "0 7 * * *", "--call", "json:dumps",
+                 "--arg", "obj=[1, 2]", "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["jobs", "pause", "backup", "--store", store]) == 0
+    assert main(["jobs", "list", "--json", "--store", store]) == 0
+    listed = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    by_name = {job["name"]: job for job in listed["durable"]}
+    assert by_name["backup"]["state"] == "paused" and by_name["backup"]["version"] == 2
+    assert by_name["backup"]["target"] == {"kind": "command", "argv": ["echo", "backed up"],
+                                           "shell": False}
+    assert by_name["report"]["target"]["kwargs"] == {"obj": [1, 2]}
+    assert by_name["backup"]["catchup"]["policy"] == "skip"
+    assert main(["jobs", "add", "bad", "* * * * *", "--command", "no-such-program-xyz",
+                 "--store", store]) == 2
+    assert "command not found on the PATH: 'no-such-program-xyz'" in capsys.readouterr().err
+    assert main(["jobs", "add", "bad", "* * * * *", "--store", store]) == 2
+    assert "give exactly one target" in capsys.readouterr().err
+    assert main(["jobs", "remove", "backup", "--store", store]) == 0
+    assert main(["jobs", "remove", "backup", "--store", store]) == 1
+    assert "no durable job named 'backup'" in capsys.readouterr().err
+    assert main(["jobs", "show", "report", "--store", store]) == 0
+    assert "target:   json:dumps" in capsys.readouterr().out

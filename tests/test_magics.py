@@ -217,3 +217,38 @@ def test_jobs_plugins_lists_plugins_with_state_schedule_and_error(
     assert "error: invalid config: Invalid cron expression '61 * * * *'" in out
     with pytest.raises(UsageError, match="unrecognized arguments: --bogus"):
         ip.run_line_magic("jobs", "--bogus")
+
+
+# --- targets and durable jobs from a magic ------------------------------------------------
+
+
+def test_schedule_a_command_in_kernel_and_durably_and_unschedule_it(
+    ip: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from IPython.core.error import UsageError
+
+    from mashroom_jobs import Command, Outcome, get_service
+
+    ip.config.BackgroundJobService.store = str(tmp_path / "store.sqlite")
+    ip.run_line_magic("load_ext", "mashroom_jobs")
+    service = get_service()
+    ip.run_line_magic("schedule", "greet '0 0 1 1 *' --command 'echo hello there'")
+    job = service.get_job("greet")
+    assert job is not None and job.target == Command(["echo", "hello", "there"])
+    assert not job.durable
+    assert job.invoke_now().result(10).output == "hello there\n"
+    ip.run_line_magic("schedule", "backup '0 3 * * *' --shell 'echo a | tr a b' --durable "
+                                  "--catchup skip")
+    assert "Scheduled durable job 'backup'" in capsys.readouterr().out
+    backup = service.get_job("backup")
+    assert backup is not None and backup.durable
+    run = backup.invoke_now().result(10)
+    assert run.outcome is Outcome.OK and run.output == "b\n"
+    assert service.durable.get("backup").definition.catchup.policy == "skip"
+    with pytest.raises(UsageError, match="a cell cannot be durable"):
+        ip.run_cell_magic("schedule", "cellular '* * * * *' --durable", "print(1)")
+    with pytest.raises(UsageError, match="give exactly one target"):
+        ip.run_line_magic("schedule", "two '* * * * *' --command 'true' --call os:getpid")
+    ip.run_line_magic("unschedule", "backup")
+    assert "Removed durable job 'backup' from the job store" in capsys.readouterr().out
+    assert service.get_job("backup") is None and service.durable.jobs() == []

@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser(
         "history", help="list the runs in the job store, newest first",
         description="List the runs kept in the job store, newest first: those of every kernel "
-                    "and `mashroom-jobs run` process sharing it.",
+                    "and `mashroom-jobs run` process sharing it; for a notebook job, which "
+                    "revision of the notebook ran and where its executed copy is.",
     )
     history.add_argument("name", nargs="?", metavar="NAME",
                          help="only the runs of this job (quote a name with spaces)")

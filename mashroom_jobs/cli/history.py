@@ -70,15 +70,23 @@ def history_command(args: argparse.Namespace) -> int:
         print(f"No runs {which}in {path}")
         return 0
     print(f"{len(runs)} run{'s' if len(runs) != 1 else ''} {which}in {path}, newest first:")
-    rows = [("started", "job", "trigger", "duration", "result", "ran in")]
+    # a notebook job's runs: which revision of the notebook ran, and its executed copy
+    kept = any(run.artifact or run.revision for _, run in runs)
+    rows: list[tuple[str, ...]] = [("started", "job", "trigger", "duration", "result",
+                                    "ran in") + (("revision", "executed notebook") if kept
+                                                 else ())]
     for job, run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
         result = "ok" if run.success else f"FAILED {run.error_message or ''}"
         # what a job wrote is shown, never obeyed: its escape sequences could rewrite
         # the terminal (colour it, retitle it, hide the lines above)
-        rows.append((run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job),
-                     trigger, f"{run.execution_time_ms:.1f} ms",
-                     cut(terminal_text(result), 60), terminal_text(run.origin or "")))
+        row: tuple[str, ...] = (
+            run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job), trigger,
+            f"{run.execution_time_ms:.1f} ms", cut(terminal_text(result), 60),
+            terminal_text(run.origin or ""))
+        if kept:
+            row += (terminal_text(run.revision or ""), terminal_text(run.artifact or ""))
+        rows.append(row)
     for line in plain_table(rows):
         print(line)
     return 0
@@ -91,6 +99,7 @@ def _run_json(job: str, run: Any) -> dict[str, Any]:
         "trigger": run.trigger, "attempt": run.attempt, "duration_ms": run.execution_time_ms,
         "success": run.success, "error": run.error_message, "traceback": run.traceback,
         "output": run.output, "worker": run.worker, "origin": run.origin,
+        "artifact": run.artifact, "revision": run.revision,
     }
 
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["add_jobs_parser", "jobs_command"]
 
-ACTIONS = ("add", "list", "show", "pause", "resume", "run", "stop", "remove")
+ACTIONS = ("add", "list", "show", "pause", "resume", "run", "stop", "remove", "set", "reset")
 
 
 def add_jobs_parser(commands: Any) -> None:
@@ -44,7 +44,7 @@ def add_jobs_parser(commands: Any) -> None:
     add.add_argument("name", metavar="NAME")
     add.add_argument("cron", metavar="CRON", help='the cron expression, quoted: "0 7 * * *"')
     target = add.add_argument_group("the target (exactly one)")
-    target.add_argument("--command", action=Once, metavar="'CMD ARGS'",
+    target.add_argument("--command", action=Once, dest="command_line", metavar="'CMD ARGS'",
                         help="a command line, split as a shell would, run without a shell")
     target.add_argument("--shell", action=Once, metavar="'CMD | ...'",
                         help="a command line run by /bin/sh (pipes, globs, &&)")
@@ -58,6 +58,12 @@ def add_jobs_parser(commands: Any) -> None:
                         help="a parameter of --notebook (repeatable)")
     target.add_argument("--kernel", action=Once, metavar="NAME",
                         help="the kernel --notebook runs in (default: its own kernelspec)")
+    target.add_argument("--snapshot", action="store_true",
+                        help="store --notebook as it is now and run that copy every time "
+                             "(default: each run reads the file)")
+    target.add_argument("--output-dir", action=Once, metavar="DIR",
+                        help="where --notebook's runs keep their executed notebooks "
+                             "(default: beside the job store)")
     target.add_argument("--cwd", action=Once, metavar="DIR", help="the working directory")
     target.add_argument("--env", action="append", metavar="KEY=VALUE",
                         help="an environment variable of --command or --shell (repeatable)")
@@ -100,6 +106,25 @@ def add_jobs_parser(commands: Any) -> None:
             sub.add_argument("--json", action="store_true", help="print it as JSON")
         store_option(sub)
 
+    change = actions.add_parser(
+        "set", help="change a plugin's job in every process (kept in the store)",
+        description="Store changes of an installed plugin's job: every process that loads "
+                    "the plugin applies them, now and after restarts, until `jobs reset`. "
+                    "(A durable job is changed with `jobs add`, which replaces it.)")
+    change.add_argument("name", metavar="NAME")
+    change.add_argument("--cron", action=Once, metavar="CRON", help="a new cron expression")
+    change.add_argument("--tz", action=Once, metavar="ZONE", help="a new time zone")
+    change.add_argument("--timeout", action=Once, type=seconds, metavar="SECONDS")
+    change.add_argument("--retries", action=Once, type=run_count, metavar="N")
+    change.add_argument("--retry-delay", action=Once, type=seconds, metavar="SECONDS")
+    store_option(change)
+    reset = actions.add_parser(
+        "reset", help="forget what was changed of a plugin's job (its config applies again)",
+        description="Forget the stored changes of a plugin's job (pause included): every "
+                    "process applies its config again.")
+    reset.add_argument("name", metavar="NAME")
+    store_option(reset)
+
 
 def jobs_command(args: argparse.Namespace) -> int:
     from ..core.errors import MashroomJobsError
@@ -136,9 +161,9 @@ def _add(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) -> 
     from ..targets.spelling import target_from_options
 
     target = target_from_options(
-        command=args.command, shell=args.shell, call=args.call, args=args.arg,
+        command=args.command_line, shell=args.shell, call=args.call, args=args.arg,
         notebook=args.notebook, params=args.param, cwd=args.cwd, env=args.env,
-        kernel=args.kernel)
+        kernel=args.kernel, snapshot=args.snapshot, output_dir=args.output_dir)
     if not args.no_check:
         target.resolve()  # not found here: an error naming it (or --no-check)
     definition = JobDefinition.make(
@@ -159,9 +184,13 @@ def _list(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) ->
     from ..text import cut, plain_table, terminal_text
 
     infos = durable.jobs()
+    overrides = durable.overrides()
     if args.json:
-        print(json.dumps([_info_json(info) for info in infos], indent=1))
+        print(json.dumps({"durable": [_info_json(info) for info in infos],
+                          "plugin_changes": overrides}, indent=1))
         return 0
+    for name, changes in overrides.items():
+        print(f"plugin job {terminal_text(name)!r}: stored changes {changes}")
     if not infos:
         print("no durable jobs in the store")
         return 0
@@ -206,6 +235,12 @@ def _show(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) ->
 
 def _verb(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) -> int:
     name = args.name
+    if args.action in ("pause", "resume") and store.control.definition(name) is None:
+        _check_plugin(name)  # not durable: a plugin's job, paused in every process
+        durable.set_override(name, paused=args.action == "pause")
+        print(f"{args.action}d plugin job {name!r} in every process (until "
+              f"`mashroom-jobs jobs reset`)")
+        return 0
     if args.action == "remove":
         if not durable.remove(name):
             raise CommandFailure(f"no durable job named {name!r} in the store")
@@ -222,8 +257,43 @@ def _verb(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) ->
     return 0
 
 
+def _set(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) -> int:
+    from ..core.cron import CronSchedule, resolve_zone
+
+    _check_plugin(args.name)
+    changes = {key: value for key, value in (
+        ("cron_schedule", args.cron), ("timezone", args.tz), ("timeout", args.timeout),
+        ("retries", args.retries), ("retry_delay", args.retry_delay)) if value is not None}
+    if not changes:
+        raise UsageFailure("give at least one change: --cron, --tz, --timeout, --retries, "
+                           "--retry-delay")
+    if args.cron is not None:
+        CronSchedule(args.cron, resolve_zone(args.tz or "UTC"), name=args.name)  # checked
+    durable.set_override(args.name, **changes)
+    print(f"stored changes of plugin job {args.name!r}: {changes} (every process applies "
+          f"them; `mashroom-jobs jobs reset` forgets them)")
+    return 0
+
+
+def _reset(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) -> int:
+    if not durable.reset(args.name):
+        raise CommandFailure(f"nothing was stored for {args.name!r}")
+    print(f"forgot the stored changes of {args.name!r}: its config applies again")
+    return 0
+
+
+def _check_plugin(name: str) -> None:
+    from ..plugins import discover
+
+    names = sorted(entry_point.name for entry_point in discover())
+    if name not in names:
+        raise CommandFailure(f"{name!r} is neither a durable job in the store nor an installed "
+                             f"plugin (plugins: {', '.join(map(repr, names)) or 'none'})")
+
+
 _ACTIONS: dict[str, Any] = {"add": _add, "list": _list, "show": _show, "pause": _verb,
-                            "resume": _verb, "run": _verb, "stop": _verb, "remove": _verb}
+                            "resume": _verb, "run": _verb, "stop": _verb, "remove": _verb,
+                            "set": _set, "reset": _reset}
 
 
 def _state(info: DurableInfo) -> str:

@@ -85,11 +85,6 @@ class DaemonThreadPool(Executor):
     def max_workers(self) -> int:
         return self._max_workers
 
-    def busy(self) -> bool:
-        """True when every worker is busy and tasks wait to start."""
-        return bool(self._tasks) and not self._idle \
-            and len(self._workers) >= self._max_workers
-
     def dispatch(self, fn: Callable[..., object], *args: Any) -> bool:
         """Run ``fn(*args)`` on a worker; exceptions are logged (wrap it to keep them).
 

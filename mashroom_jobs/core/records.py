@@ -18,10 +18,11 @@ import enum
 import sys
 import traceback as _traceback
 from datetime import datetime
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
-__all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "JobInvocation", "JobState",
-           "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text", "log_text"]
+__all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "HistorySource", "JobInvocation",
+           "JobState", "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text",
+           "log_text"]
 
 #: The most characters a run keeps of each text: its output, its error message, its
 #: traceback; more is cut, and the cut is said (a 5 MB message must not make a 10 MB row)
@@ -184,6 +185,16 @@ class JobState(NamedTuple):
     progress_detail: str | None = None
 
 
+class HistorySource(Protocol):
+    """Where a service reads its runs: the job store (every process's, written ones and
+    queued ones), or the jobs' in-memory rings (this process's)."""
+
+    def history(self, name: str | None, limit: int,
+                since: datetime | None) -> list[JobInvocation]:
+        """The runs of job ``name`` (every job: None), newest first, at most ``limit``,
+        started at ``since`` or later."""
+
+
 def bounded(text: str, limit: int = MAX_TEXT_CHARS) -> str:
     """``text`` cut to ``limit`` characters (the marker saying how many were cut comes on
     top), as a run's output is."""
@@ -214,13 +225,21 @@ def bounded_traceback(error: BaseException | None = None) -> str:
     """The formatted traceback of ``error`` (default: the exception being handled), at
     most about :data:`MAX_TEXT_CHARS` characters: each line longer than 2,000 characters
     (a huge message) is cut, then the middle frames of a still longer one, so that its
-    start and the error at its end are kept.  Each cut says how much it took."""
+    start and the error at its end are kept.  Each cut says how much it took.
+
+    An error that carries the traceback of where it really happened, as text in its
+    ``traceback_text`` attribute (a notebook cell's error, formatted by its kernel), gives
+    that one instead of the frames that raised it here."""
     if error is None:
         error = sys.exception() if hasattr(sys, "exception") else sys.exc_info()[1]
     if error is None:
         return ""
-    lines = _traceback.format_exception(type(error), error, error.__traceback__)
-    text = "".join(_short_line(line) for line in "".join(lines).splitlines(keepends=True))
+    own = getattr(error, "traceback_text", None)
+    if isinstance(own, str) and own:
+        whole = own
+    else:
+        whole = "".join(_traceback.format_exception(type(error), error, error.__traceback__))
+    text = "".join(_short_line(line) for line in whole.splitlines(keepends=True))
     if len(text) <= MAX_TEXT_CHARS:
         return text
     half = MAX_TEXT_CHARS // 2

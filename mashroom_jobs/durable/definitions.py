@@ -24,7 +24,7 @@ FORMAT = 1
 
 @dataclass(frozen=True)
 class JobDefinition:
-    """A durable job (see :mod:`mashroom_jobs.durable`).
+    """A durable job (see the "Durable jobs" page of the documentation).
 
     ``version``, ``created``, ``changed`` and ``changed_by`` come from the store: the
     definition's version (one higher at each change), when it was first stored, last

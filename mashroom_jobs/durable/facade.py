@@ -117,8 +117,8 @@ class DurableJobs:
         return infos
 
     def get(self, name: str) -> DurableInfo:
-        """The durable job ``name``.  Raises :class:`JobNotScheduledError` when there is
-        none."""
+        """The durable job ``name``.  Raises :class:`~mashroom_jobs.JobNotScheduledError`
+        when there is none."""
         for info in self.jobs():
             if info.name == name:
                 return info
@@ -152,7 +152,9 @@ class DurableJobs:
     def _set_paused(self, name: str, paused: bool) -> None:
         stored = self.control.definition(name)
         if stored is None:
-            raise JobNotScheduledError(f"no durable job named {name!r} in the store")
+            raise JobNotScheduledError(
+                f"no durable job named {name!r} in the store (a plugin's job is paused with "
+                f"set_override(name, paused=True))")
         if bool(stored.data.get("paused")) == paused:
             return
         data = {**stored.data, "paused": paused}
@@ -162,6 +164,37 @@ class DurableJobs:
                 self.host.adopt(JobDefinition.from_stored(stored))
             except (MashroomJobsError, ValueError, TypeError, KeyError):
                 pass  # parked here: the hosts that can read it obey
+
+    # -- plugin jobs' stored overrides -------------------------------------------------------
+
+    def overrides(self) -> dict[str, dict[str, Any]]:
+        """What users changed of plugin jobs (their config keys, and ``paused``), by name."""
+        return {stored.name: stored.data for stored in self.control.overrides()}
+
+    def set_override(self, name: str, **changes: Any) -> None:
+        """Store changes of the plugin job ``name`` (config keys such as ``cron_schedule``
+        or ``timeout``, or ``paused``; None removes a key): every process loading the
+        plugin applies them, now and after restarts, until :meth:`reset`.  A change to
+        what is stored already writes nothing."""
+        current = self.overrides().get(name, {})
+        if all(current.get(key) == value for key, value in changes.items()):
+            return
+        self.control.override(name, changes)
+        if self.host is not None:
+            self.host.notify()
+
+    def reset(self, name: str) -> bool:
+        """Forget what was stored for the plugin job ``name``; False when nothing was."""
+        removed = self.control.reset_override(name)
+        if removed and self.host is not None:
+            self.host.notify()
+        return removed
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (on a pool worker) when another process (or this one)
+        changed the store's durable jobs or overrides: the plugin loader follows so."""
+        if self.host is not None:
+            self.host.watch(callback)
 
     def remove(self, name: str) -> bool:
         """Remove the durable job ``name`` from the store (every host stops hosting it);

@@ -145,6 +145,7 @@ class DurableHost:
         self._last_mono = 0.0
         #: ticks that found something to do (for the idle-cost measurement)
         self.followed = 0
+        self._watchers: list[Callable[[], None]] = []
 
     # -- life ----------------------------------------------------------------------------
 
@@ -154,7 +155,7 @@ class DurableHost:
             self._last_command = self._safely(self._control.last_command, 0)
             self._control.changed()  # from now on, report changes
             self._reconcile(retry=True)
-            self._catch_up_all()
+            self._catch_up_all(until=self.started)  # what follows is the timer's
             self._beat()
         self._last_wall, self._last_mono = self._clock.now().timestamp(), self._clock.monotonic()
         self._arm()
@@ -197,6 +198,7 @@ class DurableHost:
                     self.followed += 1
                     self._reconcile(retry=True)
                     self._commands()
+                    self._tell_watchers()
                 elif self._parked and self._ticks % self.retry_every == 0:
                     self._reconcile(retry=True)
                 if gap:
@@ -228,6 +230,27 @@ class DurableHost:
             return default
 
     # -- what is hosted ----------------------------------------------------------------------
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` after each change of the store's control tables (on the
+        worker that follows them)."""
+        with self._lock:
+            self._watchers.append(callback)
+
+    def notify(self) -> None:
+        """This process changed the control tables (its own changes are not seen as
+        another's): tell the watchers now, on a pool worker."""
+        try:
+            self._dispatch(self._tell_watchers)
+        except RuntimeError:  # shutting down
+            pass
+
+    def _tell_watchers(self) -> None:
+        for callback in list(self._watchers):
+            try:
+                callback()
+            except Exception:
+                log.exception("mashroom-jobs: a watcher of the job store failed")
 
     def hosted(self) -> dict[str, JobDefinition]:
         with self._lock:
@@ -341,19 +364,20 @@ class DurableHost:
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s", name, exc)
 
-    def _catch_up_all(self) -> None:
+    def _catch_up_all(self, until: datetime | None = None) -> None:
         for definition in list(self._hosted.values()):
             if definition.paused:
                 continue
             try:
-                self._catch_up(definition)
+                self._catch_up(definition, until)
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s",
                             definition.name, exc)
 
-    def _catch_up(self, definition: JobDefinition) -> None:
+    def _catch_up(self, definition: JobDefinition, until: datetime | None = None) -> None:
+        """Handle the fires ``definition`` missed up to ``until`` (now) by its policy."""
         name, policy = definition.name, definition.catchup
-        now = self._clock.now()
+        now = self._clock.now() if until is None else until
         last = self._control.last_fire(name) or definition.created or self.started
         start = max(last, now - timedelta(seconds=policy.window))
         schedule = definition.schedule()

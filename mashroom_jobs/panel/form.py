@@ -1,7 +1,7 @@
 """The panel's "Add a job" form: a name, a checked cron expression, a zone, what the job runs
 (a function of the notebook, a ``"module:function"`` reference, a command line, or a
-notebook when notebook targets are installed), and whether it is durable (kept in the job
-store and run by whichever host claims each fire)."""
+notebook file with parameters), and whether it is durable (kept in the job store and run
+by whichever host claims each fire)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import ipywidgets as widgets
 from ..core.cron import CronSchedule, resolve_zone, zone_name
 from ..core.errors import MashroomJobsError
 from . import format as fmt
+from .notebook_fields import NotebookFields
 
 if TYPE_CHECKING:
     from ..service import BackgroundJobService
@@ -26,17 +27,10 @@ __all__ = ["CHOOSE", "KINDS", "AddJobForm", "user_callables"]
 #: the callable menu's first entry, selected until the user picks a function
 CHOOSE = "(choose a function)"
 #: what a job can run, as the form offers it: (label, kind)
-KINDS = (("a function of this notebook", "function"),
+KINDS = (("a function", "function"),
          ("a module:function reference", "reference"),
          ("a command", "command"),
          ("a notebook", "notebook"))
-
-
-def _notebook_target() -> Any:
-    """The notebook target's class, when this installation has one (else None)."""
-    from .. import targets
-
-    return getattr(targets, "Notebook", None)
 
 
 def user_callables(namespace: Mapping[str, Any], hidden: Iterable[str]) -> dict[str, Any]:
@@ -87,13 +81,14 @@ class AddJobForm:
             description="Time zone", placeholder=f"{zone_default} (default)",
             options=_zone_options(), ensure_option=False,
         )
-        kinds = [k for k in KINDS if k[1] != "notebook" or _notebook_target() is not None]
-        self.kind = widgets.Dropdown(description="Runs", options=kinds, value="function")
+        # what the job runs, and the input of each kind (only the chosen one shown; hidden
+        # widgets stay in the tree, so closing the panel closes them too)
+        self.runs = widgets.Dropdown(description="Runs", options=KINDS, value="function")
         self.callable = widgets.Dropdown(description="Callable", options=[])
         self.reference = widgets.Text(description="Function",
                                       placeholder="package.module:function")
         self.command = widgets.Text(description="Command", placeholder="rsync -a src/ dst/")
-        self.notebook = widgets.Text(description="Notebook", placeholder="reports/daily.ipynb")
+        self.notebook = NotebookFields()
         has_store = service.durable is not None
         self.durable = widgets.Checkbox(
             value=False, indent=False, disabled=not has_store,
@@ -108,15 +103,16 @@ class AddJobForm:
         self.cron.observe(self._on_change, names="value")
         self.zone.observe(self._on_change, names="value")
         self.name.observe(self._on_change, names="value")  # H is hashed from the name
-        self.kind.observe(self._on_kind, names="value")
+        self.runs.observe(self._on_kind, names="value")
         self.schedule.on_click(lambda _b: self.submit())
         wrap = widgets.Layout(flex_flow="row wrap")
-        self._inputs = {"function": self.callable, "reference": self.reference,
-                        "command": self.command, "notebook": self.notebook}
+        self._inputs: dict[str, widgets.DOMWidget] = {
+            "function": self.callable, "reference": self.reference, "command": self.command,
+            "notebook": self.notebook.box}
         self.box = widgets.VBox(
             [widgets.HTML("<b>Add a job</b>"),
              widgets.HBox([self.name, self.cron], layout=wrap),
-             widgets.HBox([self.zone, self.kind], layout=widgets.Layout(flex_flow="row wrap")),
+             widgets.HBox([self.zone, self.runs], layout=widgets.Layout(flex_flow="row wrap")),
              widgets.HBox([*self._inputs.values(), self.durable, self.schedule],
                           layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
              self.feedback, self.message],
@@ -129,13 +125,13 @@ class AddJobForm:
     def _on_kind(self, _change: Any) -> None:
         """Show the input of the chosen kind only."""
         for kind, widget in self._inputs.items():
-            display = "" if kind == self.kind.value else "none"
+            display = None if kind == self.runs.value else "none"
             if widget.layout.display != display:
                 widget.layout.display = display
 
     def _target(self) -> Any:
         """What the job runs, from the form; raises ValueError saying what is missing."""
-        kind = self.kind.value
+        kind = self.runs.value
         if kind == "function":
             fn = self.callable.value
             if fn is None:
@@ -160,11 +156,7 @@ class AddJobForm:
                 return Command(shlex.split(text))
             except ValueError as exc:
                 raise ValueError(f"Cannot read the command {text!r}: {exc}") from None
-        text = self.notebook.value.strip()
-        notebook = _notebook_target()
-        if not text or notebook is None:
-            raise ValueError("Give the notebook's path (e.g. 'reports/daily.ipynb').")
-        return notebook(text)
+        return self.notebook.target()
 
     def _parsed(self) -> tuple[CronSchedule | None, tzinfo]:
         """The form's schedule and zone; raises MashroomJobsError with a user message."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
@@ -19,24 +20,10 @@ if TYPE_CHECKING:
     from ..job import BackgroundJob
 
 __all__ = [
-    "detail_html",
-    "durable_badge",
-    "duration",
-    "error_span",
-    "esc",
-    "host_line",
-    "last_run_html",
-    "last_run_tooltip",
-    "next_run_html",
-    "origin_text",
-    "outcome_html",
-    "relative",
-    "schedule_html",
-    "short",
-    "store_html",
-    "strip_html",
-    "strip_legend",
-    "when",
+    "artifact_html", "detail_html", "durable_badge", "duration", "error_span", "esc",
+    "host_line", "last_run_html", "last_run_tooltip", "next_run_html", "origin_text",
+    "outcome_html", "preview_html", "relative", "schedule_html", "short", "store_html",
+    "strip_html", "strip_legend", "when",
 ]
 
 ERROR_COLOR = "var(--jp-error-color1, #c62828)"
@@ -154,13 +141,18 @@ def last_run_html(state: JobState, now: datetime, zone: tzinfo) -> str:
         text = (f"{when(last.timestamp, now, zone)} · {duration(last.execution_time_ms)} · "
                 + outcome_html(last, 40))
     if state.running:
-        return "<b>running…</b> " + text
+        # a notebook job says which cell it is in (its first line is the tooltip's)
+        word = f"running: {esc(state.progress)}" if state.progress else "running…"
+        return f"<b>{word}</b> " + text
     if state.waiting:
         return "<b>waiting for a thread…</b> " + text
     return text
 
 
 def last_run_tooltip(state: JobState) -> str:
+    if state.running and state.progress:
+        return f"{state.progress}: {state.progress_detail}" if state.progress_detail \
+            else state.progress
     last = state.last_invocation
     if last is None:
         return "never run"
@@ -183,14 +175,29 @@ def _pre_block(title: str, text: str, height: str) -> str:
             f"<pre style='margin:0;max-height:{height};overflow:auto'>{esc(text)}</pre>")
 
 
+def artifact_html(path: str, link: str | None) -> str:
+    """A file a run kept (a notebook job's executed notebook), by name: a link that opens
+    it when there is one, with its whole path as the tooltip."""
+    name, title = esc(os.path.basename(path)), html.escape(path, quote=True)
+    if link is None:
+        return f'<span title="{title}">{name}</span>'
+    return (f'<a href="{html.escape(link, quote=True)}" target="_blank" title="{title}" '
+            f'style="text-decoration:underline">{name}</a>')
+
+
 def detail_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo,
-                own_origin: str | None = None, *, source: str = "") -> str:
-    """A job's recent runs, newest first (time, trigger, duration, result, and who ran it
-    when not this process), what the last run printed and the last failure's traceback."""
+                own_origin: str | None = None, *, source: str = "",
+                artifact: Callable[[str], str] | None = None, preview: str = "") -> str:
+    """A job's recent runs, newest first (time, trigger, duration, result, who ran it
+    when not this process, and the file it kept: ``artifact(path)`` makes its cell), what
+    the last run printed and the last failure's traceback; then ``preview`` (HTML: the
+    newest executed notebook, when it cannot be linked to)."""
     if not runs:
         return "<i>No runs yet.</i>"
     marked = any(r.origin and r.origin != own_origin for r in runs)
-    header = ["time", "trigger", "duration", "result"] + (["ran in"] if marked else [])
+    kept = any(r.artifact for r in runs)
+    header = ["time", "trigger", "duration", "result"] + (["ran in"] if marked else []) \
+        + (["notebook"] if kept else [])
     rows = []
     for run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
@@ -200,6 +207,9 @@ def detail_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo,
         if marked:
             row.append("this kernel" if not run.origin or run.origin == own_origin
                        else esc(origin_text(run.origin)))
+        if kept:
+            row.append("—" if not run.artifact else artifact(run.artifact) if artifact
+                       else artifact_html(run.artifact, None))
         rows.append(row)
     parts = [_table(header, rows)]
     if source:
@@ -212,7 +222,13 @@ def detail_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo,
     if failed is not None:
         parts.append(_pre_block(f"Traceback of the run at {when(failed.timestamp, now, zone)}:",
                                 failed.traceback or "", "16em"))
-    return "".join(parts)
+    return "".join(parts) + preview
+
+
+def preview_html(title: str, body: str) -> str:
+    """A rendering (HTML) under a title, folded until clicked."""
+    return (f"<details><summary><b>{esc(title)}</b></summary>"
+            f"<div style='max-height:30em;overflow:auto'>{body}</div></details>")
 
 
 # --- the control room: recent runs as a strip, durable jobs, hosts -----------------------

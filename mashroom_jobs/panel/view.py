@@ -20,7 +20,9 @@ is written only inside the flush or the form's handlers.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -35,6 +37,7 @@ from ..core.records import JobInvocation, JobState
 from ..service import BackgroundJobService
 from . import format as fmt
 from .control import Listed, StoredJob, StoreView
+from .executed import JupyterServer, find_server, notebook_link, render_notebook
 from .form import AddJobForm
 from .header import Header
 from .paging import Pages
@@ -138,6 +141,9 @@ class JobsPanel(widgets.VBox):
         # history's version they were read at: a tick redraws them without reading again
         self._states: dict[Listed, JobState] = {}
         self._details: dict[str, tuple[object, list[JobInvocation], str]] = {}
+        # executed notebooks: the Jupyter server links go to (looked up once), renderings
+        self._server: JupyterServer | bool | None = False  # False: not looked up yet
+        self._renderings: dict[str, tuple[float, str]] = {}
 
         #: the store's durable jobs hosted elsewhere, and its hosts (read on the flush)
         self._store_view = StoreView(service)
@@ -397,10 +403,39 @@ class JobsPanel(widgets.VBox):
                     source = "Runs from the job store: this kernel's and those of every " \
                              "process sharing it."
             self._details[job.name] = (version, runs, source)
-        html = fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source)
-        if job.durable:
-            html = self._durable_detail(job, now, zone) + html
-        return html
+        prefix = self._durable_detail(job, now, zone) if job.durable else ""
+        if not any(run.artifact for run in runs):
+            return prefix + fmt.detail_html(runs, now, zone, own_origin=service.origin,
+                                            source=source)
+        if self._server is False:
+            self._server = find_server()
+        server = self._server if isinstance(self._server, JupyterServer) else None
+
+        def artifact(path: str) -> str:
+            return fmt.artifact_html(path, notebook_link(path, server))
+
+        newest = next(run for run in runs if run.artifact)
+        preview = ""
+        if newest.artifact and notebook_link(newest.artifact, server) is None:
+            preview = fmt.preview_html(
+                f"Executed notebook of the run at {fmt.when(newest.timestamp, now, zone)}",
+                self._rendering(newest.artifact))
+        return prefix + fmt.detail_html(runs, now, zone, own_origin=service.origin,
+                                        source=source, artifact=artifact, preview=preview)
+
+    def _rendering(self, path: str) -> str:
+        """The executed notebook at ``path``, rendered (again only when it changed)."""
+        try:
+            modified = os.path.getmtime(path)
+            cached = self._renderings.get(path)
+            if cached is not None and cached[0] == modified:
+                return cached[1]
+            with open(path, encoding="utf-8") as file:
+                text = render_notebook(json.load(file))
+        except (OSError, ValueError) as exc:
+            return fmt.error_span(f"cannot show {path}: {exc}")
+        self._renderings = {path: (modified, text)}  # (the newest one only)
+        return text
 
     def _durable_detail(self, job: Listed, now: datetime,
                         zone: tzinfo) -> str:

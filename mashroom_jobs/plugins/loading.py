@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import traceback
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint
@@ -183,6 +184,7 @@ def load_plugins(
     """
     records: list[PluginRecord] = []
     seen: dict[str, str] = {}
+    stored = stored_overrides(service)
     for entry_point in entry_points:
         name = entry_point.name
         if name in seen:
@@ -196,7 +198,7 @@ def load_plugins(
             log.error("Background job plugin %r failed: %s", name, record.error)
         else:
             seen[name] = entry_point.value
-            record = load_plugin(service, entry_point)
+            record = load_plugin(service, entry_point, stored.get(name))
         records.append(record)
     return tuple(records)
 
@@ -222,14 +224,30 @@ def unknown_plugin_names(service: BackgroundJobService,
     return problems
 
 
-def load_plugin(service: BackgroundJobService, entry_point: EntryPoint) -> PluginRecord:
-    """Bootstrap one plugin and schedule its job; a failure becomes a failed record."""
+def stored_overrides(service: BackgroundJobService) -> dict[str, dict[str, Any]]:
+    """What users changed of plugin jobs in the job store (paused, a new schedule...), by
+    name; nothing without a store (or when it cannot be read: then the config alone)."""
+    if service.durable is None:
+        return {}
+    try:
+        return service.durable.overrides()
+    except MashroomJobsError as exc:
+        log.warning("mashroom-jobs: cannot read the plugins' stored changes now: %s", exc)
+        return {}
+
+
+def load_plugin(service: BackgroundJobService, entry_point: EntryPoint,
+                stored: Mapping[str, Any] | None = None) -> PluginRecord:
+    """Bootstrap one plugin and schedule its job; a failure becomes a failed record.
+    ``stored``: what users changed of its job in the job store (over ``plugin_config``)."""
     name = entry_point.name
-    override = service.plugin_config.get(name) or {}
+    stored = dict(stored or {})
+    paused = bool(stored.pop("paused", False))
+    override = {**(service.plugin_config.get(name) or {}), **stored}
     if name in service.disabled_plugins:
         return disabled_record(entry_point, override)
     spec = inspect_plugin(entry_point, override, default_timezone=service.timezone)
-    record = _bootstrap(service, spec)
+    record = _bootstrap(service, spec, paused)
     if record.state == "failed":
         log.error("Background job plugin %r failed: %s", name, record.error)
     else:
@@ -238,7 +256,8 @@ def load_plugin(service: BackgroundJobService, entry_point: EntryPoint) -> Plugi
     return record
 
 
-def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
+def _bootstrap(service: BackgroundJobService, spec: PluginSpec,
+               paused: bool = False) -> PluginRecord:
     def failed(error: str, tb: str | None = None) -> PluginRecord:
         return PluginRecord(
             spec.name, "failed", spec.config, error=error, traceback=tb,
@@ -265,7 +284,7 @@ def _bootstrap(service: BackgroundJobService, spec: PluginSpec) -> PluginRecord:
     try:
         arguments = schedule_arguments(spec.config, service.timezone, spec.name)
         job = service.schedule_job(spec.name, arguments.pop("cron_schedule"), callback,
-                                   **arguments)
+                                   paused=paused, **arguments)
     except Exception as exc:  # invalid schedule, a callback taking two arguments, shut down...
         return failed(f"could not schedule its job: {error_text(exc)}", traceback.format_exc())
     return PluginRecord(
@@ -295,6 +314,9 @@ class PluginLoader:
         self.service = service
         self._entry_points: list[EntryPoint] = []
         self._observing = False
+        self._lock = threading.RLock()  # the config's observer and the store's watcher
+        self._stored: dict[str, dict[str, Any]] = {}  # the stored changes applied
+        self._watching = False
 
     def load(self, entry_points: Iterable[EntryPoint] | None = None) -> tuple[PluginRecord, ...]:
         """Bootstrap every plugin and schedule its job; those loaded before are unloaded first.
@@ -318,14 +340,20 @@ class PluginLoader:
         service = self.service
         if service.is_shut_down:
             raise ServiceShutdownError("cannot load plugins: the service was shut down")
-        self.unload()
-        self._entry_points = list(discover() if entry_points is None else entry_points)
-        records = load_plugins(service, self._entry_points)
-        service.set_trait("plugins", records)
-        self._warn_unknown_names()
-        if not self._observing:
-            service.observe(self._on_settings, names=["plugin_config", "disabled_plugins"])
-            self._observing = True
+        with self._lock:
+            self.unload()
+            self._entry_points = list(discover() if entry_points is None else entry_points)
+            self._stored = stored_overrides(service)
+            records = load_plugins(service, self._entry_points)
+            service.set_trait("plugins", records)
+            self._warn_unknown_names()
+            if not self._observing:
+                service.observe(self._on_settings,
+                                names=["plugin_config", "disabled_plugins"])
+                self._observing = True
+            if not self._watching and service.durable is not None:
+                service.durable.watch(self._on_store)  # changes made in other processes
+                self._watching = True
         return records
 
     def unload(self) -> None:
@@ -364,6 +392,42 @@ class PluginLoader:
             records[index] = load_plugin(service, entry_point)
         service.set_trait("plugins", tuple(records))
         self._warn_unknown_names()
+
+    def _on_store(self) -> None:
+        """(A pool worker.)  The store's changes of plugin jobs moved: a pause or a resume
+        is applied in place; any other change reloads the plugin with it."""
+        service = self.service
+        with self._lock:
+            if not service.plugins or service.is_shut_down:
+                return
+            stored, previous = stored_overrides(service), self._stored
+            changed = {name for name in set(stored) | set(previous)
+                       if stored.get(name) != previous.get(name)}
+            self._stored = stored
+            if not changed:
+                return
+            records = list(service.plugins)
+            for index, record in enumerate(records):
+                if record.name not in changed:
+                    continue
+                new = dict(stored.get(record.name, {}))
+                old = dict(previous.get(record.name, {}))
+                paused = bool(new.pop("paused", False))
+                old.pop("paused", None)
+                if new == old and record.job is not None and record.job.active:
+                    # only paused or resumed (pause_job writes nothing: it is stored)
+                    (service.pause_job if paused else service.resume_job)(record.job)
+                    continue
+                entry_point = next((ep for ep in self._entry_points if ep.name == record.name),
+                                   None)
+                if entry_point is None:
+                    continue
+                if record.job is not None and service.get_job(record.name) is record.job:
+                    service.unschedule_job(record.name)
+                records[index] = load_plugin(service, entry_point, stored.get(record.name))
+                log.info("mashroom-jobs: plugin %r reloaded with its stored changes %s",
+                         record.name, stored.get(record.name, {}))
+            service.set_trait("plugins", tuple(records))
 
     def _warn_unknown_names(self) -> None:
         for problem in unknown_plugin_names(self.service, self._entry_points):

@@ -19,6 +19,7 @@ from typing import Any
 from ..core.clock import Clock, SystemClock
 from ..core.errors import StoreError, StoreUnavailableError
 from ..core.records import JobInvocation
+from .artifacts import remove_artifacts
 from .control import StoreControl
 from .location import (
     file_identity,
@@ -381,14 +382,19 @@ class SQLiteStore:
 
     def prune(self) -> int:
         """Delete runs beyond ``retention_runs`` per job or older than ``retention_days``,
-        and claims older than a day; returns how many runs were deleted.
+        and claims older than a day; returns how many runs were deleted.  The files the
+        deleted runs kept (a notebook job's executed notebooks) go with them (see
+        :mod:`.artifacts`).
 
         Deletes in small transactions, so claims of other processes wait little.
         """
         now = micros(self.clock.now())
         oldest_run = now - int(self.retention_days * 86_400e6)
         oldest_claim = now - int(CLAIM_RETENTION_SECONDS * 1e6)
+        artifacts: list[str] = []
         with self._writer.connection() as conn:
+            # (the files of the runs about to go; the same conditions as the deletes)
+            artifacts += self._artifacts(conn, "started_us < ?", (oldest_run,))
             deleted = self._delete_chunks(
                 conn, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE started_us < ? "
                       "LIMIT 2000)", (oldest_run,))
@@ -400,6 +406,9 @@ class SQLiteStore:
                     (job, self.retention_runs),
                 ).fetchone()
                 if edge is not None:
+                    artifacts += self._artifacts(
+                        conn, "job = ? AND (started_us < ? OR (started_us = ? AND id <= ?))",
+                        (job, edge[0], edge[0], edge[1]))
                     deleted += self._delete_chunks(
                         conn, "DELETE FROM runs WHERE id IN (SELECT id FROM runs WHERE job = ? "
                               "AND (started_us < ? OR (started_us = ? AND id <= ?)) LIMIT 2000)",
@@ -409,7 +418,15 @@ class SQLiteStore:
                       "scheduled_for_us FROM claims WHERE claimed_at_us < ? LIMIT 2000)",
                 (oldest_claim,))
             checkpoint(conn)
+        remove_artifacts(artifacts)  # (files, not rows: outside the writer's lock)
         return deleted
+
+    @staticmethod
+    def _artifacts(conn: sqlite3.Connection, where: str,
+                   params: tuple[object, ...]) -> list[str]:
+        """The files kept by the runs that match ``where``."""
+        return [str(row[0]) for row in conn.execute(
+            f"SELECT artifact FROM runs WHERE artifact IS NOT NULL AND {where}", params)]
 
     @staticmethod
     def _delete_chunks(conn: sqlite3.Connection, sql: str, params: tuple[object, ...]) -> int:

@@ -1,6 +1,6 @@
 """What a job runs, as data where it can be: a reference to an importable function
 (:class:`FunctionRef`, or the string ``"package.module:function"``), a command line
-(:class:`Command`) or a notebook.
+(:class:`Command`) or a notebook with parameters (:class:`Notebook`).
 
 Each target describes itself, becomes JSON and back (:func:`target_from_data`), and
 resolves to the callback the runner calls (``target.resolve()``; it raises
@@ -19,8 +19,9 @@ from .base import Target, TargetData, register_kind, target_from_data
 from .coerce import as_target, durable_target
 from .command import Command
 from .function import FunctionRef
+from .notebook import Notebook
 
 __all__ = [
-    "Command", "FunctionRef", "Target", "TargetData", "as_target", "durable_target",
-    "register_kind", "target_from_data",
+    "Command", "FunctionRef", "Notebook", "Target", "TargetData", "as_target",
+    "durable_target", "register_kind", "target_from_data",
 ]

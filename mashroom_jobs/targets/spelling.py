@@ -45,10 +45,13 @@ def target_from_options(*, command: str | None = None, shell: str | None = None,
                         call: str | None = None, args: Sequence[str] | None = None,
                         notebook: str | None = None, params: Sequence[str] | None = None,
                         cwd: str | None = None, env: Sequence[str] | None = None,
-                        kernel: str | None = None) -> Target:
+                        kernel: str | None = None, snapshot: bool = False,
+                        output_dir: str | None = None) -> Target:
     """The one target named by exactly one of ``command`` (a command line, split as a
     shell would), ``shell`` (run by the shell), ``call`` (``module:function``, with
-    ``args`` as its keyword arguments) or ``notebook`` (with ``params``).
+    ``args`` as its keyword arguments) or ``notebook`` (with ``params``, ``kernel``,
+    ``snapshot``: read it now and run that copy, and ``output_dir``: where to keep the
+    executed notebooks).
 
     Raises
     ------
@@ -66,8 +69,10 @@ def target_from_options(*, command: str | None = None, shell: str | None = None,
         raise TargetError("--arg KEY=VALUE goes with --call")
     if params and notebook is None:
         raise TargetError("-p/--param KEY=VALUE goes with --notebook")
-    if kernel and notebook is None:
-        raise TargetError("--kernel goes with --notebook")
+    for flag, value in (("--kernel", kernel), ("--snapshot", snapshot),
+                        ("--output-dir", output_dir)):
+        if value and notebook is None:
+            raise TargetError(f"{flag} goes with --notebook")
     variables = assignments(env, "--env")
     if call is not None:
         if cwd or env:
@@ -77,8 +82,11 @@ def target_from_options(*, command: str | None = None, shell: str | None = None,
         import importlib
 
         notebooks = importlib.import_module(".notebook", __package__)
+        if env:
+            raise TargetError("--env goes with --command or --shell")
         target: Target = notebooks.Notebook(notebook, assignments(params, "-p"),
-                                            kernel=kernel, cwd=cwd)
+                                            kernel=kernel, cwd=cwd, snapshot=snapshot,
+                                            output_dir=output_dir)
         return target
     text = command if command is not None else shell
     assert text is not None
