@@ -44,10 +44,11 @@ class SharedStyles:
         self.row = Layout(border_bottom="1px solid var(--jp-border-color2, #ddd)", padding="2px 0")
         self.line = Layout(align_items="center", overflow="hidden")
         self.mark = Layout(width="1.6em", min_width="1.6em")
-        # The text columns may shrink below their content (min_width 0, the text wraps):
-        # they then shrink in proportion to their widths in every row alike, so the columns
-        # stay aligned with the headers however narrow the notebook is
-        self.name = Layout(width="12em", min_width="0")
+        # The text columns may shrink below their content (a fixed min_width, not the
+        # content's; the text wraps): they then shrink in proportion to their widths in
+        # every row alike, so the columns stay aligned with the headers however narrow the
+        # notebook is
+        self.name = Layout(width="12em", min_width="9em")
         self.schedule = Layout(width="18em", min_width="0")
         self.next = Layout(width="11em", min_width="0")
         self.last = Layout(width="18em", min_width="0")
