@@ -3,7 +3,7 @@ no kernel open, serves the JSON API behind Jupyter's authentication, and stops c
 
 One server for the module (about 3 s to start); the API's answers are also checked in
 process (:mod:`mashroom_jobs.serverext.api`), without a server.  The browser half (the
-panel and the dashboard over that host) is in ``tests/e2e/test_control_room.py``.
+panel and the dashboard over that host) is in ``tests/e2e/test_server_host.py``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ except ImportError:  # CI must run this test: there, a missing Playwright is an 
 
 # the panel's page helpers (this folder is on sys.path: pytest's default "prepend" import mode)
 from test_browser import ARTIFACTS, DOCS, START, UPDATE, button, job_row
-from test_control_room import API, api_job, wait_until
+from test_server_host import API, api_job, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable
