@@ -31,9 +31,10 @@ from concurrent.futures import Executor, Future
 from datetime import datetime, tzinfo
 from typing import Any, Literal, TypeVar
 
-from traitlets import All, TraitError, Tuple, Unicode, default, observe, validate
+from traitlets import All, Dict, TraitError, Tuple, Unicode, default, observe, validate
 from traitlets import Any as AnyTrait
 
+from .alerts import start_alerts
 from .backends import ExecutorBackends
 from .context import PluginContext, PluginServices
 from .core import capture
@@ -110,6 +111,11 @@ class BackgroundJobService(ServiceSettings):
              "Read when the service starts.",
     )
 
+    host_details = Dict(
+        help="More about the host for its heartbeat in the store (the Jupyter Server "
+             "extension gives its URL). Read when the service starts.",
+    )
+
     def __init__(self, **kwargs: Any) -> None:
         _check_keywords(type(self), kwargs)
         # before traitlets' init, which observes (see observe())
@@ -146,6 +152,12 @@ class BackgroundJobService(ServiceSettings):
         _live_services.add(self)
         #: the store's durable jobs, seen and controlled from here (None without a store)
         self.durable: DurableJobs | None = None
+        # the alerts (None without an alert URL), before the durable host's first catch-up
+        self._alerts = start_alerts(
+            urls=self.alert_urls, per_job=self.job_alert_urls,
+            summary_interval=self.alert_summary_interval, clock=self.clock,
+            where=self._origin, subscribe=bus.subscribe, store=self._store,
+            durable=lambda: self.durable)
         if self._store is not None:
             self.durable = self._make_durable(self._store)
 
@@ -161,7 +173,8 @@ class BackgroundJobService(ServiceSettings):
             host = DurableHost(
                 store.control, store, jobs, self.clock, runner.timer.call_later,
                 runner.pool.dispatch, kind=self.host_kind, origin=self._origin,
-                details=lambda: {"kernel_id": self.kernel_id} if self.kernel_id else {})
+                details=lambda: {**({"kernel_id": self.kernel_id} if self.kernel_id else {}),
+                                 **self.host_details})
         durable = DurableJobs(store.control, self.clock.now, host=host,
                               run_here=lambda name: self._run_hosted(name, "manual", None),
                               stop_here=self._stop_hosted)
@@ -641,6 +654,8 @@ class BackgroundJobService(ServiceSettings):
         for backend in self._backends.dask_backends():  # stop sending; close what it owns
             backend.close(max(0.0, deadline - time.monotonic()) if wait else 1.0)
         self._notifier.shutdown(wait, max(0.0, deadline - time.monotonic()))
+        if self._alerts is not None:  # the last alerts, while the store can claim them
+            self._alerts.close(max(0.5, deadline - time.monotonic()) if wait else 0.5)
         if self._store is not None:
             # the last runs are written even when the jobs took the whole timeout
             self._store.close(max(STORE_CLOSE_MINIMUM, deadline - time.monotonic()))
@@ -686,6 +701,8 @@ class BackgroundJobService(ServiceSettings):
     def threads(self) -> list[threading.Thread]:
         """Every thread this service started (its timer, workers, loop and notifier)."""
         threads = [*self._runner.threads(), *self._notifier.threads()]
+        if self._alerts is not None:
+            threads += self._alerts.threads()
         if self._store is not None:
             threads.append(self._store.thread)
         threads += [t for backend in self._backends.dask_backends() for t in backend.threads()]

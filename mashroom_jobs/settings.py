@@ -124,6 +124,31 @@ class ServiceSettings(LoggingConfigurable):
         Unicode(),
         help="Names of background-job plugins not to load. A change reloads those it concerns.",
     ).tag(config=True)
+    alert_urls = List(
+        Unicode(),
+        help=(
+            "Apprise URLs (mailto://, json://, slack://, msteams://, ntfy://, ...) every job's "
+            "alerts go to: a failure that will not be retried, a fire no host ran, a durable "
+            "job parked, and the recovery after any of these (one alert, then a summary at "
+            "most every alert_summary_interval, then one recovery). Each alert is claimed in "
+            "the job store, so hosts sharing it send it once. Needs apprise (pip install "
+            "'mashroom-jobs[alerts]'). Read when the service starts."
+        ),
+    ).tag(config=True)
+    job_alert_urls = Dict(
+        value_trait=List(Unicode()), key_trait=Unicode(),
+        help=(
+            "More alert URLs by job name: {pattern: [urls]}, the pattern as in fnmatch "
+            "('nightly-*'); a job's alerts go to alert_urls and to those of every pattern its "
+            "name matches. Kept in config, not in the job store: the URLs hold secrets. Read "
+            "when the service starts."
+        ),
+    ).tag(config=True)
+    alert_summary_interval = Float(
+        600.0,
+        help="Seconds between two alerts about one job's ongoing problems (its first alert, "
+             "then summaries of the failures and missed fires since) until it recovers.",
+    ).tag(config=True)
 
     @validate("timezone")
     def _validate_timezone(self, proposal: Any) -> str | tzinfo:
@@ -196,6 +221,24 @@ class ServiceSettings(LoggingConfigurable):
             raise TraitError(str(exc)) from None
         return address
 
+    @validate("alert_urls")
+    def _validate_alert_urls(self, proposal: Any) -> list[str]:
+        _check_urls(proposal.value, "alert_urls")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("job_alert_urls")
+    def _validate_job_alert_urls(self, proposal: Any) -> dict[str, list[str]]:
+        for pattern, urls in proposal.value.items():
+            _check_urls(urls, f"job_alert_urls[{pattern!r}]")
+        return proposal.value  # type: ignore[no-any-return]
+
+    @validate("alert_summary_interval")
+    def _validate_alert_summary_interval(self, proposal: Any) -> float:
+        if not 1 <= proposal.value <= 7 * 86_400:
+            raise TraitError(f"alert_summary_interval must be seconds from 1 to 604800 (a "
+                             f"week), got {proposal.value}")
+        return proposal.value  # type: ignore[no-any-return]
+
     @validate("plugin_config")
     def _validate_plugin_config(self, proposal: Any) -> dict[str, Any]:
         for name, config in proposal.value.items():
@@ -205,3 +248,14 @@ class ServiceSettings(LoggingConfigurable):
                     f"got {type(config).__name__}"
                 )
         return proposal.value  # type: ignore[no-any-return]
+
+
+def _check_urls(urls: list[str], what: str) -> None:
+    if not urls:
+        return
+    from .alerts import check_alert_urls
+
+    try:
+        check_alert_urls(urls, what)
+    except (ValueError, ImportError) as exc:
+        raise TraitError(str(exc)) from None

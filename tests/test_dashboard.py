@@ -21,6 +21,7 @@ import nbformat
 import pytest
 from ipywidgets import Widget
 
+import mashroom_jobs
 from mashroom_jobs import BackgroundJobService, JobInvocation, Outcome
 from mashroom_jobs.cli import main
 from mashroom_jobs.dashboards import JOBS_DASHBOARD
@@ -199,29 +200,50 @@ def test_the_dashboard_notebook_is_saved_without_outputs_and_its_code_parses() -
         ast.parse(TransformerManager().transform_cell(cell.source))
 
 
-def test_the_dashboard_notebook_shows_the_panel_and_the_recent_runs(
+def test_the_dashboard_notebook_shows_the_control_room_and_runs_no_job_itself(
     ip: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from traitlets.config import Config
+
+    from mashroom_jobs import Command
+    from mashroom_jobs.durable import JobDefinition
+
     monkeypatch.chdir(REPO)  # restored after the notebook moves to the command's folder
     monkeypatch.setenv("MASHROOM_JOBS_DASHBOARD_CWD", str(tmp_path))
+    # the profile's store, given relative: read from the command's folder
+    ip.config = Config({"BackgroundJobService": {"store": "jobs.sqlite"}})
+    definer = mashroom_jobs.BackgroundJobService(store=str(tmp_path / "jobs.sqlite"),
+                                                 durable_jobs=False)
+    assert definer.durable is not None
+    definer.durable.define(JobDefinition.make("nightly", "0 3 * * *", Command(["true"]),
+                                              timezone="UTC"))
     notebook = nbformat.read(JOBS_DASHBOARD, as_version=4)
     results = []
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            result = ip.run_cell(cell.source)
-            result.raise_error()
-            results.append(result.result)
-    panel, runs = results
     try:
-        import mashroom_jobs
-
-        assert Path.cwd() == tmp_path
-        assert isinstance(panel, mashroom_jobs.JobsPanel)
-        assert panel.service is mashroom_jobs.get_service()
-        assert panel.form.box.layout.display == "none"
-        assert isinstance(runs, RecentRuns) and runs.service is panel.service
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                result = ip.run_cell(cell.source)
+                result.raise_error()
+                results.append(result.result)
+        panel, runs = results
+        try:
+            assert Path.cwd() == tmp_path
+            assert isinstance(panel, mashroom_jobs.JobsPanel)
+            service = panel.service
+            assert service.store_path == str(tmp_path / "jobs.sqlite")
+            # a view and a remote control: it hosts nothing, loads no plugin, beats no heart
+            assert service.durable is not None and service.durable.host is None
+            assert service.jobs == () and service.plugins == ()
+            assert [r.name.value for r in panel.rows] == ["nightly"]
+            assert panel.form.box.layout.display == "none"
+            assert isinstance(runs, RecentRuns) and runs.service is service
+            assert service.durable.hosts() == []
+        finally:
+            runs.close()
+            panel.close()
+            panel.service.shutdown()
     finally:
-        runs.close()
+        definer.shutdown()
 
 
 # --- the command --------------------------------------------------------------------------------

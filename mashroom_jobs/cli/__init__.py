@@ -39,6 +39,7 @@ from .options import (
     token_text,
 )
 from .running import plugins_command, run_command
+from .status import add_status_parser, status_command
 
 __all__ = ["AUTOLOAD_BEGIN", "AUTOLOAD_END", "CommandFailure", "UsageFailure", "build_parser",
            "kernel_config_path", "main"]
@@ -146,10 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dashboard = commands.add_parser(
         "dashboard", help="serve the jobs dashboard (Voila) until Ctrl-C",
-        description="Serve the jobs dashboard, a page with the jobs panel and the recent runs, "
-                    "with Voila (pip install 'mashroom-jobs[dashboard]'), until Ctrl-C or "
-                    "SIGTERM. Each page runs a kernel of its own, which loads the installed "
-                    "background-job plugins.",
+        description="Serve the jobs dashboard, the control room of the job store (its durable "
+                    "jobs, the hosts that run them, the recent runs of every job), with Voila "
+                    "(pip install 'mashroom-jobs[dashboard]'), until Ctrl-C or SIGTERM. The "
+                    "page's kernel runs no job: its buttons act through the store.",
     )
     dashboard.add_argument("--port", action=Once, type=port_number, default=DASHBOARD_PORT,
                            metavar="PORT",
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 "one each start)")
     dashboard.add_argument("--no-browser", action="store_true",
                            help="do not open the page in a web browser")
+    add_status_parser(commands)
     return parser
 
 
@@ -181,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"run": run_command, "plugins": plugins_command, "cron": cron_command,
                 "history": history_command, "store": store_command, "jobs": jobs_command,
-                "autoload": autoload_command, "dashboard": dashboard_command}
+                "autoload": autoload_command, "dashboard": dashboard_command,
+                "status": status_command}
     try:
         return commands[args.command](args)
     except UsageFailure as exc:

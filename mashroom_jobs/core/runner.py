@@ -67,6 +67,9 @@ log = logging.getLogger("mashroom_jobs")
 
 #: seconds between two warnings of one job's failures (the rest are counted in the next)
 FAILURE_LOG_INTERVAL = 60.0
+#: what the record of a skipped fire says (only the first skip during a run is recorded)
+SKIP_MESSAGE = ("skipped: the previous run was still going (overlap='skip'); later fires "
+                "skipped during that run are only counted (skip_count)")
 
 
 class Runner:
@@ -258,8 +261,13 @@ class Runner:
                     clock.wait(condition, start)
 
     def _take(self, runtime: JobRuntime, scheduled_for: datetime, coalesced: bool) -> Run | None:
-        run, changed = runtime.take_fire(scheduled_for, coalesced)
-        if changed:
+        run, changed, note = runtime.take_fire(scheduled_for, coalesced)
+        if note:  # the first fire skipped during this run: kept, for the history's picture
+            self.record_fire(runtime, JobInvocation(
+                timestamp=self.clock.now().astimezone(runtime.spec.zone),
+                scheduled_for=scheduled_for, trigger="schedule", execution_time_ms=0.0,
+                outcome=Outcome.SKIPPED, error_message=SKIP_MESSAGE, job=runtime.spec.name))
+        elif changed:
             self.publisher.publish_later(runtime)
             if coalesced and runtime.spec.catch_up and self.bus.wants(FiresCoalesced):
                 self.bus.publish(FiresCoalesced(runtime.spec.name, scheduled_for,

@@ -171,7 +171,7 @@ class JobRuntime:
     __slots__ = (
         "active", "elsewhere_count", "entry", "failure_count", "lock", "misfire_count", "owner",
         "paused", "pending", "progress", "publish_queued", "published", "retry", "run_count",
-        "runs", "skip_count", "spec", "started", "waiting", "watched",
+        "runs", "skip_count", "skip_noted", "spec", "started", "waiting", "watched",
     )
 
     def __init__(self, spec: JobSpec, history_size: int, owner: object = None) -> None:
@@ -189,6 +189,9 @@ class JobRuntime:
         self.waiting = 0  # runs launched that wait for a free thread
         self.progress: tuple[Run, str, str | None] | None = None  # a running run's word
         self.run_count = self.failure_count = self.skip_count = 0
+        #: a skipped fire was recorded since the last scheduled run started (one record
+        #: per run in progress: a long run skipping every second fills no history)
+        self.skip_noted = False
         self.misfire_count = self.elsewhere_count = 0
         self.runs = RunHistory(history_size)
         #: someone observes the job's state: publish its changes (else build nothing)
@@ -294,18 +297,23 @@ class JobRuntime:
 
     # -- runs: launched, started, ended, recorded --
 
-    def take_fire(self, scheduled_for: datetime, coalesced: bool) -> tuple[Run | None, bool]:
+    def take_fire(self, scheduled_for: datetime, coalesced: bool
+                  ) -> tuple[Run | None, bool, bool]:
         """Apply a fire's rules (paused, overlap, a pending retry): the run to start (it
-        is then counted in ``pending``) or None; and whether the visible state changed
-        otherwise (a skip, a misfire, a dropped retry).  Per job and fire: keep it short."""
+        is then counted in ``pending``) or None; whether the visible state changed
+        otherwise (a skip, a misfire, a dropped retry); and whether this fire's skip is to
+        be recorded (the first fire skipped during a run of a job that is not exclusive:
+        an exclusive job's fire may run in another process).  Per job and fire: keep it
+        short."""
+        note = False
         with self.lock:
             if not self.active or self.paused:
-                return None, False
+                return None, False, False
             changed = coalesced
             if coalesced:
                 self.misfire_count += 1
                 if self.spec.catch_up:  # its host catches the missed fires up, by its policy
-                    return None, True
+                    return None, True, False
             dropped = self.retry is not None
             if dropped:  # a retry never overlaps a fire: the fire wins
                 self.retry.cancel()  # type: ignore[union-attr]
@@ -316,13 +324,16 @@ class JobRuntime:
             if self.pending and self.spec.overlap == "skip":
                 self.skip_count += 1
                 changed = True
+                if not self.skip_noted and not self.spec.exclusive:
+                    self.skip_noted = note = True
             else:
                 self.pending += 1
+                self.skip_noted = False
                 run = Run(self, "schedule", scheduled_for)
         if dropped:
             log.warning("a retry of job %r was dropped: its next scheduled fire came first",
                         self.spec.name)
-        return run, changed
+        return run, changed, note
 
     def admit(self, trigger: Trigger, scheduled_for: datetime | None = None, attempt: int = 1,
               future: Future[JobInvocation] | None = None) -> Run:

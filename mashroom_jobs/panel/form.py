@@ -1,10 +1,13 @@
-"""The panel's "Add a job" form: a name, a checked cron expression, a zone, and what the job
-runs: a callable of the notebook's namespace, or a notebook file with parameters."""
+"""The panel's "Add a job" form: a name, a checked cron expression, a zone, what the job runs
+(a function of the notebook, a ``"module:function"`` reference, a command line, or a
+notebook file with parameters), and whether it is durable (kept in the job store and run
+by whichever host claims each fire)."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -19,10 +22,15 @@ from .notebook_fields import NotebookFields
 if TYPE_CHECKING:
     from ..service import BackgroundJobService
 
-__all__ = ["CHOOSE", "AddJobForm", "user_callables"]
+__all__ = ["CHOOSE", "KINDS", "AddJobForm", "user_callables"]
 
 #: the callable menu's first entry, selected until the user picks a function
 CHOOSE = "(choose a function)"
+#: what a job can run, as the form offers it: (label, kind)
+KINDS = (("a function", "function"),
+         ("a module:function reference", "reference"),
+         ("a command", "command"),
+         ("a notebook", "notebook"))
 
 
 def user_callables(namespace: Mapping[str, Any], hidden: Iterable[str]) -> dict[str, Any]:
@@ -73,14 +81,21 @@ class AddJobForm:
             description="Time zone", placeholder=f"{zone_default} (default)",
             options=_zone_options(), ensure_option=False,
         )
-        self.callable = widgets.Dropdown(description="Callable", options=[])
-        # what the job runs: a function, or a notebook (its fields shown only then; hidden
+        # what the job runs, and the input of each kind (only the chosen one shown; hidden
         # widgets stay in the tree, so closing the panel closes them too)
-        self.runs = widgets.Dropdown(description="Runs", options=[
-            ("a function", "function"), ("a notebook", "notebook")])
+        self.runs = widgets.Dropdown(description="Runs", options=KINDS, value="function")
+        self.callable = widgets.Dropdown(description="Callable", options=[])
+        self.reference = widgets.Text(description="Function",
+                                      placeholder="package.module:function")
+        self.command = widgets.Text(description="Command", placeholder="rsync -a src/ dst/")
         self.notebook = NotebookFields()
-        self.notebook.box.layout.display = "none"
-        self.runs.observe(self._on_runs, names="value")
+        has_store = service.durable is not None
+        self.durable = widgets.Checkbox(
+            value=False, indent=False, disabled=not has_store,
+            description="durable: kept in the job store, run by any host",
+            tooltip=("Kept in the job store: it outlives this kernel, runs in whichever host "
+                     "(kernel, Jupyter server, mashroom-jobs run) claims each fire") if has_store
+            else "Durable jobs need a job store (c.BackgroundJobService.store)")
         self.schedule = widgets.Button(description="Schedule", icon="plus",
                                        tooltip="Schedule the job", button_style="primary")
         self.feedback = widgets.HTML()
@@ -88,23 +103,60 @@ class AddJobForm:
         self.cron.observe(self._on_change, names="value")
         self.zone.observe(self._on_change, names="value")
         self.name.observe(self._on_change, names="value")  # H is hashed from the name
+        self.runs.observe(self._on_kind, names="value")
         self.schedule.on_click(lambda _b: self.submit())
         wrap = widgets.Layout(flex_flow="row wrap")
+        self._inputs: dict[str, widgets.DOMWidget] = {
+            "function": self.callable, "reference": self.reference, "command": self.command,
+            "notebook": self.notebook.box}
         self.box = widgets.VBox(
             [widgets.HTML("<b>Add a job</b>"),
              widgets.HBox([self.name, self.cron], layout=wrap),
-             widgets.HBox([self.zone, self.runs, self.callable, self.schedule],
-                          layout=widgets.Layout(flex_flow="row wrap")),
-             self.notebook.box, self.feedback, self.message],
+             widgets.HBox([self.zone, self.runs], layout=widgets.Layout(flex_flow="row wrap")),
+             widgets.HBox([*self._inputs.values(), self.durable, self.schedule],
+                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
+             self.feedback, self.message],
             layout=widgets.Layout(margin="8px 0 0 0"),
         )
         self._on_change(None)
+        self._on_kind(None)
         self.refresh_callables()
 
-    def _on_runs(self, change: Any) -> None:
-        notebook = change.new == "notebook"
-        self.notebook.box.layout.display = None if notebook else "none"
-        self.callable.layout.display = "none" if notebook else None
+    def _on_kind(self, _change: Any) -> None:
+        """Show the input of the chosen kind only."""
+        for kind, widget in self._inputs.items():
+            display = None if kind == self.runs.value else "none"
+            if widget.layout.display != display:
+                widget.layout.display = display
+
+    def _target(self) -> Any:
+        """What the job runs, from the form; raises ValueError saying what is missing."""
+        kind = self.runs.value
+        if kind == "function":
+            fn = self.callable.value
+            if fn is None:
+                raise ValueError(
+                    "Choose the function the job runs"
+                    + ("." if len(self.callable.options) > 1 else
+                       ": define one in the notebook, or pass callables={...} to JobsPanel."))
+            return fn
+        if kind == "reference":
+            text = self.reference.value.strip()
+            if ":" not in text or text.startswith(":") or text.endswith(":"):
+                raise ValueError("Give the function as 'package.module:function' (a function "
+                                 f"of an importable module), got {text!r}.")
+            return text
+        if kind == "command":
+            text = self.command.value.strip()
+            if not text:
+                raise ValueError("Give the command line to run (e.g. 'rsync -a src/ dst/').")
+            from ..targets import Command
+
+            try:
+                return Command(shlex.split(text))
+            except ValueError as exc:
+                raise ValueError(f"Cannot read the command {text!r}: {exc}") from None
+        return self.notebook.target()
 
     def _parsed(self) -> tuple[CronSchedule | None, tzinfo]:
         """The form's schedule and zone; raises MashroomJobsError with a user message."""
@@ -156,34 +208,41 @@ class AddJobForm:
     def submit(self) -> None:
         """Schedule the job the form describes; every error lands in the form."""
         name = self.name.value.strip()
-        fn: Any = self.callable.value
+        durable = bool(self.durable.value)
         try:
             if not name:
                 raise ValueError("Give the job a name.")
-            if self._service.get_job(name) is not None:
+            if self._service.get_job(name) is not None or self._stored(name):
                 raise ValueError(
                     f"A job named {name!r} already exists: choose another name, "
                     "or unschedule it first."
                 )
-            if self.runs.value == "notebook":
-                fn = self.notebook.target()
-            elif fn is None:
-                raise ValueError(
-                    "Choose the function the job runs"
-                    + ("." if len(self.callable.options) > 1 else
-                       ": define one in the notebook, or pass callables={...} to JobsPanel.")
-                )
+            target = self._target()
             schedule, zone = self._parsed()
-            self._service.schedule_job(name, schedule, fn, timezone=None if schedule else zone)
+            if durable and schedule is None:
+                raise ValueError("A durable job runs on a schedule: give a cron expression.")
+            self._service.schedule_job(name, schedule, target,
+                                       timezone=None if schedule else zone, durable=durable)
         except Exception as exc:
             text = str(exc) if isinstance(exc, (MashroomJobsError, ValueError)) else (
                 f"{type(exc).__name__}: {exc}"
             )
             self.message.value = fmt.error_span(text)
             return
-        self.message.value = f"Scheduled {fmt.esc(name)}."
+        self.message.value = (f"Scheduled {fmt.esc(name)}"
+                              + (" as a durable job (in the job store)." if durable else "."))
         self.name.value = ""
         self._on_scheduled()
+
+    def _stored(self, name: str) -> bool:
+        """Whether the job store has a durable job named ``name``."""
+        durable = self._service.durable
+        if durable is None:
+            return False
+        try:
+            return durable.control.definition(name) is not None
+        except MashroomJobsError:
+            return False
 
     def buttons(self) -> tuple[widgets.Button, ...]:
         return (self.schedule,)

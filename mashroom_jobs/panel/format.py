@@ -7,6 +7,7 @@ zone) and returns text or a small HTML snippet.  Every repeated snippet has one 
 from __future__ import annotations
 
 import html
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, tzinfo
@@ -19,9 +20,10 @@ if TYPE_CHECKING:
     from ..job import BackgroundJob
 
 __all__ = [
-    "artifact_html", "detail_html", "duration", "error_span", "esc", "last_run_html",
-    "last_run_tooltip", "next_run_html", "origin_text", "outcome_html", "preview_html",
-    "relative", "schedule_html", "short", "store_html", "when",
+    "artifact_html", "detail_html", "durable_badge", "duration", "error_span", "esc",
+    "host_line", "last_run_html", "last_run_tooltip", "next_run_html", "origin_text",
+    "outcome_html", "preview_html", "relative", "schedule_html", "short", "store_html",
+    "strip_html", "strip_legend", "when",
 ]
 
 ERROR_COLOR = "var(--jp-error-color1, #c62828)"
@@ -227,3 +229,96 @@ def preview_html(title: str, body: str) -> str:
     """A rendering (HTML) under a title, folded until clicked."""
     return (f"<details><summary><b>{esc(title)}</b></summary>"
             f"<div style='max-height:30em;overflow:auto'>{body}</div></details>")
+
+
+# --- the control room: recent runs as a strip, durable jobs, hosts -----------------------
+
+#: each outcome's colour in a strip (the theme's where it has one) and its word in the legend
+STRIP_COLORS: dict[Outcome, str] = {
+    Outcome.OK: "var(--jp-success-color1, #388e3c)",
+    Outcome.FAILED: "var(--jp-error-color1, #d32f2f)",
+    Outcome.STOPPED: "var(--jp-warn-color1, #f57c00)",
+    Outcome.TIMED_OUT: "#8e24aa",
+    Outcome.SKIPPED: "var(--jp-layout-color4, #9e9e9e)",
+    Outcome.MISSED: "transparent",
+    Outcome.ELSEWHERE: "var(--jp-brand-color3, #90caf9)",
+}
+#: the most runs a strip shows (a job's in-memory history keeps 20 by default)
+STRIP_RUNS = 20
+_STRIP_HEIGHT = 18  # px
+
+
+def strip_cell(run: JobInvocation, longest_ms: float, now: datetime, zone: tzinfo) -> str:
+    """One run as a cell: its outcome's colour, a height that grows with its duration
+    (against the longest of the strip, on a log scale), its time and outcome on hover."""
+    outcome = run.outcome
+    if outcome.ran and longest_ms > 0:
+        share = math.log1p(max(run.execution_time_ms, 0.0)) / math.log1p(longest_ms)
+        height = round(_STRIP_HEIGHT * (0.3 + 0.7 * min(1.0, share)))
+    else:
+        height = round(_STRIP_HEIGHT * 0.45)
+    title = f"{when(run.timestamp, now, zone)} · {outcome.value}"
+    if outcome.ran:
+        title += f" · {duration(run.execution_time_ms)}"
+    if outcome is Outcome.ELSEWHERE:
+        title += f" in {origin_text(run.origin)}"
+    elif outcome is not Outcome.OK and run.error_message:
+        title += f": {short(run.error_message, 120)}"
+    elif run.origin:
+        title += f" · {origin_text(run.origin)}"
+    border = ("border:1px dashed var(--jp-error-color1, #d32f2f);box-sizing:border-box;"
+              if outcome is Outcome.MISSED else "")
+    return (f'<span class="mashroom-jobs-cell" data-outcome="{outcome.name.lower()}" '
+            f'title="{html.escape(title)}" style="display:inline-block;width:7px;'
+            f'height:{height}px;margin-right:1px;background:{STRIP_COLORS[outcome]};{border}'
+            f'vertical-align:bottom"></span>')
+
+
+def strip_html(runs: Sequence[JobInvocation], now: datetime, zone: tzinfo) -> str:
+    """A job's recent runs, oldest first, as a strip of cells (at most
+    :data:`STRIP_RUNS`, the newest); empty when it has none."""
+    shown = list(runs)[-STRIP_RUNS:]
+    if not shown:
+        return '<span style="color:var(--jp-ui-font-color2, #666)"><i>no runs</i></span>'
+    longest = max((r.execution_time_ms for r in shown if r.outcome.ran), default=0.0)
+    cells = "".join(strip_cell(run, longest, now, zone) for run in shown)
+    return (f'<div class="mashroom-jobs-strip" style="display:flex;align-items:flex-end;'
+            f'height:{_STRIP_HEIGHT}px;line-height:0">{cells}</div>')
+
+
+def strip_legend() -> str:
+    """What the strip's colours mean (the column header's tooltip)."""
+    words = {Outcome.OK: "green: ok", Outcome.FAILED: "red: failed",
+             Outcome.STOPPED: "orange: stopped", Outcome.TIMED_OUT: "purple: timed out",
+             Outcome.SKIPPED: "grey: skipped (the previous run was still going)",
+             Outcome.MISSED: "dashed red outline: missed (no process ran it)",
+             Outcome.ELSEWHERE: "light blue: ran in another process"}
+    return ("The latest runs, oldest to newest; a taller cell took longer. "
+            + "; ".join(words.values()) + ". Hover a cell for its time and outcome.")
+
+
+def host_line(kind: str, origin: str, alive: bool, started: datetime, seen: datetime,
+              jobs: int, parked: int, now: datetime, zone: tzinfo, here: bool,
+              extra: str = "") -> str:
+    """One host of the store: alive (●, with when it started) or gone (○, with its last
+    heartbeat).  Nothing in it changes while the host stays alive: a quiet panel sends
+    nothing."""
+    mark = colored("●", SUCCESS_COLOR) if alive else colored("○", MUTED_COLOR)
+    state = (f"alive, started {when(started, now, zone)}" if alive
+             else f"gone, last seen {when(seen, now, zone)}")
+    text = (f"{mark} <b>{esc(kind)}</b> {esc(origin_text(origin))}"
+            f"{' <i>(this process)</i>' if here else ''} · {state} · {jobs} durable "
+            f"job{'s' if jobs != 1 else ''}")
+    if parked:
+        text += " · " + error_span(f"{parked} parked")
+    if extra:
+        text += f" · {extra}"
+    return text if alive else colored(text, MUTED_COLOR)
+
+
+def durable_badge(hosted_here: bool) -> str:
+    """The mark of a durable job in its schedule cell."""
+    where = "hosted here too" if hosted_here else "run by the hosts of the store"
+    return (f' <small title="Durable: kept in the job store, {where}; its buttons act '
+            f'through the store" style="border:1px solid var(--jp-border-color1, #999);'
+            f'border-radius:3px;padding:0 3px">durable</small>')

@@ -11,7 +11,7 @@ from . import format as fmt
 from .rows import SharedStyles, set_values
 
 if TYPE_CHECKING:
-    from ..job import BackgroundJob
+    from .control import Listed
 
 __all__ = ["Header"]
 
@@ -61,7 +61,7 @@ class Header:
     def buttons(self) -> tuple[widgets.Button, ...]:
         return (self.previous_page, self.next_page)
 
-    def show_counts(self, jobs: Sequence[BackgroundJob], matching: int | None) -> None:
+    def show_counts(self, jobs: Sequence[Listed], matching: int | None) -> None:
         """Jobs, running, paused and failing; with a filter, how many match."""
         running = paused = failing = 0
         for job in jobs:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..job import BackgroundJob
+from .control import Listed
 
 __all__ = ["Pages", "matching"]
 
 
-def matching(jobs: Iterable[BackgroundJob], text: str) -> list[BackgroundJob]:
+def matching(jobs: Iterable[Listed], text: str) -> list[Listed]:
     """The jobs whose name, expression or description contains ``text`` (lower case;
     empty: every job)."""
     if not text:
@@ -34,7 +34,7 @@ class Pages:
     def __init__(self, size: int) -> None:
         self.size = size
         #: the jobs the filter matches, in scheduling order
-        self.jobs: list[BackgroundJob] = []
+        self.jobs: list[Listed] = []
         self.page = 0
         #: the page shown changed since the flush last looked
         self.moved = True
@@ -49,12 +49,12 @@ class Pages:
         self.page = max(0, min(page, self.count - 1))
         self.moved = True
 
-    def refilter(self, jobs: Iterable[BackgroundJob], text: str) -> None:
+    def refilter(self, jobs: Iterable[Listed], text: str) -> None:
         """List the ``jobs`` that match ``text``, keeping the page shown if it still is one."""
         self.jobs = matching(jobs, text)
         self.page = max(0, min(self.page, self.count - 1))
 
-    def visible(self) -> list[BackgroundJob]:
+    def visible(self) -> list[Listed]:
         """The jobs on the page shown."""
         start = self.page * self.size
         return self.jobs[start: start + self.size]

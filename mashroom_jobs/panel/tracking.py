@@ -19,6 +19,7 @@ from typing import Any
 from ..core.records import JobInvocation, JobState
 from ..job import BackgroundJob
 from ..service import BackgroundJobService
+from .control import Listed
 
 __all__ = ["ChangeTracker", "counts_changed"]
 
@@ -40,7 +41,7 @@ class ChangeTracker:
         # written by observers (any thread), taken by the flush: each changed job, with the
         # state it published last (None: changed by the panel itself, nothing published)
         self._lock = threading.Lock()
-        self._dirty: dict[BackgroundJob, JobState | None] = {}
+        self._dirty: dict[Listed, JobState | None] = {}
         self._structure = self._counts = self._notes = True
         #: the last failure to announce: (job name, its run, monotonic time it arrived)
         self.failure: tuple[str, JobInvocation, float] | None = None
@@ -65,7 +66,7 @@ class ChangeTracker:
         service.unobserve(self._on_failure, names="last_failure")
         self._track((), tuple(self._observed))
 
-    def take(self) -> tuple[dict[BackgroundJob, JobState | None], bool, bool, bool]:
+    def take(self) -> tuple[dict[Listed, JobState | None], bool, bool, bool]:
         """What changed since the last take: (the jobs changed, each with the state it
         published last, if any; the list of jobs; the header's totals; its notes)."""
         with self._lock:
@@ -75,7 +76,7 @@ class ChangeTracker:
             notes, self._notes = self._notes, False
         return dirty, structure, counts, notes
 
-    def mark(self, job: BackgroundJob | None = None, *, structure: bool = False,
+    def mark(self, job: Listed | None = None, *, structure: bool = False,
              counts: bool = False, notes: bool = False) -> None:
         """Record a change made by the panel itself (a click, the filter, a shutdown)."""
         with self._lock:

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -34,14 +34,14 @@ import ipywidgets as widgets
 from ..core.arguments import check_flag, check_seconds
 from ..core.errors import MashroomJobsError
 from ..core.records import JobInvocation, JobState
-from ..job import BackgroundJob
 from ..service import BackgroundJobService
 from . import format as fmt
+from .control import Listed, StoredJob, StoreView
 from .executed import JupyterServer, find_server, notebook_link, render_notebook
 from .form import AddJobForm
 from .header import Header
 from .paging import Pages
-from .rows import Row, SharedStyles
+from .rows import Row, SharedStyles, column_headers
 from .tracking import ChangeTracker
 
 __all__ = ["JobsPanel", "close_panels", "display_panel"]
@@ -139,23 +139,32 @@ class JobsPanel(widgets.VBox):
         self._expanded: set[str] = set()
         # what each visible job published last, and the runs of each expanded one with the
         # history's version they were read at: a tick redraws them without reading again
-        self._states: dict[BackgroundJob, JobState] = {}
+        self._states: dict[Listed, JobState] = {}
         self._details: dict[str, tuple[object, list[JobInvocation], str]] = {}
         # executed notebooks: the Jupyter server links go to (looked up once), renderings
         self._server: JupyterServer | bool | None = False  # False: not looked up yet
         self._renderings: dict[str, tuple[float, str]] = {}
 
+        #: the store's durable jobs hosted elsewhere, and its hosts (read on the flush)
+        self._store_view = StoreView(service)
         self._styles = SharedStyles()
-        actions = {"toggle": self._toggle_detail, "run": self._action(BackgroundJob.invoke_now),
-                   "stop": self._action(BackgroundJob.stop),
+        actions = {"toggle": self._toggle_detail, "run": self._action(self._run),
+                   "stop": self._action(self._stop_runs),
                    "pause": self._action(self._pause_or_resume),
                    "unschedule": self._action(self._unschedule)}
         self._rows = [Row(self._styles, actions) for _ in range(page_size)]
         self.header = Header(self._styles, self._on_filter,
                              lambda step: self.go_to_page(self._pages.page + step))
+        #: the hosts sharing the job store, alive and gone (hidden without a store)
+        self.hosts = widgets.HTML(layout=widgets.Layout(
+            display="" if self._store_view.active else "none"))
+        self.hosts.add_class("mashroom-jobs-hosts")
+        #: the jobs table's column headers (shown while there are rows)
+        self.columns = column_headers(self._styles)
         self._rows_box = widgets.VBox()
         self.form = AddJobForm(service, callables, self.flush)
-        widgets.VBox.__init__(self, [self.header.box, self._rows_box, self.form.box])
+        widgets.VBox.__init__(self, [self.header.box, self.hosts, self.columns, self._rows_box,
+                                     self.form.box])
         self.add_class("mashroom-jobs-panel")
 
         self._changes.attach()
@@ -207,7 +216,7 @@ class JobsPanel(widgets.VBox):
         return self._pages.count
 
     @property
-    def visible_jobs(self) -> tuple[BackgroundJob, ...]:
+    def visible_jobs(self) -> tuple[Listed, ...]:
         """The jobs on the visible page, in row order."""
         return tuple(r.job for r in self.rows if r.job is not None)
 
@@ -250,6 +259,12 @@ class JobsPanel(widgets.VBox):
             now_mono = self._service.clock.monotonic()
             dirty, structure, counts, notes = self._changes.take()
             tick = now_mono - self._last_tick >= 1.0
+            if (tick or structure) and self._store_view.active:
+                stored, changed = self._read_store(force=structure and not tick)
+                structure |= stored
+                counts |= bool(changed) or stored
+                for job in changed:
+                    dirty.setdefault(job, None)
             notes = notes or (tick and self._changes.failure is not None)  # it may have expired
             pages = self._pages
             page, pages.moved = pages.moved, False
@@ -310,14 +325,15 @@ class JobsPanel(widgets.VBox):
                 self.flush()
                 return
 
-    def _render(self, dirty: dict[BackgroundJob, JobState | None], structure: bool,
+    def _render(self, dirty: dict[Listed, JobState | None], structure: bool,
                 counts: bool, tick: bool) -> None:
         service, pages = self._service, self._pages
+        entries: list[Listed] = [*service.jobs, *self._store_view.jobs()]
         if structure:
-            pages.refilter(service.jobs, self.header.filter_text)
+            pages.refilter(entries, self.header.filter_text)
         if counts or structure:
             self.header.show_counts(
-                service.jobs, len(pages.jobs) if self.header.filter_text else None)
+                entries, len(pages.jobs) if self.header.filter_text else None)
         visible = pages.visible()
         states = self._states
         if len(states) > len(visible):  # keep the visible jobs' only
@@ -339,14 +355,33 @@ class JobsPanel(widgets.VBox):
                 detail = None
                 if job.name in self._expanded:
                     detail = self._detail(job, now, zone, version, changed)
-                row.show(job, state, now, zone, detail)
+                state, runs = self._with_store_runs(job, state)
+                row.show(job, state, now, zone, detail, runs)
         for row in self._rows[len(visible):]:
             row.job = None
         if len(self._rows_box.children) != len(visible):
             self._rows_box.children = tuple(r.box for r in self._rows[: len(visible)])
+        display = "" if visible else "none"
+        if self.columns.layout.display != display:
+            self.columns.layout.display = display
         self.header.show_pager(pages.page, pages.count)
 
-    def _detail(self, job: BackgroundJob, now: datetime, zone: tzinfo, version: object,
+    def _with_store_runs(self, job: Listed, state: JobState
+                         ) -> tuple[JobState, Sequence[JobInvocation]]:
+        """A durable job's row shows its runs in the store, whichever host ran them (this
+        kernel's memory holds only its own, and starts anew when the job is hosted anew);
+        its last run and counts are those of these runs.  Any other job: its own."""
+        stored = self._store_view.runs_of(job.name) if job.durable else None
+        if not stored or isinstance(job, StoredJob):
+            return state, job.history
+        last = state.last_invocation
+        if last is None or last.timestamp <= stored[-1].timestamp:
+            last = stored[-1]
+        ran = [r for r in stored if r.outcome.ran]
+        return state._replace(last_invocation=last, run_count=len(ran),
+                              failure_count=sum(r.outcome.failed for r in ran)), stored
+
+    def _detail(self, job: Listed, now: datetime, zone: tzinfo, version: object,
                 changed: bool) -> str:
         """The expanded part of a row: the job's runs, from the store when there is one
         (this kernel's and the others', marked), else from memory.  Read again only when
@@ -368,8 +403,10 @@ class JobsPanel(widgets.VBox):
                     source = "Runs from the job store: this kernel's and those of every " \
                              "process sharing it."
             self._details[job.name] = (version, runs, source)
+        prefix = self._durable_detail(job, now, zone) if job.durable else ""
         if not any(run.artifact for run in runs):
-            return fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source)
+            return prefix + fmt.detail_html(runs, now, zone, own_origin=service.origin,
+                                            source=source)
         if self._server is False:
             self._server = find_server()
         server = self._server if isinstance(self._server, JupyterServer) else None
@@ -383,8 +420,8 @@ class JobsPanel(widgets.VBox):
             preview = fmt.preview_html(
                 f"Executed notebook of the run at {fmt.when(newest.timestamp, now, zone)}",
                 self._rendering(newest.artifact))
-        return fmt.detail_html(runs, now, zone, own_origin=service.origin, source=source,
-                               artifact=artifact, preview=preview)
+        return prefix + fmt.detail_html(runs, now, zone, own_origin=service.origin,
+                                        source=source, artifact=artifact, preview=preview)
 
     def _rendering(self, path: str) -> str:
         """The executed notebook at ``path``, rendered (again only when it changed)."""
@@ -399,6 +436,26 @@ class JobsPanel(widgets.VBox):
             return fmt.error_span(f"cannot show {path}: {exc}")
         self._renderings = {path: (modified, text)}  # (the newest one only)
         return text
+
+    def _durable_detail(self, job: Listed, now: datetime,
+                        zone: tzinfo) -> str:
+        """What the store says of a durable job: its target, who changed it last, and
+        the hosts that parked it (with their errors)."""
+        info = job.info if isinstance(job, StoredJob) else self._store_view.hosted.get(job.name)
+        if info is None:
+            return ""
+        parts = []
+        if info.definition is not None:
+            definition = info.definition
+            parts.append(f"Durable job: runs <code>{fmt.esc(definition.target.describe())}"
+                         f"</code>; catch-up {fmt.esc(definition.catchup.policy)}; version "
+                         f"{info.version}, changed {fmt.when(info.changed, now, zone)} by "
+                         f"{fmt.esc(fmt.origin_text(info.changed_by))}.")
+        if info.error:
+            parts.append(fmt.error_span(f"Parked here: {info.error}"))
+        for origin, why in info.parked_on.items():
+            parts.append(fmt.error_span(f"Parked in {fmt.origin_text(origin)}: {why}"))
+        return "".join(f"<div>{part}</div>" for part in parts)
 
     # -- header --------------------------------------------------------------------------
 
@@ -435,12 +492,13 @@ class JobsPanel(widgets.VBox):
         except Exception:
             log.exception("JobsPanel could not refresh the callables")
 
-    def _action(self, action: Callable[[BackgroundJob], object]) -> Callable[[Any], None]:
+    def _action(self, action: Callable[[Any], object]) -> Callable[[Any], None]:
         """A row button's handler: the action's error is shown in the panel, never raised
         into another cell."""
-        def act(job: BackgroundJob | None) -> None:
+        def act(job: Listed | None) -> None:
             if job is None:
                 return
+            said = self.header.message.value
             try:
                 action(job)
             except MashroomJobsError as exc:
@@ -448,24 +506,73 @@ class JobsPanel(widgets.VBox):
             except Exception as exc:
                 self.header.say(f"{type(exc).__name__}: {exc}", error=True)
             else:
-                self.header.say("")
+                if self.header.message.value == said:  # (the action said nothing)
+                    self.header.say("")
             self._changes.mark(job, counts=True)
             self.flush()
 
         return act
 
-    @staticmethod
-    def _pause_or_resume(job: BackgroundJob) -> None:
+    def _stored(self) -> Any:
+        durable = self._service.durable
+        if durable is None:  # (a stored job is only listed with a store)
+            raise MashroomJobsError("this kernel has no job store")
+        return durable
+
+    def _run(self, job: Listed) -> None:
+        if isinstance(job, StoredJob):
+            self._stored().run(job.name)  # one of its hosts runs it, within about a second
+            self.header.say(f"Asked the hosts of {job.name} to run it now.")
+            return
+        job.invoke_now()
+
+    def _stop_runs(self, job: Listed) -> None:
+        if isinstance(job, StoredJob):
+            self._stored().stop(job.name)
+            return
+        job.stop()
+
+    def _pause_or_resume(self, job: Listed) -> None:
+        if isinstance(job, StoredJob):
+            (self._stored().resume if job.paused else self._stored().pause)(job.name)
+            self._refresh_store()
+            return
         if job.paused:
             job.resume()
         else:
             job.pause()
 
-    def _unschedule(self, job: BackgroundJob) -> None:
+    def _unschedule(self, job: Listed) -> None:
+        if isinstance(job, StoredJob):
+            self._stored().remove(job.name)
+            self._refresh_store()
+            return
         if self._service.get_job(job.name) is job:
             self._service.unschedule_job(job.name)
 
-    def _toggle_detail(self, job: BackgroundJob | None) -> None:
+    # -- the store's half --------------------------------------------------------------------
+
+    def _read_store(self, force: bool = False) -> tuple[bool, set[Listed]]:
+        """Read the store's durable jobs and hosts if due (on the flush): whether the list
+        of stored jobs changed, and those to draw again; the hosts are shown."""
+        view = self._store_view
+        structure, changed = view.read(force)
+        now = self._service.now()
+        changed |= view.next_fires(now)
+        summary = view.hosts_summary(now, self._service.origin)
+        text = summary.html if view.problem is None else (
+            fmt.error_span(view.problem) + "<br>" + summary.html)
+        if self.hosts.value != text:
+            self.hosts.value = text
+        return structure, changed
+
+    def _refresh_store(self) -> None:
+        """After a click that changed the store: read it again at the next flush."""
+        with self._flush_lock:
+            self._store_view.read(force=True)
+        self._changes.mark(structure=True, counts=True)
+
+    def _toggle_detail(self, job: Listed | None) -> None:
         if job is None:
             return
         with self._flush_lock:
@@ -486,7 +593,8 @@ class JobsPanel(widgets.VBox):
         owned: list[widgets.Widget] = []
         for row in self._rows:
             owned.extend(row.models())
-        stack: list[widgets.Widget] = [self.header.box, self._rows_box, self.form.box]
+        stack: list[widgets.Widget] = [self.header.box, self.hosts, self.columns,
+                                       self._rows_box, self.form.box]
         while stack:  # header and form: walk their trees, with layouts and styles
             w = stack.pop()
             if w not in owned:

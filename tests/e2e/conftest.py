@@ -80,18 +80,27 @@ class LabServer:
     runtime_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    #: the server's Jupyter data folder: the job store the server extension and the
+    #: server's kernels share is mashroom-jobs/store.sqlite in it
+    data_dir: Path
+
+    @property
+    def store(self) -> Path:
+        """The job store of the server's extension and kernels (their default one)."""
+        return self.data_dir / "mashroom-jobs" / "store.sqlite"
 
     def url(self, path: str, front_end: str = "lab") -> str:
         """The browser URL of ``path`` (relative to the root dir) in ``front_end`` (a key of
         :data:`FRONT_ENDS`), token included."""
         return f"{self.base_url}/{FRONT_ENDS[front_end]}/{path}?token={self.token}"
 
-    def api(self, endpoint: str, method: str = "GET") -> Any:
-        """Call ``/api/<endpoint>`` and decode the JSON answer (None when there is none)."""
+    def api(self, endpoint: str, method: str = "GET", prefix: str = "api") -> Any:
+        """Call ``/<prefix>/<endpoint>`` and decode the JSON answer (None when there is
+        none); ``prefix="mashroom-jobs/api"`` for the server extension's API."""
         request = urllib.request.Request(
-            f"{self.base_url}/api/{endpoint}",
+            f"{self.base_url}/{prefix}/{endpoint}",
             headers={"Authorization": f"token {self.token}"},
-            method=method,
+            method=method, data=b"" if method == "POST" else None,
         )
         with urllib.request.urlopen(request, timeout=10) as response:
             body = response.read()
@@ -279,6 +288,7 @@ def jupyter_lab(browser: Browser) -> Iterator[LabServer]:
             runtime_dir=dirs["JUPYTER_RUNTIME_DIR"],
             log_path=log_path,
             process=process,
+            data_dir=dirs["JUPYTER_DATA_DIR"],
         )
         try:
             _wait_until_ready(server)
@@ -331,18 +341,21 @@ class Dashboard:
         return evaluate_in_kernel(files[0], expression, timeout)
 
 
-#: the IPython profile of the dashboard's kernels: the example plugin fires every second
+#: the IPython profile of the dashboard's kernels: the store of the JupyterLab server (the
+#: example plugin is made to fire every second: a page's kernel must not run it)
 DASHBOARD_KERNEL_CONFIG = """\
 c = get_config()  # noqa
-c.BackgroundJobService.plugin_config = {"Example heartbeat": {"cron_schedule": "* * * * * *"}}
+c.BackgroundJobService.store = {store!r}
+c.BackgroundJobService.plugin_config = {{"Example heartbeat": {{"cron_schedule": "* * * * * *"}}}}
 """
 
 
 @pytest.fixture
-def dashboard(browser: Browser) -> Iterator[Dashboard]:
+def dashboard(browser: Browser, jupyter_lab: LabServer) -> Iterator[Dashboard]:
     """``mashroom-jobs dashboard`` itself, started as a user would (a subprocess, a free port,
-    a token, temporary Jupyter and IPython folders), with the example plugin firing every
-    second.  Stopped (SIGTERM, then kill) after the test whatever happened."""
+    a token, temporary Jupyter and IPython folders), its profile naming the job store of the
+    JupyterLab server (whose extension hosts its durable jobs).  Stopped (SIGTERM, then
+    kill) after the test whatever happened."""
     try:
         import voila  # noqa: F401
     except ImportError:
@@ -357,7 +370,8 @@ def dashboard(browser: Browser) -> Iterator[Dashboard]:
         dirs = _jupyter_dirs(home)
         profile = dirs["IPYTHONDIR"] / "profile_default"
         profile.mkdir()
-        (profile / "ipython_kernel_config.py").write_text(DASHBOARD_KERNEL_CONFIG)
+        (profile / "ipython_kernel_config.py").write_text(
+            DASHBOARD_KERNEL_CONFIG.format(store=str(jupyter_lab.store)))
         # Voila keeps its kernels' connection files under this folder: the test reads the
         # page's kernel through them
         connections = home / "connections"
@@ -477,3 +491,37 @@ def pytest_runtest_makereport(
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report
+
+
+@pytest.fixture
+def durable_job(jupyter_lab: LabServer) -> Iterator[Callable[[str], str]]:
+    """``durable_job(name)``: define a durable job firing every second (a command, ``true``)
+    in the JupyterLab server's store, and wait until the server's host runs it (no kernel
+    is needed for that); removed from the store after the test."""
+    from mashroom_jobs import BackgroundJobService, Command
+    from mashroom_jobs.durable import JobDefinition
+    from mashroom_jobs.testing import wait_for
+
+    definer = BackgroundJobService(store=str(jupyter_lab.store), durable_jobs=False)
+    names: list[str] = []
+
+    def define(name: str) -> str:
+        assert definer.durable is not None
+        definer.durable.define(JobDefinition.make(name, "* * * * * *", Command(["true"]),
+                                                  timezone="UTC"))
+        names.append(name)
+        servers = [h.origin for h in definer.durable.hosts() if h.kind == "server" and h.alive]
+        assert servers, f"no live server host in the store:\n{jupyter_lab.log()}"
+        assert wait_for(lambda: any(r.origin in servers for r in definer.history(name, 5)),
+                        timeout=15), f"the server did not run {name!r}:\n{jupyter_lab.log()}"
+        return name
+
+    try:
+        yield define
+    finally:
+        try:
+            for name in names:
+                assert definer.durable is not None
+                definer.durable.remove(name)
+        finally:
+            definer.shutdown()

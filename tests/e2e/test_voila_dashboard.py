@@ -1,9 +1,11 @@
 """The jobs dashboard in a real browser: ``mashroom-jobs dashboard`` (Voila) in headless
 Chromium, driven by Playwright.
 
-The command is started as a user starts it (fixture ``dashboard`` in ``conftest.py``);
-Voila runs a kernel of its own for the page, which loads the installed example plugin,
-configured by the IPython profile to fire every second.
+The command is started as a user starts it (fixture ``dashboard`` in ``conftest.py``), its
+IPython profile naming the job store of the session's JupyterLab server, whose server
+extension hosts a durable job.  The page is the control room over that host: its kernel
+runs no job (not even the installed example plugin's, which the profile makes fire every
+second), and its buttons act through the store.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import urllib.parse
 from typing import TYPE_CHECKING
 
 import pytest
@@ -28,31 +31,24 @@ except ImportError:  # CI must run this test: there, a missing Playwright is an 
     )
 
 # the panel's page helpers (this folder is on sys.path: pytest's default "prepend" import mode)
-from test_browser import (
-    ARTIFACTS,
-    DOCS,
-    START,
-    UPDATE,
-    button,
-    job_row,
-    run_count,
-    wait_for_run_count_change,
-)
+from test_browser import ARTIFACTS, DOCS, START, UPDATE, button, job_row
+from test_server_host import API, api_job, wait_until
 
 if TYPE_CHECKING:
-    from conftest import Dashboard
+    from collections.abc import Callable
+
+    from conftest import Dashboard, LabServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-JOB = "Example heartbeat"  # the example plugin, made to fire every second
 SCREENSHOT = "dashboard.png"
-# the example plugin counts its runs (out of band: the dashboard notebook does not import it)
-BEATS = "__import__('mashroom_jobs_example').BEATS"
 
 
-def test_dashboard_serves_a_live_panel_and_recent_runs_and_unschedule_works(
-    page: Page, dashboard: Dashboard
+def test_dashboard_is_a_control_room_over_the_hosts_and_runs_no_job_itself(
+    page: Page, dashboard: Dashboard, jupyter_lab: LabServer,
+    durable_job: Callable[[str], str],
 ) -> None:
+    name = durable_job("dashboard-tick")  # hosted by the JupyterLab server's extension
     # The command says where it serves, token included.
     assert f"serving {dashboard.url} (Ctrl-C stops it)" in dashboard.log()
 
@@ -64,50 +60,48 @@ def test_dashboard_serves_a_live_panel_and_recent_runs_and_unschedule_works(
     page.goto(dashboard.url)
     panel = page.locator(".mashroom-jobs-panel")
     expect(panel).to_be_visible(timeout=START)  # Voila ran the notebook in a new kernel
-    # Voila shows outputs and Markdown, never code (strip_sources).
+    # Voila shows outputs and Markdown, never code.
     expect(page.locator("h1", has_text="Background jobs")).to_be_visible()
-    expect(page.get_by_text("load_extension")).to_have_count(0)
-    # Only the plugin's job, described in English; the dashboard offers no "Add a job".
-    row = job_row(panel, JOB)
+    expect(page.get_by_text("control_room_service")).to_have_count(0)
+
+    # The hosts: the JupyterLab server, alive (the page's kernel hosts nothing).
+    hosts = panel.locator(".mashroom-jobs-hosts")
+    expect(hosts).to_contain_text(re.compile(r"● server .* alive"), timeout=UPDATE)
+    expect(hosts).not_to_contain_text("this process")
+    # The durable job, from the store, with its runs as a strip; no other row: the page's
+    # kernel runs no plugin's job, and offers no "Add a job".
+    row = job_row(panel, name)
     expect(row).to_be_visible(timeout=UPDATE)
+    expect(row).to_contain_text("durable")
+    expect(row.locator(".mashroom-jobs-cell").nth(2)).to_be_attached(timeout=UPDATE)
     expect(panel.locator(".mashroom-jobs-row")).to_have_count(1)
-    expect(row).to_contain_text("Every second")
     expect(panel.get_by_text("Add a job")).to_be_hidden()
+    assert dashboard.evaluate("len(service.jobs), service.durable.host") == "(0, None)"
+    assert dashboard.evaluate("'mashroom_jobs_example' in __import__('sys').modules") == "False"
 
-    # The run count rises, pushed from the page's kernel.
-    first = run_count(row)
-    assert wait_for_run_count_change(row, first) > first
-
-    # The recent runs, newest first, name the job and keep coming (a refresh every 2 s).
+    # The recent runs, newest first: the server's runs of the job, kept coming.
     runs = page.locator(".mashroom-jobs-runs")
     expect(runs).to_contain_text("Recent runs")
     table_rows = runs.locator("table tr")
-    # (a row's text is its cells' text, run together)
-    expect(table_rows.nth(1)).to_contain_text(re.compile(rf"^\d\d:\d\d:\d\d{JOB}schedule"),
+    expect(table_rows.nth(1)).to_contain_text(re.compile(rf"^\d\d:\d\d:\d\d{name}schedule"),
                                              timeout=UPDATE)
     newest = table_rows.nth(1).text_content() or ""
     expect(table_rows.nth(1)).not_to_have_text(newest, timeout=UPDATE)
-    expect(table_rows.nth(3)).to_be_visible(timeout=UPDATE)  # three runs listed, or more
 
     save_screenshot(page, runs)
 
-    # Unschedule, found by its tooltip: the row goes, the kernel has no job left...
-    button(panel, f"Unschedule {JOB}").click()
-    expect(panel.locator(".mashroom-jobs-row")).to_have_count(0, timeout=UPDATE)
-    expect(panel).to_contain_text("0 jobs ·")
-    assert dashboard.evaluate("[j.name for j in mashroom_jobs.get_service().jobs]") == "[]"
-    beats = dashboard.evaluate(BEATS)
-    # ...and it stays removed. The recent runs come from the job store (the dashboard's
-    # kernel uses the kernels' default store), so the job's past runs stay listed; what
-    # must not happen is a new one. Once a refresh of the table (every 2 s) has listed the
-    # last run, two more refreshes later the newest run listed is still the same, the job
-    # has not run again, and its row has not come back. (A negative check: fixed waits.)
-    page.wait_for_timeout(2_500)
-    last_listed = table_rows.nth(1).text_content() or ""
-    page.wait_for_timeout(4_500)
-    expect(table_rows.nth(1)).to_have_text(last_listed)
-    assert dashboard.evaluate(BEATS) == beats
-    expect(panel.locator(".mashroom-jobs-row")).to_have_count(0)
+    # Pause from the page: the server's host obeys (through the store); Resume undoes it.
+    button(panel, f"Pause {name}").click()
+    waited = wait_until(lambda: api_job(jupyter_lab, name)["here"]["paused"] is True, 10)
+    print(f"the server's host obeyed the dashboard's Pause in {waited:.2f} s")
+    expect(button(panel, f"Resume {name}")).to_be_visible(timeout=UPDATE)
+    expect(row).to_contain_text("paused")
+    button(panel, f"Resume {name}").click()
+    wait_until(lambda: api_job(jupyter_lab, name)["here"]["paused"] is False, 10)
+    # Run now: one of its hosts runs it, as a manual run, within about a second.
+    button(panel, f"Run {name} now").click()
+    wait_until(lambda: any(r["trigger"] == "manual" for r in jupyter_lab.api(
+        f"runs?job={urllib.parse.quote(name)}&limit=5", prefix=API)["runs"]), 10)
 
     # Ctrl-C stops the command, which shuts the page's kernel down and exits with 0.
     dashboard.process.send_signal(signal.SIGINT)
@@ -117,6 +111,7 @@ def test_dashboard_serves_a_live_panel_and_recent_runs_and_unschedule_works(
         pytest.fail(f"mashroom-jobs dashboard did not stop on Ctrl-C:\n{dashboard.log()}")
     assert code == 0, dashboard.log()
     assert "Kernel shutdown" in dashboard.log()
+    assert "mashroom_jobs.serverext" not in dashboard.log()  # Voila hosts no jobs either
 
 
 def save_screenshot(page: Page, last: Locator, margin: float = 16) -> None:
