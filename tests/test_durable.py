@@ -628,3 +628,17 @@ def test_the_jobs_command_adds_lists_pauses_and_removes_durable_jobs(
     assert "no durable job named 'backup'" in capsys.readouterr().err
     assert main(["jobs", "show", "report", "--store", store]) == 0
     assert "target:   json:dumps" in capsys.readouterr().out
+
+
+def test_pausing_a_durable_job_hosted_here_pauses_it_in_place(
+    hosts: Hosts, module: Path
+) -> None:
+    service = hosts.start("A")
+    job = service.schedule_job("call", "* * * * *", "durable_tasks:record", durable=True)
+    hosts.clock.advance(60)
+    hosts.idle()
+    assert job.run_count == 1
+    job.pause()
+    assert service.get_job("call") is job and job.paused and job.run_count == 1
+    job.resume()
+    assert service.get_job("call") is job and not job.paused and len(job.history) == 1

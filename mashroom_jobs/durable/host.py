@@ -268,8 +268,14 @@ class DurableHost:
             self._commands()
 
     def adopt(self, definition: JobDefinition) -> None:
-        """This process stored ``definition``: host it now, not at the next tick."""
+        """This process stored ``definition``: host it now, not at the next tick (a change
+        of ``paused`` alone pauses or resumes the hosted job in place)."""
         with self._lock:
+            have = self._hosted.get(definition.name)
+            if have is not None and have.same_but_paused(definition):
+                self._jobs.set_paused(definition.name, definition.paused)
+                self._hosted[definition.name] = definition
+                return
             self._host(definition)
 
     def _reconcile(self, retry: bool) -> None:
