@@ -283,6 +283,20 @@ def test_fires_older_than_the_window_are_left_alone() -> None:
         CatchUp("sometimes")  # type: ignore[arg-type]
 
 
+def test_the_fires_a_look_back_finds_are_the_newest_and_the_older_ones_are_counted() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from mashroom_jobs.core.cron import CronSchedule
+    from mashroom_jobs.durable.catchup import fires_between
+
+    base = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    hourly = CronSchedule("0 * * * *", timezone="UTC")
+    fires, dropped = fires_between(hourly, base, base + timedelta(hours=5), keep=2)
+    assert fires == [base + timedelta(hours=4), base + timedelta(hours=5)]
+    assert dropped == 3
+    assert fires_between(hourly, base, base + timedelta(minutes=59), keep=2) == ([], 0)
+
+
 def test_a_suspend_is_caught_up_by_the_policy_instead_of_one_coalesced_run(
     hosts: Hosts, module: Path
 ) -> None:

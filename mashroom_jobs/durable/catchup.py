@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from ..core.cron import CronSchedule
 from ..core.errors import TargetError
 
-__all__ = ["POLICIES", "CatchUp", "plan_catch_up"]
+__all__ = ["MAX_SCAN", "POLICIES", "CatchUp", "fires_between", "plan_catch_up"]
 
 Policy = Literal["skip", "latest", "all"]
 POLICIES: tuple[Policy, ...] = ("skip", "latest", "all")
@@ -78,3 +79,26 @@ def plan_catch_up(missed: Sequence[datetime], policy: CatchUp
     if policy.policy == "latest":
         return fires[-1:], fires[:-1]
     return fires[-policy.limit:], fires[:-policy.limit]
+
+
+#: the most fire times one look walks (a job firing every second, after a week)
+MAX_SCAN = 100_000
+
+
+def fires_between(schedule: CronSchedule, since: datetime, until: datetime,
+                  keep: int) -> tuple[list[datetime], int]:
+    """The newest ``keep`` fire times in ``(since, until]``, oldest first, and how many
+    older ones were left out (at most :data:`MAX_SCAN` are walked)."""
+    fires: list[datetime] = []
+    dropped = 0
+    moment = since
+    for _ in range(MAX_SCAN):
+        following = schedule.next_fire_time(moment)
+        if following is None or following > until:
+            break
+        fires.append(following)
+        if len(fires) > keep:
+            del fires[0]
+            dropped += 1
+        moment = following
+    return fires, dropped

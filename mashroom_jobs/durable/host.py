@@ -38,7 +38,7 @@ from ..core.errors import MashroomJobsError, StoreUnavailableError
 from ..core.records import JobInvocation
 from ..core.scheduler import TimerCall
 from ..store.control import Command, StoreControl, Stored
-from .catchup import plan_catch_up
+from .catchup import fires_between, plan_catch_up
 from .definitions import JobDefinition
 
 __all__ = ["MISSED_RECORDS", "STALE_AFTER", "DurableHost", "HostedJobs", "ParkedJob"]
@@ -48,8 +48,6 @@ log = logging.getLogger("mashroom_jobs.durable")
 #: the most fires one catch-up records as missed, one record each (the newest); an older
 #: rest is counted in the oldest record's message
 MISSED_RECORDS = 20
-#: the most fire times one catch-up looks at (a job firing every second, after a week)
-MAX_SCAN = 100_000
 
 
 @dataclass(frozen=True)
@@ -386,19 +384,8 @@ class DurableHost:
         now = self._clock.now() if until is None else until
         last = self._control.last_fire(name) or definition.created or self.started
         start = max(last, now - timedelta(seconds=policy.window))
-        schedule = definition.schedule()
-        missed: list[datetime] = []
-        skipped = 0
-        moment = start
-        for _ in range(MAX_SCAN):
-            moment_next = schedule.next_fire_time(moment)
-            if moment_next is None or moment_next > now:
-                break
-            missed.append(moment_next)
-            moment = moment_next
-        if len(missed) > MISSED_RECORDS + policy.limit:
-            skipped = len(missed) - (MISSED_RECORDS + policy.limit)
-            missed = missed[skipped:]
+        missed, skipped = fires_between(definition.schedule(), start, now,
+                                        MISSED_RECORDS + policy.limit)
         if not missed:
             return
         run, miss = plan_catch_up(missed, policy)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from ..core.errors import MashroomJobsError, StoreUnavailableError
 from ..store.control import HostRow, StoreControl
+from .catchup import fires_between
 from .definitions import JobDefinition
 
 __all__ = ["UnclaimedFires"]
@@ -87,7 +88,7 @@ class UnclaimedFires:
                 definition = None
             if definition is None or definition.paused:
                 continue
-            fires = _fires_between(definition, since, until, self.limit)
+            fires, _ = fires_between(definition.schedule(), since, until, self.limit)
             if not fires:
                 continue
             try:
@@ -102,23 +103,3 @@ class UnclaimedFires:
             del self._since[name]
         return found
 
-
-#: the most fire times one check walks per job (a job firing every second, after hours)
-MAX_SCAN = 100_000
-
-
-def _fires_between(definition: JobDefinition, since: datetime, until: datetime,
-                   limit: int) -> list[datetime]:
-    """The newest ``limit`` fire times in ``(since, until]``, oldest first."""
-    schedule = definition.schedule()
-    fires: list[datetime] = []
-    moment = since
-    for _ in range(MAX_SCAN):
-        following = schedule.next_fire_time(moment)
-        if following is None or following > until:
-            break
-        fires.append(following)
-        if len(fires) > limit:
-            del fires[0]
-        moment = following
-    return fires
