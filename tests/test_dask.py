@@ -401,7 +401,7 @@ TWO_KERNELS = textwrap.dedent("""
     service.wait_until_idle(20)
     service.shutdown(wait=True, timeout=10)
     with open(out, "w") as f:
-        json.dump([[r.scheduled_for.isoformat(), r.success, r.elsewhere, r.worker,
+        json.dump([[r.scheduled_for.isoformat(), r.outcome.value, r.elsewhere, r.worker,
                     r.error_message or r.output] for r in job.history], f)
 """)
 
@@ -422,14 +422,18 @@ def test_two_kernel_processes_sharing_a_cluster_run_each_exclusive_fire_once(
     assert [proc.returncode for proc in procs] == [0, 0], errors
     histories = [json.loads(out.read_text()) for out in outs]
     ran: dict[str, int] = {}
+    skipped: set[str] = set()  # a fire that fell while this kernel's last run went on (a loaded VM)
     for history in histories:
-        for fire, success, elsewhere, worker, error in history:
-            if not elsewhere:
-                assert success and worker, (fire, error)
+        for fire, outcome, elsewhere, worker, error in history:
+            if outcome == "skipped":
+                skipped.add(fire)
+            elif not elsewhere:
+                assert outcome == "ok" and worker, (fire, error)
                 ran[fire] = ran.get(fire, 0) + 1
             else:
                 ran.setdefault(fire, 0)
-    assert ran and all(count == 1 for count in ran.values()), histories  # once in total
+    assert ran and all(count <= 1 for count in ran.values()), histories  # never twice
+    assert all(count == 1 for fire, count in ran.items() if fire not in skipped), histories
     both = set.intersection(*({fire for fire, *_ in history} for history in histories))
     assert len(both) >= 3  # the kernels really competed for these
 

@@ -530,9 +530,10 @@ def test_a_notebook_job_runs_for_real_on_its_schedule(notebooks: Path) -> None:
         assert wait_for(lambda: job.run_count >= 1, 60)
         service.unschedule_job("report")
         assert service.wait_until_idle(60)
-        run = job.history[0]
-        assert run.outcome is Outcome.OK and run.trigger == "schedule", run
-        assert "monday: 42\n" in run.output
+        # a run takes about a second, so the fires that fall during it are recorded skips
+        ran = [r for r in job.history if r.outcome is not Outcome.SKIPPED]
+        assert ran and all(r.outcome is Outcome.OK and r.trigger == "schedule" for r in ran), ran
+        assert all("monday: 42\n" in r.output for r in ran)
     finally:
         service.shutdown(timeout=10)
 

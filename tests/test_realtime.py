@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mashroom_jobs import BackgroundJobService
+from mashroom_jobs import BackgroundJobService, Outcome
 
 pytestmark = pytest.mark.realtime
 
@@ -93,11 +93,12 @@ def test_a_thread_ignoring_its_timeout_is_abandoned_after_the_grace_and_the_next
         while time.monotonic() < deadline and job.run_count < 3:
             time.sleep(0.05)
         assert job.run_count >= 3, job.history
-        first = job.history[0]
+        # a fire that fell while the first run hung is a recorded skip, not a run
+        first, *then = [r for r in job.history if r.outcome is not Outcome.SKIPPED]
         assert first.error_message == "timed out after 0.5 s"
         assert 0.75 <= first.execution_time_ms / 1000 < 2.0  # timeout + grace, then given up
         assert service.abandoned_runs == 1
-        assert all(run.success for run in job.history[1:])  # the schedule went on
+        assert then and all(run.success for run in then)  # the schedule went on
     finally:
         never.set()
         service.shutdown()
