@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ from typing import Any
 import nbformat
 import psutil
 import pytest
+from peers import Peer
 
 from mashroom_jobs import (
     BackgroundJobService,
@@ -643,37 +642,6 @@ def test_a_service_shutting_down_mid_run_ends_the_kernel_and_records_why(
         "the notebook's kernel was interrupted, then shut down")
 
 
-class _Peer:
-    """One process of ``notebook_process.py``, spoken to line by line."""
-
-    def __init__(self, *args: str) -> None:
-        # (a file, not a pipe: a pipe could fill, and the kernels inherit it); closed in end()
-        self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, SCRIPT, *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self.log, text=True)
-
-    def read(self) -> Any:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.log.seek(0)
-            raise AssertionError(f"the process ended: {self.log.read()[-3000:]}")
-        return json.loads(line)
-
-    def say(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for stream in (self.proc.stdin, self.proc.stdout, self.log):
-            if stream is not None:
-                stream.close()
-
-
 def _gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -685,7 +653,7 @@ def _gone(pid: int) -> bool:
 def test_two_processes_sharing_a_store_run_each_fire_of_a_notebook_job_once(
         notebooks: Path, tmp_path: Path) -> None:
     store = str(tmp_path / "shared.sqlite")
-    peers = [_Peer("share", store, name, str(notebooks / "report.ipynb"))
+    peers = [Peer(SCRIPT, "share", store, name, str(notebooks / "report.ipynb"))
              for name in ("a", "b")]
     try:
         origins = [peer.read()["ready"] for peer in peers]
@@ -721,7 +689,7 @@ def test_two_processes_sharing_a_store_run_each_fire_of_a_notebook_job_once(
 @pytest.mark.realtime
 @pytest.mark.parametrize("how", ["exit", "kill"])
 def test_a_host_that_ends_mid_run_leaves_no_kernel_behind(notebooks: Path, how: str) -> None:
-    peer = _Peer("host", str(notebooks / "sleeping.ipynb"))
+    peer = Peer(SCRIPT, "host", str(notebooks / "sleeping.ipynb"))
     try:
         kernel = peer.read()["kernel"]
         assert not _gone(kernel)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -15,38 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from peers import Peer
 
 from mashroom_jobs import BackgroundJobService
 from mashroom_jobs.store import SQLiteStore
 
 SCRIPT = str(Path(__file__).with_name("store_process.py"))
-
-
-class _Peer:
-    """One process of ``store_process.py``, spoken to line by line."""
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, SCRIPT, *args], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def read(self) -> Any:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"the process ended: {self.proc.stderr.read() if self.proc.stderr else ''}"
-        return json.loads(line) if line.startswith(("{", "[")) else line.strip()
-
-    def say(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def end(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _stored(path: str, sql: str, *params: object) -> list[Any]:
@@ -64,7 +37,7 @@ def test_three_processes_run_each_exclusive_fire_once_even_when_the_winner_is_ki
     tmp_path: Path,
 ) -> None:
     path = str(tmp_path / "store.sqlite")
-    peers = [_Peer("share", path, name) for name in ("k1", "k2", "k3")]
+    peers = [Peer(SCRIPT, "share", path, name) for name in ("k1", "k2", "k3")]
     try:
         origins = [peer.read()["ready"] for peer in peers]
         ready = time.time()
@@ -136,7 +109,7 @@ def test_eight_threads_in_each_of_two_processes_lose_no_run_and_win_each_claim_o
     path = str(tmp_path / "store.sqlite")
     SQLiteStore(path).close()  # one schema, before both start
     threads, runs = 8, 500
-    peers = [_Peer("write", path, str(threads), str(runs)) for _ in range(2)]
+    peers = [Peer(SCRIPT, "write", path, str(threads), str(runs)) for _ in range(2)]
     try:
         assert [peer.read() for peer in peers] == ["ready", "ready"]
         for peer in peers:
@@ -205,13 +178,13 @@ def test_a_store_deleted_under_a_running_process_is_reopened_and_claims_are_shar
     from mashroom_jobs.testing import wait_for
 
     path = str(tmp_path / "store.sqlite")
-    first = _Peer("share", path, "a")
+    first = Peer(SCRIPT, "share", path, "a")
     second = None
     try:
         first.read()
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
-        second = _Peer("share", path, "b")
+        second = Peer(SCRIPT, "share", path, "b")
         second.read()
         both = time.time() + 1.0  # A notices at its next claim or within its writer's second
 
@@ -227,10 +200,9 @@ def test_a_store_deleted_under_a_running_process_is_reopened_and_claims_are_shar
             peer.read()
             peer.say("report")
             reports.append(peer.read())
-        assert first.proc.stderr is not None
         first.proc.stdin.close()  # type: ignore[union-attr]
         first.proc.wait(10)
-        warnings = first.proc.stderr.read()
+        warnings = first.stderr()
     finally:
         first.end()
         if second is not None:
