@@ -166,7 +166,8 @@ def _get(result: dict[str, Any], key: str) -> Any:
     return result.get(key, math.nan)
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
+def format_value(value: Any, digits: int = 2) -> str:
+    """A figure as the tables show it (also the documentation's, docs/_ext)."""
     if value is None:
         return "-"
     if isinstance(value, str):
@@ -184,24 +185,29 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def _ratio_text(row: Row) -> str:
-    r = row.ratio
-    if r is None:
+def format_ratio(ratio: float | None) -> str:
+    if ratio is None:
         return "-"
-    return f"{r:.1f}×" if r >= 0.095 else f"{r:.2f}×"
+    return f"{ratio:.1f}×" if ratio >= 0.095 else f"{ratio:.2f}×"
+
+
+def format_met(met: bool | None) -> str:
+    return "" if met is None else ("yes" if met else "NO")
+
+
+HEADER = ["case", "metric", LABELS[OURS], LABELS[THEIRS], "APS ÷ ours", "target", "met"]
 
 
 def render(rows: list[Row], markdown: bool = False) -> str:
-    header = ["case", "metric", LABELS[OURS], LABELS[THEIRS], "APS ÷ ours", "target", "met"]
-    body = [[r.case, r.metric, _fmt(r.ours), _fmt(r.theirs), _ratio_text(r), r.target,
-             "" if r.met is None else ("yes" if r.met else "NO")] for r in rows]
+    body = [[r.case, r.metric, format_value(r.ours), format_value(r.theirs),
+             format_ratio(r.ratio), r.target, format_met(r.met)] for r in rows]
     if markdown:
-        lines = ["| " + " | ".join(header) + " |",
+        lines = ["| " + " | ".join(HEADER) + " |",
                  "|" + "|".join(["---", "---", "---:", "---:", "---:", "---", "---"]) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         return "\n".join(lines)
-    widths = [max(len(x) for x in col) for col in zip(header, *body)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths)),
+    widths = [max(len(x) for x in col) for col in zip(HEADER, *body)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(HEADER, widths)),
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in body]
     return "\n".join(out)
@@ -215,7 +221,7 @@ def lateness_rows(n: int, res: dict[str, dict[str, Any]],
                   floor: dict[str, Any] | None = None) -> list[Row]:
     ours, theirs = res[OURS], res[THEIRS]
     case = f"1 lateness N={n:,}"
-    floor_note = "" if floor is None else f" (the floor: {_fmt(_get(floor, 'p99_ms'))})"
+    floor_note = "" if floor is None else f" (the floor: {format_value(_get(floor, 'p99_ms'))})"
     p99 = _num(_get(ours, "p99_ms"))
     targets = {1000: ("≤ 5 ms", p99 <= 5), 10000: ("≤ 50 ms", p99 <= 50)}
     p99_target, p99_met = targets.get(n, ("", None))
@@ -228,7 +234,7 @@ def lateness_rows(n: int, res: dict[str, dict[str, Any]],
         Row(case, f"p99 lateness, ms{floor_note}", _get(ours, "p99_ms"),
             _get(theirs, "p99_ms"), p99_target, p99_met),
         Row(case, "max lateness, ms", _get(ours, "max_ms"), _get(theirs, "max_ms")),
-        Row(case, f"missed fires (of {_fmt(expected)})", missed, _get(theirs, "missed"),
+        Row(case, f"missed fires (of {format_value(expected)})", missed, _get(theirs, "missed"),
             missed_target, (missed == 0) if missed_target else None),
         Row(case, "CPU, cores", _get(ours, "cpu_per_wall"), _get(theirs, "cpu_per_wall"),
             "≤ 0.5" if n == 10000 else "", (cpu <= 0.5) if n == 10000 else None),
@@ -336,14 +342,15 @@ def store_rows(n: int, res: dict[str, dict[str, Any]]) -> list[Row]:
             Row(case, f"p50 lateness, ms, {label}", _get(result, "p50_ms"), "n/a"),
             Row(case, f"p99 lateness, ms, {label}", _get(result, "p99_ms"), "n/a"),
             Row(case, f"max lateness, ms, {label}", _get(result, "max_ms"), "n/a"),
-            Row(case, f"missed fires (of {_fmt(_get(result, 'expected'))}), {label}", missed,
-                "n/a", "0", missed == 0),
+            Row(case, f"missed fires (of {format_value(_get(result, 'expected'))}), {label}",
+                missed, "n/a", "0", missed == 0),
             Row(case, f"CPU, cores, {label}", _get(result, "cpu_per_wall"), "n/a"),
         ]
         if variant != OURS:
             lost = _get(result, "lost_from_store")
-            rows.append(Row(case, f"runs missing from the store (of {_fmt(_get(result, 'runs'))})"
-                                  f", {label}", lost, "n/a", "0", lost == 0))
+            runs = format_value(_get(result, "runs"))
+            rows.append(Row(case, f"runs missing from the store (of {runs}), {label}", lost,
+                            "n/a", "0", lost == 0))
             ratio = _num(_get(result, "p99_ms")) / base
             rows.append(Row(case, f"p99 lateness {label} ÷ no store", ratio, "n/a", "≤ 1.5",
                             None if math.isnan(ratio) else ratio <= 1.5))
@@ -382,14 +389,14 @@ def dask_rows(result: dict[str, Any]) -> list[Row]:
     raw_p99, ours_p99 = _num(raw["p99_ms"]), _num(same["p99_ms"])
     expected = same["expected"]
     return [
-        Row(case, f"p50 lateness, ms (raw client.submit: {_fmt(raw['p50_ms'])})",
+        Row(case, f"p50 lateness, ms (raw client.submit: {format_value(raw['p50_ms'])})",
             same["p50_ms"], "n/a"),
-        Row(case, f"p99 lateness, ms (raw client.submit: {_fmt(raw_p99)})", ours_p99, "n/a",
+        Row(case, f"p99 lateness, ms (raw client.submit: {format_value(raw_p99)})", ours_p99, "n/a",
             "≤ 1.5 × raw", ours_p99 <= 1.5 * raw_p99),
-        Row(case, f"fires lost (of {_fmt(expected)}; raw: {_fmt(raw['missed'])})",
+        Row(case, f"fires lost (of {format_value(expected)}; raw: {format_value(raw['missed'])})",
             same["missed"], "n/a", "0", same["missed"] == 0),
         Row(case, "with overlap='skip' (the default): p99 lateness, ms", skip["p99_ms"], "n/a"),
-        Row(case, f"with overlap='skip': fires skipped (of {_fmt(expected)})",
+        Row(case, f"with overlap='skip': fires skipped (of {format_value(expected)})",
             skip["missed"], "n/a"),
     ]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
+sys.path.insert(0, str(HERE.parent))  # benchmarks/: the tables' cells, as it prints them
 
 from mashroom_jobs import __version__  # noqa: E402
 

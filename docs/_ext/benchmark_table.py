@@ -22,23 +22,7 @@ from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "NO"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != value:  # NaN
-            return "-"
-        if abs(value) >= 1000:
-            return f"{value:,.0f}"
-        if abs(value) >= 100:
-            return f"{value:.0f}"
-        return f"{value:.2f}"
-    return str(value)
+from benchmarks.run import HEADER, format_met, format_ratio, format_value
 
 
 class BenchmarkTable(SphinxDirective):
@@ -57,13 +41,11 @@ class BenchmarkTable(SphinxDirective):
                 if not wanted or r["case"].split()[0] in wanted]
         if not rows:
             raise self.error(f"{self.arguments[0]} has no row of cases {sorted(wanted)}")
-        header = ["case", "metric", "mashroom-jobs", "APScheduler 3.11", "APS ÷ ours",
-                  "target", "met"]
-        body = [[r["case"], r["metric"], _cell(r["mashroom_jobs"]), _cell(r["apscheduler"]),
-                 "-" if r["ratio_aps_over_ours"] is None
-                 else f"{r['ratio_aps_over_ours']:.1f}×",
-                 r["target"], "" if r["met"] is None else _cell(r["met"])] for r in rows]
-        return [self._table(header, body)]
+        # the cells exactly as `python -m benchmarks` prints them
+        body = [[r["case"], r["metric"], format_value(r["mashroom_jobs"]),
+                 format_value(r["apscheduler"]), format_ratio(r["ratio_aps_over_ours"]),
+                 r["target"], format_met(r["met"])] for r in rows]
+        return [self._table(HEADER, body)]
 
     def _meta(self, meta: dict[str, Any]) -> nodes.Node:
         machine = meta["machine"]
