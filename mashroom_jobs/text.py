@@ -74,18 +74,21 @@ def status_mark(state: JobState) -> str:
     return FAILED if last.outcome.failed else OK
 
 
+def result_text(record: JobInvocation) -> str:
+    """How a record ended, in a few words: "ok", "FAILED <error>", "skipped", ..."""
+    outcome = record.outcome
+    if outcome is Outcome.ELSEWHERE:
+        return f"ran elsewhere ({record.origin})"
+    if outcome.failed:
+        return f"FAILED {record.error_message}"
+    return outcome.value
+
+
 def last_run_text(last: JobInvocation | None) -> str:
     """A job's last record in one line of text."""
     if last is None:
         return "never"
-    outcome = last.outcome
-    if outcome is Outcome.ELSEWHERE:
-        result = f"ran elsewhere ({last.origin})"
-    elif outcome.failed:
-        result = f"FAILED {last.error_message}"
-    else:
-        result = outcome.value
-    return f"{last.timestamp:%Y-%m-%d %H:%M:%S} {result}"
+    return f"{last.timestamp:%Y-%m-%d %H:%M:%S} {result_text(last)}"
 
 
 def format_jobs_table(jobs: Iterable[BackgroundJob]) -> str:

@@ -201,3 +201,29 @@ def test_run_with_a_bad_store_fails_at_start_saying_why(plugin_dists: Any,
     line = _one_line_error(result, 2)
     assert line == (f"mashroom-jobs run: cannot use the job store {path}: the file is not a "
                     f"SQLite database (--store none keeps runs in memory)")
+
+
+def test_history_says_skipped_and_missed_fires_are_not_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import datetime, timezone
+
+    from mashroom_jobs import JobInvocation, Outcome
+    from mashroom_jobs.cli import main
+
+    path = str(tmp_path / "store.sqlite")
+    store = SQLiteStore(path)
+    fire = datetime(2026, 3, 1, 7, tzinfo=timezone.utc)
+    for minute, outcome in enumerate((Outcome.MISSED, Outcome.SKIPPED, Outcome.OK)):
+        at = fire.replace(minute=minute)
+        store.record("report", JobInvocation(at, at, "schedule", 12.5, outcome, job="report"))
+    store.close()
+    assert main(["history", "--store", path]) == 0
+    lines = capsys.readouterr().out.splitlines()[2:]
+    results = [line.split("  schedule  ")[1].split()[:2] for line in lines]
+    assert results == [["12.5", "ms"], ["-", "skipped"], ["-", "missed"]]
+    assert "ok" in lines[0] and "FAILED" not in "".join(lines)
+    assert main(["history", "--json", "--store", path]) == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [(r["outcome"], r["success"]) for r in runs] == [
+        ("ok", True), ("skipped", False), ("missed", False)]

@@ -51,7 +51,7 @@ def open_store(path: str, **settings: Any) -> SQLiteStore:
 
 def history_command(args: argparse.Namespace) -> int:
     from ..core.errors import StoreError
-    from ..text import cut, plain_table, terminal_text
+    from ..text import cut, plain_table, result_text, terminal_text
 
     path = store_path(args)
     store = open_store(path)
@@ -77,12 +77,12 @@ def history_command(args: argparse.Namespace) -> int:
                                                  else ())]
     for job, run in runs:
         trigger = run.trigger + (f" {run.attempt}" if run.attempt > 1 else "")
-        result = "ok" if run.success else f"FAILED {run.error_message or ''}"
         # what a job wrote is shown, never obeyed: its escape sequences could rewrite
         # the terminal (colour it, retitle it, hide the lines above)
         row: tuple[str, ...] = (
             run.timestamp.isoformat(sep=" ", timespec="seconds"), terminal_text(job), trigger,
-            f"{run.execution_time_ms:.1f} ms", cut(terminal_text(result), 60),
+            f"{run.execution_time_ms:.1f} ms" if run.outcome.ran else "-",
+            cut(terminal_text(result_text(run)), 60),
             terminal_text(run.origin or ""))
         if kept:
             row += (terminal_text(run.revision or ""), terminal_text(run.artifact or ""))
@@ -97,7 +97,8 @@ def _run_json(job: str, run: Any) -> dict[str, Any]:
         "job": job, "started": run.timestamp.isoformat(),
         "scheduled_for": None if run.scheduled_for is None else run.scheduled_for.isoformat(),
         "trigger": run.trigger, "attempt": run.attempt, "duration_ms": run.execution_time_ms,
-        "success": run.success, "error": run.error_message, "traceback": run.traceback,
+        "outcome": run.outcome.value, "success": run.success, "error": run.error_message,
+        "traceback": run.traceback,
         "output": run.output, "worker": run.worker, "origin": run.origin,
         "artifact": run.artifact, "revision": run.revision,
     }
