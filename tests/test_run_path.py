@@ -120,6 +120,28 @@ def test_runs_that_wait_for_a_thread_say_so_in_their_state_and_in_one_warning(
         service.shutdown(timeout=WAIT)
 
 
+def test_one_worker_thread_runs_every_fire_with_no_wait_and_no_warning(
+    clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the batch's own thread is the only worker: a lone fire runs on it, and fires due
+    # together wait only for it (no job holds a thread: nothing to warn about)
+    service = small_service(clock, max_workers=1)
+    try:
+        ran: list[str] = []
+        every = service.schedule_job("every", "* * * * * *", lambda: ran.append("every"))
+        with caplog.at_level(logging.WARNING, logger="mashroom_jobs"):
+            clock.advance(1)
+            assert every.waiting == 0 and service.wait_until_idle(WAIT)
+            service.schedule_job("other", "* * * * * *", lambda: ran.append("other"))
+            for _ in range(2):
+                clock.advance(1)
+                assert service.wait_until_idle(WAIT)
+        assert sorted(ran) == ["every"] * 3 + ["other"] * 2
+        assert not [r for r in caplog.records if "worker threads" in r.getMessage()]
+    finally:
+        service.shutdown(timeout=WAIT)
+
+
 # --- a coroutine that blocks the loop --------------------------------------------------
 
 

@@ -128,7 +128,7 @@ class Batch:
         pool.  ``hold()`` is entered around the firing (run records wait)."""
         if next(self._owners):
             return  # fired already by another thread (the pool was busy: see the runner)
-        if here:
+        if here and self.total > 1:  # (a lone fire holds up no other: no standby)
             here = _try(dispatch, self._standby, take, go, dispatch, hold)
         pause_collector()  # resumed once every fire is taken (see _join)
         try:

@@ -368,9 +368,11 @@ class Runner:
         now = self.clock.monotonic()
         if self._saturated_since is not None and now - self._saturated_since < 60.0:
             return
-        self._saturated_since = now
         holding = sorted({r.runtime.spec.name for r in list(self._inflight)
                           if r.state == RUNNING and r.runtime.spec.executor is None})
+        if not holding:  # only the batch's own thread is busy: it is free in a moment
+            return
+        self._saturated_since = now
         log.warning("all %d worker threads are busy (running: %s); runs of %r and others "
                     "wait for a free thread", self.pool.max_workers,
                     ", ".join(map(repr, holding[:5])) + ("…" if len(holding) > 5 else ""),
