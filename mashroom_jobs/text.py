@@ -81,7 +81,7 @@ def result_text(record: JobInvocation) -> str:
         return f"ran elsewhere ({record.origin})"
     if outcome.failed:
         return f"FAILED {record.error_message}"
-    return outcome.value
+    return str(outcome)
 
 
 def last_run_text(last: JobInvocation | None) -> str:

@@ -243,6 +243,40 @@ def test_outcomes_survive_the_in_memory_ring_with_their_trigger_and_attempt(
     assert {r.scheduled_for for r in job.history} == {datetime(2026, 1, 1, 1, tzinfo=UTC)}
 
 
+def test_a_fire_that_comes_between_a_failed_run_and_its_retry_timer_wins(
+    clock: ManualClock, service: BackgroundJobService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the retry is decided with the run's record: a fire that the timer takes before the
+    # retry's timer call is made sees it (and drops it), so no retry runs after that fire
+    from mashroom_jobs.core.scheduler import Timer
+
+    attempts: list[str] = []
+    original = Timer.call_later
+
+    def call_later(timer: Timer, delay: float, fn: Any, *args: Any) -> Any:
+        if getattr(fn, "__name__", "") == "_retry_due" and len(attempts) == 1:
+            clock.advance(60)  # the job's next fire comes first (its run is recorded)
+            assert wait_for(lambda: len(attempts) == 2)
+        return original(timer, delay, fn, *args)
+
+    monkeypatch.setattr(Timer, "call_later", call_later)
+
+    def fails_once() -> None:
+        attempts.append("run")
+        if len(attempts) == 1:
+            raise ValueError("first")
+
+    job = service.schedule_job("flaky", "* * * * *", fails_once, retries=1, retry_delay=30)
+    clock.advance_to("2026-01-01T01:00:00+00:00")
+    assert wait_for(lambda: job.run_count == 2)
+    assert service.wait_until_idle(WAIT)
+    clock.advance(30)  # when the retry would have been due
+    assert service.wait_until_idle(WAIT)
+    assert [(r.trigger, r.outcome) for r in job.history] == [
+        ("schedule", Outcome.FAILED), ("schedule", Outcome.OK)]
+    assert job.skip_count == 1 and attempts == ["run", "run"]
+
+
 # --- the event bus -------------------------------------------------------------------------
 
 

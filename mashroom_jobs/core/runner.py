@@ -7,10 +7,10 @@ exclusive fires are claimed (:mod:`.claims`); a run starts where its callback
 runs (this thread, the pool, the loop, a user's executor, a cluster); what it
 prints goes into its record (:mod:`.capture`); its timeout and stop are watched
 (:mod:`._watchdog`); it ends as one :class:`~.records.JobInvocation` with an
-:class:`~.records.Outcome`, after which a retry may be planned
-(:func:`.retries.plan_retry`).  What happened is published as past-tense events
+:class:`~.records.Outcome`, with which a retry is decided
+(:func:`._retries.plan_retry`).  What happened is published as past-tense events
 on the :class:`~.events.EventBus` (:class:`~.events.RunFinished`, and the jobs'
-states through the :class:`~.publishing.StatePublisher`).
+states through the :class:`~._publishing.StatePublisher`).
 
 The parts own their state and take narrow inputs; the runner is given
 everything it needs when it is made.  It reads time only through the injected
@@ -42,7 +42,7 @@ from . import capture
 from ._batches import Batch
 from ._loops import LoopSupervisor
 from ._publishing import StatePublisher
-from ._retries import plan_retry
+from ._retries import RetryPlan, plan_retry
 from ._watchdog import Watchdog
 from .claims import Claimer, ClaimQueue, claim_one
 from .clock import Clock
@@ -58,8 +58,8 @@ from .records import (
 )
 from .remote import RemoteCall
 from .runs import enter_run, leave_run
-from .runtime import QUEUED, RUNNING, JobRuntime, JobSpec, Run
-from .scheduler import Due, Timer, TimerEntry
+from .runtime import QUEUED, RUNNING, JobRuntime, JobSpec, PendingRetry, Run
+from .scheduler import Due, Timer, TimerCall, TimerEntry
 
 __all__ = ["Runner"]
 
@@ -633,9 +633,13 @@ class Runner:
         """Record a run once (the first caller wins), publish it, resolve its future."""
         runtime = run.runtime
         try:
-            if not runtime.record(run, record, self.history_size):
+            spec = runtime.spec
+            plan = functools.partial(self._plan_retry, run, record) \
+                if spec.retries and record.outcome.failed else None
+            recorded = runtime.record(run, record, self.history_size, plan)
+            if recorded is None:
                 return  # recorded already (stopped, abandoned): a late result is dropped
-            retrying = self._plan_retry(run, record)
+            retrying = self._arm_retry(run, *recorded)
             bus = self.bus
             if bus.wants(RunFinished):
                 bus.publish(RunFinished(runtime.spec.name, record, retrying,
@@ -667,28 +671,31 @@ class Runner:
 
     # -- retries --------------------------------------------------------------------------
 
-    def _plan_retry(self, run: Run, record: JobInvocation) -> bool:
-        """Schedule a retry of ``run`` if it is due one; True when one is scheduled."""
-        runtime = run.runtime
-        spec = runtime.spec
-        following = runtime.next_fire
-        plan = plan_retry(outcome=record.outcome, trigger=run.trigger, attempt=run.attempt,
+    def _plan_retry(self, run: Run, record: JobInvocation,
+                    following: datetime | None) -> RetryPlan:
+        """Whether a failed ``run`` is tried again (under its job's lock: keep it short)."""
+        spec = run.runtime.spec
+        return plan_retry(outcome=record.outcome, trigger=run.trigger, attempt=run.attempt,
                           stopped_by_user=run.stopped_by_user, retries=spec.retries,
                           retry_delay=spec.retry_delay, now=self.clock.now().timestamp(),
                           next_fire=following.timestamp() if following is not None else None)
+
+    def _arm_retry(self, run: Run, plan: RetryPlan, pending: PendingRetry | None) -> bool:
+        """Put a decided retry on the timer; True when one is scheduled."""
+        runtime = run.runtime
         if plan.dropped:
-            runtime.count_skip()
             log.warning("retry %d of job %r dropped: its next scheduled fire (%s) comes "
-                        "before the retry would", run.attempt, spec.name, following)
+                        "before the retry would", run.attempt, runtime.spec.name,
+                        runtime.next_fire)
             return False
-        if plan.delay is None:
+        if pending is None or plan.delay is None:
             return False
         try:
-            call = self.timer.call_later(plan.delay, self._retry_due, runtime,
-                                         run.scheduled_for, run.attempt + 1)
+            call: TimerCall | None = self.timer.call_later(
+                plan.delay, self._retry_due, runtime, run.scheduled_for, run.attempt + 1)
         except RuntimeError:  # the timer stopped
-            return False
-        return runtime.set_retry(call)
+            call = None
+        return runtime.arm_retry(pending, call)
 
     def _retry_due(self, runtime: JobRuntime, scheduled_for: datetime | None,
                    attempt: int) -> None:

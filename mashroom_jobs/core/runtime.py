@@ -25,6 +25,7 @@ from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from ._history import RunHistory
+from ._retries import NO_RETRY, RetryPlan
 from .callables import CallbackKind
 from .cron import CronSchedule
 from .errors import JobNotScheduledError
@@ -165,6 +166,23 @@ class Run:
         return f"<Run of {self.runtime.spec.name!r} {self.trigger} {self.state.name}>"
 
 
+class PendingRetry:
+    """A retry decided when its run was recorded; its timer call follows
+    (:meth:`JobRuntime.arm_retry`).  Cancelled by a fire that comes first, a pause or an
+    unschedule."""
+
+    __slots__ = ("call", "cancelled")
+
+    def __init__(self) -> None:
+        self.call: TimerCall | None = None
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.call is not None:
+            self.call.cancel()
+
+
 class JobRuntime:
     """The mutable half of a job.  Everything changes under :attr:`lock`, in its methods."""
 
@@ -181,7 +199,7 @@ class JobRuntime:
         # held briefly, never while observers run (see publishing.py)
         self.lock = threading.Lock()
         self.entry: TimerEntry | None = None
-        self.retry: TimerCall | None = None
+        self.retry: PendingRetry | None = None
         self.active = True
         self.paused = False
         self.pending = 0  # runs launched and not finished: the overlap rule counts these
@@ -404,12 +422,16 @@ class JobRuntime:
         with self.lock:
             return run.state == RUNNING
 
-    def record(self, run: Run, record: JobInvocation, history_size: int) -> bool:
-        """Record ``run`` once: False when it was recorded already (stopped, abandoned:
-        a late result is dropped)."""
+    def record(self, run: Run, record: JobInvocation, history_size: int,
+               plan: Callable[[datetime | None], RetryPlan] | None = None
+               ) -> tuple[RetryPlan, PendingRetry | None] | None:
+        """Record ``run`` once: None when it was recorded already (stopped, abandoned: a
+        late result is dropped).  Else whether it is retried, decided by
+        ``plan(next_fire)`` in the same step, so that a fire coming meanwhile sees the
+        retry (and wins): the plan, and the retry to :meth:`arm_retry` when there is one."""
         with self.lock:
             if run.state == DONE:
-                return False
+                return None
             if run.state == RUNNING:
                 self.started -= 1
             if run.waiting:
@@ -420,7 +442,13 @@ class JobRuntime:
             run.state = DONE
             self.pending -= 1
             self._count(record, history_size)
-            return True
+            decided = NO_RETRY if plan is None else plan(self.next_fire)
+            pending = None
+            if decided.dropped:
+                self.skip_count += 1
+            elif decided.delay is not None:
+                pending = self.retry = PendingRetry()
+            return decided, pending
 
     def record_skip(self, record: JobInvocation, history_size: int) -> None:
         """Keep the record of a fire that did not run (skipped, missed)."""
@@ -437,19 +465,18 @@ class JobRuntime:
                 self.failure_count += 1
         self.runs.append(record, history_size)
 
-    def set_retry(self, call: TimerCall) -> bool:
-        """Keep the handle of a scheduled retry; False (and it is cancelled) when the job
-        stopped meanwhile."""
+    def arm_retry(self, pending: PendingRetry, call: TimerCall | None) -> bool:
+        """Give a decided retry its timer call (None: the timer stopped); False (and the
+        call cancelled) when a fire, a pause or an unschedule took the retry meanwhile."""
         with self.lock:
-            if not self.active or self.paused:
-                call.cancel()
+            if call is None or pending.cancelled or not self.active or self.paused:
+                if call is not None:
+                    call.cancel()
+                if self.retry is pending:
+                    self.retry = None
                 return False
-            self.retry = call
+            pending.call = call
             return True
-
-    def count_skip(self) -> None:
-        with self.lock:
-            self.skip_count += 1
 
     def warm(self) -> None:
         """Touch what a fire and its run will read, just before a precise fire."""
