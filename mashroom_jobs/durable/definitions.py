@@ -5,7 +5,7 @@ as JSON-serializable data (never pickled: a definition outlives code changes).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,13 +45,18 @@ class JobDefinition:
     created: datetime | None = None
     changed: datetime | None = None
     changed_by: str | None = None
+    #: the parsed schedule, made once (by __post_init__): catch-up and the watch of
+    #: unclaimed fires ask for it again and again
+    _schedule: CronSchedule = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         check_name(self.name)
         if not isinstance(self.cron, str) or not self.cron.strip():
             raise InvalidCronExpressionError(
                 self.cron, "a durable job needs a cron expression (it runs on a schedule)")
-        self.schedule()  # raises for a bad expression or zone
+        # raises for a bad expression or zone
+        object.__setattr__(self, "_schedule",
+                           CronSchedule(self.cron, resolve_zone(self.timezone), name=self.name))
         check_seconds(self.timeout, "timeout", low=0.001, allow_none=True)
         check_count(self.retries, "retries")
         check_seconds(self.retry_delay, "retry_delay")
@@ -62,7 +67,7 @@ class JobDefinition:
 
     def schedule(self) -> CronSchedule:
         """The parsed schedule (``H`` hashed from the name, as everywhere)."""
-        return CronSchedule(self.cron, resolve_zone(self.timezone), name=self.name)
+        return self._schedule
 
     def to_data(self) -> dict[str, Any]:
         """The definition as the store keeps it (its store-given fields aside)."""
@@ -105,9 +110,6 @@ class JobDefinition:
         """A new definition; ``timezone`` (a name or a tzinfo) is stored by its name."""
         return cls(name=name, cron=cron, timezone=zone_name(resolve_zone(timezone)),
                    target=target, **options)
-
-    def with_paused(self, paused: bool) -> JobDefinition:
-        return replace(self, paused=paused)
 
     def same_but_paused(self, other: JobDefinition) -> bool:
         """Whether ``other`` differs from this one at most in being paused or not."""

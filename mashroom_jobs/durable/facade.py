@@ -16,11 +16,14 @@ from typing import Any
 
 from ..core.errors import JobNotScheduledError, MashroomJobsError
 from ..core.records import JobInvocation
-from ..store.control import HostRow, StoreControl
+from ..store.control import HostRow, StoreControl, Stored
 from .definitions import JobDefinition
-from .host import STALE_AFTER, DurableHost
+from .host import STALE_AFTER, DurableHost, ParkedJob
 
 __all__ = ["DurableInfo", "DurableJobs", "HostInfo"]
+
+#: reads and writes a pause or resume tries while other processes change the job meanwhile
+_PAUSE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -93,36 +96,53 @@ class DurableJobs:
 
     def jobs(self) -> list[DurableInfo]:
         """Every durable job of the store, by name."""
-        hosted = self.host.hosted() if self.host is not None else {}
-        parked_here = self.host.parked() if self.host is not None else {}
+        here = self._here()
+        parked_on = self._parked_on()
+        return [self._info(stored, here, parked_on.get(stored.name, {}))
+                for stored in self.control.definitions()]
+
+    def get(self, name: str) -> DurableInfo:
+        """The durable job ``name``.  Raises :class:`~mashroom_jobs.JobNotScheduledError`
+        when there is none."""
+        stored = self._stored(name)
+        return self._info(stored, self._here(), self._parked_on().get(name, {}))
+
+    def _stored(self, name: str) -> Stored:
+        stored = self.control.definition(name)
+        if stored is None:
+            raise JobNotScheduledError(f"no durable job named {name!r} in the store")
+        return stored
+
+    def _parked_on(self) -> dict[str, dict[str, str]]:
+        """The live hosts that parked a job, with their errors, by job."""
         parked_on: dict[str, dict[str, str]] = {}
         for host in self.hosts():
             if host.alive:
                 for name, why in host.parked.items():
                     parked_on.setdefault(name, {})[host.origin] = why
-        infos = []
-        for stored in self.control.definitions():
-            definition: JobDefinition | None = None
-            error: str | None = None
-            try:
-                definition = JobDefinition.from_stored(stored)
-            except (MashroomJobsError, ValueError, TypeError, KeyError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            here = parked_here.get(stored.name)
-            if here is not None and error is None:
-                error = here.error
-            infos.append(DurableInfo(
-                stored.name, definition, stored.version, stored.changed, stored.changed_by,
-                error, stored.name in hosted, parked_on.get(stored.name, {})))
-        return infos
+        return parked_on
 
-    def get(self, name: str) -> DurableInfo:
-        """The durable job ``name``.  Raises :class:`~mashroom_jobs.JobNotScheduledError`
-        when there is none."""
-        for info in self.jobs():
-            if info.name == name:
-                return info
-        raise JobNotScheduledError(f"no durable job named {name!r} in the store")
+    def _here(self) -> tuple[dict[str, JobDefinition], dict[str, ParkedJob]]:
+        """What this process hosts and what it parked."""
+        if self.host is None:
+            return {}, {}
+        return self.host.hosted(), self.host.parked()
+
+    @staticmethod
+    def _info(stored: Stored, here: tuple[dict[str, JobDefinition], dict[str, ParkedJob]],
+              parked_on: dict[str, str]) -> DurableInfo:
+        hosted, parked_here = here
+        definition: JobDefinition | None = None
+        error: str | None = None
+        try:
+            definition = JobDefinition.from_stored(stored)
+        except (MashroomJobsError, ValueError, TypeError, KeyError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        parked = parked_here.get(stored.name)
+        if parked is not None and error is None:
+            error = parked.error
+        return DurableInfo(stored.name, definition, stored.version, stored.changed,
+                           stored.changed_by, error, stored.name in hosted, parked_on)
 
     def hosts(self) -> list[HostInfo]:
         """Every host that wrote a heartbeat, the most recently seen first; ``alive``
@@ -150,20 +170,29 @@ class DurableJobs:
         self._set_paused(name, False)
 
     def _set_paused(self, name: str, paused: bool) -> None:
-        stored = self.control.definition(name)
-        if stored is None:
-            raise JobNotScheduledError(
-                f"no durable job named {name!r} in the store (a plugin's job is paused with "
-                f"set_override(name, paused=True))")
-        if bool(stored.data.get("paused")) == paused:
-            return
-        data = {**stored.data, "paused": paused}
-        stored = self.control.define(name, data)
-        if self.host is not None:
+        # read, then write only over what was read: a change another process made in
+        # between (a new cron, say) is read again and kept, never written over
+        for attempt in range(_PAUSE_ATTEMPTS):
+            stored = self.control.definition(name)
+            if stored is None:
+                raise JobNotScheduledError(
+                    f"no durable job named {name!r} in the store (a plugin's job is paused "
+                    f"with set_override(name, paused=True))")
+            if bool(stored.data.get("paused")) == paused:
+                return
+            data = {**stored.data, "paused": paused}
             try:
-                self.host.adopt(JobDefinition.from_stored(stored))
-            except (MashroomJobsError, ValueError, TypeError, KeyError):
-                pass  # parked here: the hosts that can read it obey
+                written = self.control.define(name, data, expect_version=stored.version)
+            except ValueError:  # changed meanwhile: read it again
+                if attempt + 1 == _PAUSE_ATTEMPTS:
+                    raise
+                continue
+            if self.host is not None:
+                try:
+                    self.host.adopt(JobDefinition.from_stored(written))
+                except (MashroomJobsError, ValueError, TypeError, KeyError):
+                    pass  # parked here: the hosts that can read it obey
+            return
 
     # -- plugin jobs' stored overrides -------------------------------------------------------
 
@@ -210,13 +239,13 @@ class DurableJobs:
         if self.host is not None and self._run_here is not None \
                 and name in self.host.hosted():
             return self._run_here(name)
-        self.get(name)  # raises for an unknown name
+        self._stored(name)  # raises for an unknown name
         self.control.request(name, "run")
         return None
 
     def stop(self, name: str) -> int:
         """Ask every host running ``name`` to stop it; how many runs here were asked."""
-        self.get(name)
+        self._stored(name)  # raises for an unknown name
         stopped = self._stop_here(name) if self._stop_here is not None else 0
         self.control.request(name, "stop")
         return stopped

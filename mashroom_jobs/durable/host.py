@@ -31,7 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from ..core.clock import Clock
 from ..core.errors import MashroomJobsError, StoreUnavailableError
@@ -40,6 +40,7 @@ from ..core.scheduler import TimerCall
 from ..store.control import Command, StoreControl, Stored
 from .catchup import fires_between, plan_catch_up
 from .definitions import JobDefinition
+from .watch import Claims
 
 __all__ = ["MISSED_RECORDS", "STALE_AFTER", "DurableHost", "HostedJobs", "ParkedJob"]
 
@@ -57,13 +58,6 @@ class ParkedJob:
     name: str
     version: int
     error: str
-    since: datetime
-
-
-class Claims(Protocol):
-    """The store's claims of fires (a fire handled by exactly one host)."""
-
-    def claim_many(self, fires: list[tuple[str, datetime]]) -> list[str | None]: ...
 
 
 @dataclass(frozen=True)
@@ -152,7 +146,7 @@ class DurableHost:
         with self._lock:
             self._last_command = self._safely(self._control.last_command, 0)
             self._control.changed()  # from now on, report changes
-            self._reconcile(retry=True)
+            self._reconcile()
             self._catch_up_all(until=self.started)  # what follows is the timer's
             self._beat()
         self._last_wall, self._last_mono = self._clock.now().timestamp(), self._clock.monotonic()
@@ -194,11 +188,11 @@ class DurableHost:
                 gap = self._gap()
                 if self._safely(self._control.changed, False):
                     self.followed += 1
-                    self._reconcile(retry=True)
+                    self._reconcile()
                     self._commands()
                     self._tell_watchers()
                 elif self._parked and self._ticks % self.retry_every == 0:
-                    self._reconcile(retry=True)
+                    self._reconcile()
                 if gap:
                     self._catch_up_all()
                 if self._ticks % self.beat_every == 0:
@@ -262,52 +256,50 @@ class DurableHost:
         """Look at the store now (this process changed it, or a test wants it)."""
         with self._lock:
             self._control.changed()
-            self._reconcile(retry=True)
+            self._reconcile()
             self._commands()
 
     def adopt(self, definition: JobDefinition) -> None:
         """This process stored ``definition``: host it now, not at the next tick (a change
         of ``paused`` alone pauses or resumes the hosted job in place)."""
         with self._lock:
-            have = self._hosted.get(definition.name)
-            if have is not None and have.same_but_paused(definition):
-                self._jobs.set_paused(definition.name, definition.paused)
-                self._hosted[definition.name] = definition
-                return
-            self._host(definition)
+            self._take(definition)
 
-    def _reconcile(self, retry: bool) -> None:
-        """Bring what is hosted here in line with the store; with ``retry``, try the
-        parked jobs again too."""
+    def _reconcile(self) -> None:
+        """Bring what is hosted here in line with the store, trying the parked jobs
+        again too."""
         stored: list[Stored] = self._safely(self._control.definitions, None)
         if stored is None:
             return
-        if retry and self._parked:
+        if self._parked:
             importlib.invalidate_caches()  # a module installed since is found
         names = {s.name for s in stored}
         for item in stored:
             have = self._hosted.get(item.name)
             if have is not None and have.version == item.version:
                 continue
-            parked = self._parked.get(item.name)
-            if parked is not None and parked.version == item.version and not retry:
-                continue
             try:
                 definition = JobDefinition.from_stored(item)
             except (MashroomJobsError, ValueError, TypeError, KeyError) as exc:
                 self._park(item.name, item.version, exc)
                 continue
-            if have is not None and have.same_but_paused(definition):
-                self._jobs.set_paused(definition.name, definition.paused)
-                self._hosted[definition.name] = definition
-                continue
-            self._host(definition)
+            self._take(definition)
         for name in [n for n in self._hosted if n not in names]:
             del self._hosted[name]
             self._jobs.unhost(name)
             log.info("mashroom-jobs: durable job %r was removed; no longer hosted here", name)
         for name in [n for n in self._parked if n not in names]:
             del self._parked[name]
+
+    def _take(self, definition: JobDefinition) -> None:
+        """Host ``definition`` here; a change of ``paused`` alone pauses or resumes the
+        hosted job in place."""
+        have = self._hosted.get(definition.name)
+        if have is not None and have.same_but_paused(definition):
+            self._jobs.set_paused(definition.name, definition.paused)
+            self._hosted[definition.name] = definition
+            return
+        self._host(definition)
 
     def _host(self, definition: JobDefinition) -> None:
         try:
@@ -330,8 +322,7 @@ class DurableHost:
             log.warning("mashroom-jobs: durable job %r is parked on this host: %s (it stays "
                         "in the store and is tried again at the next change or start)",
                         name, text)
-        self._parked[name] = ParkedJob(name, version, text,
-                                       old.since if old is not None else self._clock.now())
+        self._parked[name] = ParkedJob(name, version, text)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -364,25 +355,33 @@ class DurableHost:
             if definition is None or definition.paused or self._closed:
                 return
             try:
-                self._catch_up(definition)
+                self._catch_up(definition, self._control.last_fire(name))
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s", name, exc)
 
     def _catch_up_all(self, until: datetime | None = None) -> None:
-        for definition in list(self._hosted.values()):
-            if definition.paused:
-                continue
+        due = [definition for definition in self._hosted.values() if not definition.paused]
+        if not due:
+            return
+        try:  # (one query for every job, not one each)
+            last_fires = self._control.last_fires([definition.name for definition in due])
+        except StoreUnavailableError as exc:
+            log.warning("mashroom-jobs: cannot catch up durable jobs now: %s", exc)
+            return
+        for definition in due:
             try:
-                self._catch_up(definition, until)
+                self._catch_up(definition, last_fires.get(definition.name), until)
             except StoreUnavailableError as exc:
                 log.warning("mashroom-jobs: cannot catch up durable job %r now: %s",
                             definition.name, exc)
 
-    def _catch_up(self, definition: JobDefinition, until: datetime | None = None) -> None:
-        """Handle the fires ``definition`` missed up to ``until`` (now) by its policy."""
+    def _catch_up(self, definition: JobDefinition, last_fire: datetime | None,
+                  until: datetime | None = None) -> None:
+        """Handle the fires ``definition`` missed since ``last_fire`` (its latest fire in
+        the store, or None) up to ``until`` (now) by its policy."""
         name, policy = definition.name, definition.catchup
         now = self._clock.now() if until is None else until
-        last = self._control.last_fire(name) or definition.created or self.started
+        last = last_fire or definition.created or self.started
         start = max(last, now - timedelta(seconds=policy.window))
         missed, skipped = fires_between(definition.schedule(), start, now,
                                         MISSED_RECORDS + policy.limit)

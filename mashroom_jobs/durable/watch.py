@@ -29,6 +29,8 @@ log = logging.getLogger("mashroom_jobs.durable")
 
 
 class Claims(Protocol):
+    """The store's claims of fires (a fire handled by exactly one host)."""
+
     def claim_many(self, fires: Sequence[tuple[str, datetime]]) -> list[str | None]: ...
 
 

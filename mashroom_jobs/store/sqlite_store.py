@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ..core.clock import Clock, SystemClock
@@ -38,6 +38,9 @@ DEFAULT_BUSY_TIMEOUT = 2.0
 #: claims are kept this long: a process whose clock lags less than this never runs a
 #: fire that another one already ran
 CLAIM_RETENTION_SECONDS = 86_400.0
+#: a host's heartbeat row is deleted this long after it was last seen (the host was
+#: killed, or its machine went away: a host that stops cleanly deletes its own)
+HOST_RETENTION_SECONDS = 86_400.0
 
 
 class SQLiteStore:
@@ -382,13 +385,14 @@ class SQLiteStore:
 
     def prune(self) -> int:
         """Delete runs beyond ``retention_runs`` per job or older than ``retention_days``,
-        and claims older than a day; returns how many runs were deleted.  The files the
-        deleted runs kept (a notebook job's executed notebooks) go with them (see
-        :mod:`.artifacts`).
+        claims older than a day, and the heartbeats of hosts not seen for a day; returns
+        how many runs were deleted.  The files the deleted runs kept (a notebook job's
+        executed notebooks) go with them (see :mod:`.artifacts`).
 
         Deletes in small transactions, so claims of other processes wait little.
         """
-        now = micros(self.clock.now())
+        current = self.clock.now()
+        now = micros(current)
         oldest_run = now - int(self.retention_days * 86_400e6)
         oldest_claim = now - int(CLAIM_RETENTION_SECONDS * 1e6)
         artifacts: list[str] = []
@@ -419,6 +423,11 @@ class SQLiteStore:
                 (oldest_claim,))
             checkpoint(conn)
         remove_artifacts(artifacts)  # (files, not rows: outside the writer's lock)
+        try:  # (through the control tables' own connection: outside the writer's lock too)
+            self.control.forget_hosts(current - timedelta(seconds=HOST_RETENTION_SECONDS))
+        except StoreUnavailableError as exc:
+            log.warning("mashroom-jobs: could not forget the hosts gone from the job store "
+                        "%s: %s", self.path, exc)
         return deleted
 
     @staticmethod

@@ -7,13 +7,12 @@ store's ``record`` only appends here, so the timer never waits on SQLite.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -115,7 +114,6 @@ class RunWriter:
         # text of the runs queued or being written, of those with at least _COUNTED
         self._queued_chars = 0
         self._last_warning = 0.0
-        self._commits = itertools.count(1)
         self._thread = threading.Thread(target=self._write_loop, name="mashroom-jobs-store",
                                         daemon=True)
 
@@ -131,7 +129,7 @@ class RunWriter:
         if len(queue) >= MAX_PENDING:  # the store has been unwritable for a long time
             with self._mark_lock:
                 try:
-                    self._uncount(queue.popleft()[1])
+                    self._uncount([queue.popleft()[1]])
                 except IndexError:
                     pass
             self.dropped += 1
@@ -151,12 +149,13 @@ class RunWriter:
         if not self._wake.is_set():
             self._wake.set()
 
-    def _uncount(self, invocation: JobInvocation) -> int:
-        size = _text_size(invocation)
-        if size >= _COUNTED:
+    def _uncount(self, invocations: Iterable[JobInvocation]) -> None:
+        """The text of ``invocations`` left the queue (written, or dropped): it no longer
+        counts against :attr:`max_pending_chars`."""
+        counted = sum(size for size in map(_text_size, invocations) if size >= _COUNTED)
+        if counted:
             with self._size_lock:
-                self._queued_chars -= size
-        return size
+                self._queued_chars -= counted
 
     def _shed(self, invocation: JobInvocation) -> JobInvocation:
         """The run to queue instead of ``invocation`` while the queue holds
@@ -314,17 +313,13 @@ class RunWriter:
                     self.commits += 1
                     # the batch's text leaves memory only now: a batch that cannot be
                     # written (the store is locked) still counts against the bound
-                    counted = sum(size for size in map(_text_size, (i for _, i in batch))
-                                  if size >= _COUNTED)
-                    if counted:
-                        with self._size_lock:
-                            self._queued_chars -= counted
+                    self._uncount(invocation for _, invocation in batch)
                     self._drained.notify_all()
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            if next(self._commits) % 32 == 0:
+            if self.commits % 32 == 0:  # (only this thread counts them)
                 checkpoint(conn)
 
     def _rows(self, batch: list[tuple[str, JobInvocation]]) -> Iterator[tuple[Any, ...]]:

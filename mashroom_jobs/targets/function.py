@@ -44,10 +44,6 @@ class FunctionRef:
         self.args: list[Any] = check_json(list(args), "args")
         self.kwargs: dict[str, Any] = check_json(dict(kwargs or {}), "kwargs")
 
-    @property
-    def module(self) -> str:
-        return self.reference.partition(":")[0]
-
     def to_data(self) -> TargetData:
         return {"kind": self.kind, "ref": self.reference, "args": self.args,
                 "kwargs": self.kwargs}

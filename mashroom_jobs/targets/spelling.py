@@ -16,6 +16,7 @@ from ..core.errors import TargetError
 from .base import Target
 from .command import Command
 from .function import FunctionRef
+from .notebook import Notebook
 
 __all__ = ["assignments", "target_from_options"]
 
@@ -79,15 +80,10 @@ def target_from_options(*, command: str | None = None, shell: str | None = None,
             raise TargetError("--cwd and --env go with --command, --shell or --notebook")
         return FunctionRef(call, kwargs=assignments(args, "--arg"))
     if notebook is not None:
-        import importlib
-
-        notebooks = importlib.import_module(".notebook", __package__)
         if env:
             raise TargetError("--env goes with --command or --shell")
-        target: Target = notebooks.Notebook(notebook, assignments(params, "-p"),
-                                            kernel=kernel, cwd=cwd, snapshot=snapshot,
-                                            output_dir=output_dir)
-        return target
+        return Notebook(notebook, assignments(params, "-p"), kernel=kernel, cwd=cwd,
+                        snapshot=snapshot, output_dir=output_dir)
     text = command if command is not None else shell
     assert text is not None
     return Command(text, shell=shell is not None, cwd=cwd,
