@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -114,9 +115,9 @@ def test_the_servers_host_runs_a_durable_job_and_a_notebooks_panel_pauses_it(
         # ...and no host runs it any more
         time.sleep(2.5)  # a negative check: fires that would have come
         runs = jupyter_lab.api(f"runs?job={urllib.parse.quote(name)}&limit=1", prefix=API)
-        newest = runs["runs"][0]["scheduled_for"]
-        assert time.mktime(time.strptime(newest[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone \
-            <= paused_at + 1.5, (newest, paused_at)
+        newest = datetime.fromisoformat(runs["runs"][0]["scheduled_for"])  # with its offset
+        assert newest.tzinfo is not None, newest
+        assert newest.timestamp() <= paused_at + 1.5, (newest, paused_at)
         save_screenshot(page, panel, "strip.png", clip=True)
     finally:
         jupyter_lab.close_sessions(NOTEBOOK)
