@@ -315,6 +315,49 @@ def test_the_hosts_sharing_the_store_are_listed_alive_and_gone(
     assert "gone, last seen 00:0" in lines[1]
 
 
+def test_the_panel_reads_the_stored_jobs_again_for_new_runs_or_news_not_for_heartbeats(
+    made: list[Any], clock: ManualClock, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every host writes a heartbeat every 5 s: reading every definition and each job's
+    # runs again for each of them would cost the kernel a query per job every few seconds
+    viewer = _service(made, clock, store, durable_jobs=False)
+    _define(viewer, "nightly")
+    assert viewer.durable is not None
+    control = viewer.durable.control
+    reads: list[int] = []
+    definitions = control.definitions
+    monkeypatch.setattr(control, "definitions", lambda: reads.append(1) or definitions())
+    panel = _panel(made, viewer)
+
+    def beat(parked: dict[str, str]) -> None:  # another process's heartbeat
+        control.beat("other", "run", "box", 99, clock.now(),
+                     {"origin": "box pid 99", "jobs": ["nightly"], "parked": parked})
+
+    beat({})
+    _tick(clock, panel)
+    assert row_of(panel, "nightly")
+    first = len(reads)
+    for _ in range(3):  # heartbeats that say what the last one did
+        beat({})
+        _tick(clock, panel)
+    assert len(reads) == first
+    beat({"nightly": "TargetUnavailableError: gone"})  # news: it parked the job
+    _tick(clock, panel)
+    assert len(reads) == first + 1
+    assert row_of(panel, "nightly").job.info.parked_on == {
+        "box pid 99": "TargetUnavailableError: gone"}
+    _define(viewer, "weekly")  # a new definition
+    _tick(clock, panel)
+    assert len(reads) == first + 2 and row_of(panel, "weekly")
+    for text in ("w", "we", "wee", ""):  # typing in the filter reads nothing
+        panel.header.filter.value = text
+        panel.flush()
+    assert len(reads) == first + 2 and len(panel.rows) == 2
+    panel.button("Pause weekly").click()  # a click that changed the store: read once
+    panel.flush()
+    assert len(reads) == first + 3 and panel.button("Resume weekly")
+
+
 def test_without_a_store_there_is_no_hosts_line(made: list[Any], clock: ManualClock) -> None:
     panel = _panel(made, _service(made, clock))
     assert panel.hosts.layout.display == "none"

@@ -94,10 +94,11 @@ class DurableJobs:
 
     # -- reading ------------------------------------------------------------------------
 
-    def jobs(self) -> list[DurableInfo]:
-        """Every durable job of the store, by name."""
+    def jobs(self, hosts: list[HostInfo] | None = None) -> list[DurableInfo]:
+        """Every durable job of the store, by name (``hosts``: :meth:`hosts`, if just
+        read)."""
         here = self._here()
-        parked_on = self._parked_on()
+        parked_on = self._parked_on(hosts)
         return [self._info(stored, here, parked_on.get(stored.name, {}))
                 for stored in self.control.definitions()]
 
@@ -113,10 +114,10 @@ class DurableJobs:
             raise JobNotScheduledError(f"no durable job named {name!r} in the store")
         return stored
 
-    def _parked_on(self) -> dict[str, dict[str, str]]:
+    def _parked_on(self, hosts: list[HostInfo] | None = None) -> dict[str, dict[str, str]]:
         """The live hosts that parked a job, with their errors, by job."""
         parked_on: dict[str, dict[str, str]] = {}
-        for host in self.hosts():
+        for host in self.hosts() if hosts is None else hosts:
             if host.alive:
                 for name, why in host.parked.items():
                     parked_on.setdefault(name, {})[host.origin] = why

@@ -142,6 +142,7 @@ class StoreView:
         self._runs = runs
         self._last_read = float("-inf")
         self._version: object = None
+        self._stale = False
         self._jobs: dict[str, StoredJob] = {}
         self._runs_of: dict[str, tuple[JobInvocation, ...]] = {}
         self.hosts: list[HostInfo] = []
@@ -158,26 +159,35 @@ class StoreView:
         """The stored jobs not hosted here, by name."""
         return list(self._jobs.values())
 
-    def read(self, force: bool = False) -> tuple[bool, set[Listed]]:
-        """Read the store if due: (whether the list of stored jobs changed, the jobs whose
-        row must be drawn again: stored ones, and durable jobs hosted here whose runs in
-        the store changed).  Never raises: a store that cannot be read is said in
-        :attr:`problem`."""
+    def invalidate(self) -> None:
+        """This process changed the store: read it at the next :meth:`read`, due or not."""
+        self._stale = True
+
+    def read(self) -> tuple[bool, set[Listed]]:
+        """Read the store if due (every :attr:`interval`, and after :meth:`invalidate`):
+        (whether the list of stored jobs changed, the jobs whose row must be drawn again:
+        stored ones, and durable jobs hosted here whose runs in the store changed).
+        Never raises: a store that cannot be read is said in :attr:`problem`."""
         durable = self._service.durable
         if durable is None:
             return False, set()
         clock = self._service.clock
         mono = clock.monotonic()
+        force, self._stale = self._stale, False
         if not force and mono - self._last_read < self.interval:
             return False, set()
         self._last_read = mono
         try:
             self.hosts = durable.hosts()
-            version = self._service.history_version()
-            if not force and version == self._version and version is not None:
+            # new runs or definitions, or a host that parked a job, hosts another or went
+            # away (its heartbeat says so): not a heartbeat that says what the last one did
+            version = (self._service.history_version(),
+                       sorted((h.origin, h.alive, h.jobs, tuple(sorted(h.parked.items())))
+                              for h in self.hosts))
+            if not force and version == self._version:
                 self.problem = None
                 return False, set()
-            infos = durable.jobs()[:MAX_STORED_JOBS]
+            infos = durable.jobs(self.hosts)[:MAX_STORED_JOBS]
             now = self._service.now()
             structure = False
             dirty: set[Listed] = set()

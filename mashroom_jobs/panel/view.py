@@ -260,7 +260,7 @@ class JobsPanel(widgets.VBox):
             dirty, structure, counts, notes = self._changes.take()
             tick = now_mono - self._last_tick >= 1.0
             if (tick or structure) and self._store_view.active:
-                stored, changed = self._read_store(force=structure and not tick)
+                stored, changed = self._read_store()
                 structure |= stored
                 counts |= bool(changed) or stored
                 for job in changed:
@@ -552,11 +552,11 @@ class JobsPanel(widgets.VBox):
 
     # -- the store's half --------------------------------------------------------------------
 
-    def _read_store(self, force: bool = False) -> tuple[bool, set[Listed]]:
+    def _read_store(self) -> tuple[bool, set[Listed]]:
         """Read the store's durable jobs and hosts if due (on the flush): whether the list
         of stored jobs changed, and those to draw again; the hosts are shown."""
         view = self._store_view
-        structure, changed = view.read(force)
+        structure, changed = view.read()
         now = self._service.now()
         changed |= view.next_fires(now)
         summary = view.hosts_summary(now, self._service.origin)
@@ -568,8 +568,7 @@ class JobsPanel(widgets.VBox):
 
     def _refresh_store(self) -> None:
         """After a click that changed the store: read it again at the next flush."""
-        with self._flush_lock:
-            self._store_view.read(force=True)
+        self._store_view.invalidate()
         self._changes.mark(structure=True, counts=True)
 
     def _toggle_detail(self, job: Listed | None) -> None:

@@ -117,6 +117,8 @@ class SQLiteStore:
         # (a claim re-enters it when it finds the file replaced and reopens it)
         self._claim_lock = threading.RLock()
         self._read_lock = threading.Lock()
+        # (data_version when last read, (the newest run's id, control_version)): version()
+        self._content_version: tuple[int, tuple[int, int]] = (-1, (0, 0))
         self._replaced_warned = False
         #: times this process reopened the file after it was deleted or replaced
         self.reopened = 0
@@ -245,6 +247,7 @@ class SQLiteStore:
         with self._read_lock:
             old = [self._claim_conn, self._read_conn]
             self._claim_conn, self._read_conn = claim_conn, read_conn
+            self._content_version = (-1, (0, 0))  # (a new connection counts anew)
             self._writer.replace_connection(writer_conn)
             self._file_id = new_id
         for conn in old:
@@ -358,17 +361,27 @@ class SQLiteStore:
                 raise StoreUnavailableError(
                     f"could not read the job store {self.path}: {exc}") from None
 
-    def version(self) -> tuple[int, int]:
-        """Changes whenever :meth:`runs` may return something new: another connection
-        committed (SQLite's ``PRAGMA data_version``, one page read) or this process
-        queued a run.
+    def version(self) -> tuple[int, int, int]:
+        """Changes whenever :meth:`runs` may return something new (a run was written, or
+        this process queued one) or a durable job's definition changed.  The heartbeats
+        and claims other processes write every few seconds leave it as it is, so that a
+        panel comparing it reads the runs again only when there are new ones.  Costs
+        SQLite's ``PRAGMA data_version`` (one page read) while nothing was committed.
 
         Raises
         ------
         StoreUnavailableError
             When the store cannot be read.
         """
-        return int(self._read("PRAGMA data_version", ())[0][0]), self._writer.recorded
+        data_version = int(self._read("PRAGMA data_version", ())[0][0])
+        seen, content = self._content_version
+        if data_version != seen:  # something was committed: was it runs or definitions?
+            [(last_run, control)] = self._read(
+                "SELECT (SELECT max(id) FROM runs), "
+                "(SELECT value FROM meta WHERE key = 'control_version')", ())
+            content = (int(last_run or 0), int(control or 0))
+            self._content_version = (data_version, content)
+        return (*content, self._writer.recorded)
 
     def job_names(self) -> list[str]:
         """The jobs with stored runs, sorted."""
