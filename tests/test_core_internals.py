@@ -610,3 +610,43 @@ def test_a_timer_stopped_while_its_thread_starts_does_not_keep_its_starter_waiti
             pass
         stopper.join(WAIT)
         assert time.monotonic() - started < 2.0
+
+
+# --- LoopSupervisor ---------------------------------------------------------------------
+
+
+def test_a_coroutine_run_beginning_while_the_loop_check_rearms_starts_no_second_check() -> None:
+    from collections.abc import Callable
+
+    from mashroom_jobs.core._loops import LoopSupervisor
+    from mashroom_jobs.core.scheduler import TimerCall
+
+    pending: list[TimerCall] = []  # the timer, by hand: the checks it holds
+
+    def call_later(delay: float, fn: Callable[..., object], *args: object) -> TimerCall:
+        pending.append(TimerCall(delay, fn, args))
+        return pending[-1]
+
+    class HookedClock(ManualClock):
+        """Calls ``hook`` once, at the next read: between a check's steps."""
+
+        hook: Callable[[], None] | None = None
+
+        def monotonic(self) -> float:
+            hook, self.hook = self.hook, None
+            if hook is not None:
+                hook()
+            return super().monotonic()
+
+    clock = HookedClock()
+    supervisor = LoopSupervisor(clock, call_later, 2.0, lambda task, lag: None)
+    assert supervisor.current.loop is None  # a loop to watch (never started: no thread)
+    supervisor.run_began()
+    assert len(pending) == 1
+    for _ in range(3):  # each check: another run begins after it took its slot, before it re-arms
+        clock.hook = supervisor.run_began
+        pending.pop().fn()
+        assert clock.hook is None  # (it did begin)
+        assert len(pending) == 1  # one check pending: one chain, not two
+    supervisor.shutdown(0)
+    assert pending[0].cancelled

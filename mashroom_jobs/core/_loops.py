@@ -146,16 +146,14 @@ class LoopSupervisor:
         self._on_blocked = on_blocked
         self._lock = threading.Lock()
         self._current: LoopThread | None = None
-        self._retired: list[LoopThread] = []
         self._closed = False
         self._runs = 0  # coroutine runs in flight: the checks go on while there are any
+        # the pending check (one at most: see _arm), or a placeholder while it is armed
         self._check: TimerCall | None = None
         # the heartbeat in flight: when posted (clock), answered (an Event)
         self._beat_posted: float | None = None
         self._beat_seen = threading.Event()
         self._beat_loop: LoopThread | None = None
-        #: loops replaced because a coroutine blocked them
-        self.replaced = 0
 
     @property
     def current(self) -> LoopThread:
@@ -182,21 +180,36 @@ class LoopSupervisor:
         """A coroutine run started: watch the loop while any runs."""
         with self._lock:
             self._runs += 1
-            arm = self._check is None and not self._closed
-        if arm:
-            self._arm()
+            if self._check is not None or self._closed:
+                return  # a check is pending already
+        self._arm()
 
     def run_ended(self) -> None:
         with self._lock:
             self._runs -= 1
 
     def _arm(self) -> None:
+        """Schedule the next check, unless one is pending already: one chain of checks.
+
+        The slot is taken under the lock before the timer is asked, so that a run
+        beginning while a check re-arms does not start a second chain."""
+        reserved = TimerCall(0.0, self._tick, ())  # a placeholder until the timer answers
+        with self._lock:
+            if self._check is not None or self._closed:
+                return
+            self._check = reserved
         try:
             call = self._call_later(self.block_limit / 2, self._tick)
         except RuntimeError:  # the timer stopped: shutting down
+            with self._lock:
+                if self._check is reserved:
+                    self._check = None
             return
         with self._lock:
-            self._check = call
+            if self._check is reserved:
+                self._check = call
+            elif self._closed:  # shut down meanwhile (else: it ran already)
+                call.cancel()
 
     def _tick(self) -> None:
         """On the timer thread: look at the heartbeat in flight, or post one."""
@@ -245,10 +258,8 @@ class LoopSupervisor:
         with self._lock:
             if self._current is loop:
                 self._current = None  # the next coroutine run starts a fresh loop
-            self._retired.append(loop)
             self._beat_posted = None
-            self.replaced += 1
-        loop.retire()
+        loop.retire()  # it ends by itself once its tasks are done, shutdown or not
         try:
             self._on_blocked(held, lag)
         except Exception:
@@ -257,16 +268,14 @@ class LoopSupervisor:
     # -- shutting down ----------------------------------------------------------------
 
     def shutdown(self, timeout: float | None) -> None:
-        """Stop the current loop (and join it within ``timeout``); retired loops are
-        stopped without waiting (their thread may be blocked for good)."""
+        """Stop the current loop (and join it within ``timeout``).  Retired loops are
+        not waited for (their thread may be blocked for good): each was told to end once
+        its tasks are done when it was retired, and nothing keeps it alive after."""
         with self._lock:
             self._closed = True
             loop, self._current = self._current, None
-            retired = list(self._retired)
             if self._check is not None:
                 self._check.cancel()
                 self._check = None
-        for old in retired:
-            old.retire()
         if loop is not None:
             loop.shutdown(timeout)

@@ -6,7 +6,7 @@ and to wait on its condition variable until a monotonic deadline.  Tests pass
 :class:`mashroom_jobs.testing.ManualClock` instead of :class:`SystemClock` and
 move time by hand.
 
-Two optional attributes tune the one fire path to the clock (read with
+Three optional attributes tune the one fire path to the clock (read with
 :func:`handoff_lead` and ``getattr``): ``handoff_lead``, how many seconds before a
 fire time the timer hands the fire to the worker that will start it (0, the
 default: at the time itself, and the timer waits until the fires are decided, so
@@ -87,7 +87,8 @@ class SystemClock:
 
     def wait_precise(self, condition: threading.Condition, deadline: float) -> None:
         """:meth:`wait` for a deadline that is a fire time, to be called shortly before
-        it (the Timer does, see ``Timer.warm_lead``): polls the clock, holding the GIL,
+        it (a batch's worker does, once the timer handed the batch over ``handoff_lead``
+        early, when the runner is ``precise``): polls the clock, holding the GIL,
         until the deadline, so the thread is already running when the time comes.  A
         timed sleep overshoots by its wake-up latency (0.1-2 ms, more on a virtual
         machine whose idle CPU must be woken) plus, when another thread is busy in

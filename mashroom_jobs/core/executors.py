@@ -60,7 +60,7 @@ class DaemonThreadPool(Executor):
         self._wake = threading.Condition(self._lock)
         self._idle = 0  # workers waiting on _wake that no dispatch has claimed yet
         self._workers: dict[threading.Thread, _Worker] = {}
-        self._retired: list[threading.Thread] = []
+        self._retired = 0  # threads given up on (the next thread's name counts them too)
         self._shutdown = False
         # defer(): FIFO of (when, fn); run in order by one thread at a time
         self._deferred: deque[tuple[float, Callable[..., object], tuple[Any, ...]]] = deque()
@@ -75,11 +75,6 @@ class DaemonThreadPool(Executor):
         """The pool's threads (its workers and its bookkeeping thread); not the retired."""
         keeper = () if self._keeper is None else (self._keeper,)
         return (*self._workers, *keeper)
-
-    @property
-    def retired(self) -> int:
-        """How many threads the pool gave up on (and replaced)."""
-        return len(self._retired)
 
     @property
     def max_workers(self) -> int:
@@ -110,7 +105,7 @@ class DaemonThreadPool(Executor):
         worker = _Worker()
         thread = worker.thread = threading.Thread(
             target=self._work, args=(worker,),
-            name=f"{self._name}-{len(self._workers) + len(self._retired)}", daemon=True,
+            name=f"{self._name}-{len(self._workers) + self._retired}", daemon=True,
         )
         self._workers[thread] = worker
         thread.start()
@@ -125,7 +120,7 @@ class DaemonThreadPool(Executor):
                 return False
             worker = self._workers.pop(thread)
             worker.retired = True
-            self._retired.append(thread)
+            self._retired += 1
             if self._tasks and not self._idle and not self._shutdown:
                 self._start_worker()  # the tasks waiting for it start now
         return True

@@ -112,7 +112,6 @@ class Runner:
         self.capture_output = capture_output
         self.get_context = get_context
         self.remote_context = remote_context
-        self.claimer = claimer
         self.precise = precise
         self.timer = Timer(clock, self.handoff, rescheduled=self._rescheduled)
         self.pool = DaemonThreadPool(max_workers)
@@ -121,9 +120,9 @@ class Runner:
         self.watchdog = Watchdog(self.timer.call_later, stop_grace,
                                  end_queued=self._end_stopped, abandon=self._abandon)
         self.publisher = StatePublisher(bus, self.timer.call_later, self.pool.defer_later)
-        self.claims: ClaimQueue[Run] = ClaimQueue(
-            claimer.claim_many if claimer is not None else _no_claims,
-            self.pool.dispatch, self._settle_claim, self._refuse)
+        #: the store's claims, in bulk (None without a claimer: no store)
+        self.claims: ClaimQueue[Run] | None = None if claimer is None else ClaimQueue(
+            claimer.claim_many, self.pool.dispatch, self._settle_claim, self._refuse)
         self._idle = threading.Condition(threading.Lock())
         self._inflight: dict[Run, None] = {}
         self._ended: deque[Run] = deque()  # runs whose callback returned, to be recorded
@@ -310,7 +309,7 @@ class Runner:
         cluster = spec.remote.claimer if spec.remote is not None else None
         if cluster is not None:  # a cluster's claim: one fire at a time, on a worker
             self.pool.dispatch(self._claim_one, run, cluster)
-        elif self.claimer is not None:  # claimed with the fires due with it, in one go
+        elif self.claims is not None:  # claimed with the fires due with it, in one go
             self.claims.queue(run, (spec.name, run.scheduled_for))
         else:  # no store: this process is the only one
             self.start(run)
@@ -757,10 +756,6 @@ def _in_forked_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_in_forked_child)
-
-
-def _no_claims(fires: Sequence[tuple[str, datetime]]) -> list[str | None]:
-    return [None] * len(fires)  # no store: every fire is this process's
 
 
 def _leave_forked_child(name: str) -> None:

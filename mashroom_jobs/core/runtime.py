@@ -3,7 +3,7 @@ and its runs in flight (:class:`Run`).
 
 A JobRuntime is the timer's target for its job, counts its runs in flight (the
 overlap rule) and keeps its counters and its recent runs (a compact
-:class:`~.history.RunHistory`).  It changes only through its own methods, each one
+:class:`~._history.RunHistory`).  It changes only through its own methods, each one
 step under :attr:`JobRuntime.lock`; it never reads the clock, runs anything or
 tells anyone: the :class:`~.runner.Runner` calls these steps and acts on what they
 return.
