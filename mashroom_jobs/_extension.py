@@ -28,6 +28,7 @@ from ._kernel_hooks import KernelHooks
 from .core.errors import MashroomJobsError, StoreError
 from .plugins import PluginLoader
 from .service import BackgroundJobService
+from .settings import CONFIG_SECTIONS, store_configured
 from .store import default_store_path
 
 if TYPE_CHECKING:
@@ -189,17 +190,13 @@ def _make_service(shell: InteractiveShell) -> BackgroundJobService:
     if config is not None:
         kwargs["config"] = _valid_settings(config)
     try:
-        if not _store_configured(kwargs.get("config")):
+        if not store_configured(kwargs.get("config")):
             kwargs["store"] = default_store_path()
         return BackgroundJobService(**kwargs)
     except StoreError as exc:  # the kernel must start: with runs kept in memory
         logging.getLogger("mashroom_jobs").warning(
             "mashroom-jobs: %s; runs are kept in this kernel's memory only", exc)
         return BackgroundJobService(**{**kwargs, "store": None})
-
-
-#: the config sections the service reads its settings from (traitlets: its classes' names)
-_SECTIONS = ("BackgroundJobService", "ServiceSettings")
 
 
 def _valid_settings(config: Any) -> Any:
@@ -213,7 +210,7 @@ def _valid_settings(config: Any) -> Any:
 
     traits = ServiceSettings.class_traits(config=True)
     bad: list[tuple[str, str]] = []
-    for section in _SECTIONS:
+    for section in CONFIG_SECTIONS:
         if section not in config:
             continue
         for name, value in config[section].items():
@@ -242,12 +239,6 @@ def _valid_settings(config: Any) -> Any:
 def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text if len(text) <= 300 else text[:300] + "..."
-
-
-def _store_configured(config: Any) -> bool:
-    if config is None:
-        return False
-    return any(f"{owner}.store" in config for owner in _SECTIONS)
 
 
 class _ForwardHandler(logging.Handler):

@@ -20,7 +20,17 @@ from traitlets.config import LoggingConfigurable
 from .core.cron import resolve_zone
 from .store import store_location
 
-__all__ = ["ServiceSettings"]
+__all__ = ["CONFIG_SECTIONS", "ServiceSettings", "store_configured"]
+
+#: the config sections the service reads its settings from (traitlets: its classes' names)
+CONFIG_SECTIONS = ("BackgroundJobService", "ServiceSettings")
+
+
+def store_configured(config: Any) -> bool:
+    """Whether a traitlets ``config`` names the service's ``store`` (if not, a kernel, the
+    server extension, the dashboard and ``mashroom-jobs run`` use the default store)."""
+    return config is not None and any(f"{section}.store" in config
+                                      for section in CONFIG_SECTIONS)
 
 
 class ServiceSettings(LoggingConfigurable):

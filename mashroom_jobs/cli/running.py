@@ -64,7 +64,9 @@ def configures_store(config_file: Path | None) -> bool:
         config = PyFileConfigLoader(config_file.name, str(config_file.parent)).load_config()
     except Exception:
         return False  # make_service says what is wrong with it
-    return any(f"{owner}.store" in config for owner in ("BackgroundJobService", "ServiceSettings"))
+    from ..settings import store_configured
+
+    return store_configured(config)
 
 
 def plugins_command(args: argparse.Namespace) -> int:

@@ -15,14 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..service import BackgroundJobService
+from ..settings import store_configured
 
 __all__ = ["JOBS_DASHBOARD", "control_room_service"]
 
 #: the jobs dashboard notebook
 JOBS_DASHBOARD = Path(__file__).with_name("jobs.ipynb")
-
-#: the config sections the service reads its settings from
-_SECTIONS = ("BackgroundJobService", "ServiceSettings")
 
 
 def control_room_service(shell: Any = None) -> BackgroundJobService:
@@ -50,6 +48,6 @@ def control_room_service(shell: Any = None) -> BackgroundJobService:
     if shell is not None:
         kwargs["parent"] = shell
         kwargs["shell"] = shell
-    if config is None or not any(f"{section}.store" in config for section in _SECTIONS):
+    if not store_configured(config):
         kwargs["store"] = default_store_path()
     return BackgroundJobService(**kwargs)
