@@ -263,8 +263,7 @@ class JobMagics(Magics):
             raise UsageError("%unschedule: give the name of the job to unschedule")
         service = self.service
         job = service.get_job(name)
-        durable = service.durable is not None and name in {
-            info.name for info in service.durable.jobs()}
+        durable = service.is_durable(name)
         if job is None and not durable:
             names = ", ".join(repr(job.name) for job in service.jobs) or "none"
             raise UsageError(f"%unschedule: no job named {name!r}; scheduled jobs: {names}")

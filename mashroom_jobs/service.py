@@ -481,17 +481,46 @@ class BackgroundJobService(ServiceSettings):
         if runtime is not None:
             self._runner.deactivate(runtime)
 
-    def _durable_here(self, job: BackgroundJob | str) -> bool:
-        """Whether ``job`` names a durable job (hosted here, or only in the store)."""
-        if isinstance(job, BackgroundJob):
-            return job.durable and job.active
-        if self.durable is None or not isinstance(job, str):
+    def is_durable(self, name: str) -> bool:
+        """Whether ``name`` names a durable job: one hosted here, or only defined in the
+        job store.
+
+        A job of this process answers without reading the store; another name is looked
+        up in the store (its definition only).
+
+        Parameters
+        ----------
+        name : str
+            The job's name.
+
+        Returns
+        -------
+        bool
+            True for a durable job; False for a job of this process that is not durable,
+            for an unknown name, and for every name of a service without a store.
+
+        Raises
+        ------
+        StoreUnavailableError
+            When a name that is no job of this process is looked up and the store cannot
+            be read.
+        """
+        if self.durable is None:
             return False
-        registered = self._registry.get(job)
+        registered = self._registry.get(name)
         if registered is not None:
             return registered.durable
+        return self.durable.control.definition(name) is not None
+
+    def _durable_here(self, job: BackgroundJob | str) -> bool:
+        """Whether ``job`` names a durable job (hosted here, or only in the store); False
+        when the store cannot be read."""
+        if isinstance(job, BackgroundJob):
+            return job.durable and job.active
+        if not isinstance(job, str):
+            return False
         try:
-            return self.durable.control.definition(job) is not None
+            return self.is_durable(job)
         except MashroomJobsError:
             return False
 

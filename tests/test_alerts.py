@@ -185,6 +185,66 @@ def test_a_parked_durable_job_alerts_once_and_its_recovery_too(clock: ManualCloc
         "mashroom-jobs: 'etl' is parked", "mashroom-jobs: 'etl' recovered"]
 
 
+def test_a_parked_durable_job_that_is_removed_is_forgotten_not_recovered(
+    clock: ManualClock,
+) -> None:
+    channel = Recording()
+    parked: dict[str, str] = {}
+    hosted: set[str] = set()
+    alerts = _alerts(clock, channel=channel, parked=lambda: dict(parked),
+                     hosted=lambda: set(hosted), poll_interval=1)
+    parked["etl"] = parked["ml"] = "TargetUnavailableError: no module named 'jobs'"
+    clock.advance(1)
+    alerts.tick()
+    del parked["etl"]  # removed from the store: no recovery
+    del parked["ml"]  # its module is installed now: hosted again, a recovery
+    hosted.add("ml")
+    clock.advance(1)
+    alerts.tick()
+    assert [title for _, title, _ in channel.messages] == [
+        "mashroom-jobs: 'etl' is parked", "mashroom-jobs: 'ml' is parked",
+        "mashroom-jobs: 'ml' recovered"]
+    parked["etl"] = "TargetUnavailableError: no module named 'jobs'"  # defined again
+    clock.advance(1)
+    alerts.tick()  # a new episode: its first alert again, not a summary of the old one
+    _, title, body = channel.messages[-1]
+    assert title == "mashroom-jobs: 'etl' is parked" and body.startswith("Durable job 'etl'")
+
+
+def test_a_services_parked_job_removed_from_the_store_sends_no_recovery(
+    tmp_path: Path,
+) -> None:
+    from mashroom_jobs.targets import FunctionRef
+
+    clock = ManualClock("2026-03-02T12:00:00+00:00")
+    service = BackgroundJobService(store=str(tmp_path / "store.sqlite"), timezone="UTC",
+                                   clock=clock, alert_urls=["json://127.0.0.1:9/all"])
+    try:
+        alerts, durable = service._alerts, service.durable
+        assert alerts is not None and durable is not None
+        alerts.close()  # the test ticks the alerts itself, with the injected clock
+        alerts._channel = channel = Recording()
+        alerts.poll_interval = 1
+        for name in ("gone", "back"):
+            durable.define(JobDefinition.make(name, "0 9 * * *",
+                                              FunctionRef("no_such_module:run"),
+                                              timezone="UTC"))
+        assert durable.host is not None and set(durable.host.parked()) == {"gone", "back"}
+        clock.advance(1)
+        alerts.tick()
+        durable.remove("gone")  # the host drops it from its parked jobs
+        durable.define(JobDefinition.make("back", "0 9 * * *", Command(["true"]),
+                                          timezone="UTC"))  # hostable now
+        assert durable.host.parked() == {} and set(durable.host.hosted()) == {"back"}
+        clock.advance(1)
+        alerts.tick()
+        assert [title for _, title, _ in channel.messages] == [
+            "mashroom-jobs: 'gone' is parked", "mashroom-jobs: 'back' is parked",
+            "mashroom-jobs: 'back' recovered"]
+    finally:
+        service.shutdown()
+
+
 def test_bad_alert_settings_are_refused_naming_them() -> None:
     with pytest.raises(TraitError, match="alert_urls: apprise cannot read the URL 'nope://"):
         BackgroundJobService(alert_urls=["nope://where"])

@@ -432,3 +432,35 @@ def test_a_stored_durable_name_is_taken_in_the_form(
     form.name.value, form.command.value = "nightly", "true"
     form.schedule.click()
     assert "A job named 'nightly' already exists" in form.message.value
+
+
+def test_the_form_leaves_checking_what_a_job_runs_to_the_targets(
+    made: list[Any], clock: ManualClock, store: str
+) -> None:
+    service = _service(made, clock, store)
+    form = _panel(made, service).form
+    form.cron.value = "@daily"
+    said = {
+        ("reference", "json:dumps()"): "Give the function as 'package.module:function' (a "
+        "function of an importable module), got 'json:dumps()'.",
+        ("reference", "json:"): "Give the function as 'package.module:function'",
+        ("command", "echo 'unclosed"): "Cannot read the command: cannot split the command "
+        "\"echo 'unclosed\": No closing quotation",
+        ("command", "''"): "Cannot read the command: a command needs at least the program "
+        "to run",
+    }
+    for (kind, text), error in said.items():
+        form.runs.value = kind
+        form.name.value = "job"
+        getattr(form, kind).value = text
+        form.schedule.click()
+        assert error in html.unescape(form.message.value), (text, form.message.value)
+    assert service.jobs == ()
+    form.runs.value, form.name.value, form.reference.value = "reference", "ref", " json:dumps "
+    form.schedule.click()
+    job = service.get_job("ref")
+    assert job is not None and not job.durable and job.target == FunctionRef("json:dumps")
+    form.runs.value, form.name.value, form.command.value = "command", "cmd", "true --x 'a b'"
+    form.schedule.click()
+    job = service.get_job("cmd")
+    assert job is not None and job.target == Command(["true", "--x", "a b"])

@@ -252,3 +252,40 @@ def test_schedule_a_command_in_kernel_and_durably_and_unschedule_it(
     ip.run_line_magic("unschedule", "backup")
     assert "Removed durable job 'backup' from the job store" in capsys.readouterr().out
     assert service.get_job("backup") is None and service.durable.jobs() == []
+
+
+def test_unschedule_removes_a_durable_job_only_in_the_store_reading_only_its_definition(
+    ip: Any, tmp_path: Any, clock: ManualClock, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mashroom_jobs import Command
+    from mashroom_jobs.durable import JobDefinition
+
+    service = BackgroundJobService(store=str(tmp_path / "store.sqlite"), durable_jobs=False,
+                                   clock=clock, timezone="UTC")
+    try:
+        durable = service.durable
+        assert durable is not None
+        durable.define(JobDefinition.make("nightly", "0 3 * * *", Command(["true"]),
+                                          timezone="UTC"))
+        service.schedule_job("local", "@daily", lambda: None)
+        ip.register_magics(JobMagics(ip, service=service))
+
+        def every(*_args: Any) -> Any:
+            raise AssertionError("read every durable job (or host) to answer about one")
+
+        monkeypatch.setattr(durable.control, "definitions", every)
+        monkeypatch.setattr(durable, "hosts", every)
+        assert service.is_durable("nightly")
+        assert not service.is_durable("local") and not service.is_durable("nope")
+        ip.run_line_magic("unschedule", "nightly")
+        out = capsys.readouterr().out
+        assert "Removed durable job 'nightly' from the job store" in out
+        assert "Unscheduled 'nightly'" in out
+        assert durable.control.definition("nightly") is None
+        with pytest.raises(UsageError, match="no job named 'nightly'; scheduled jobs: 'local'"):
+            ip.run_line_magic("unschedule", "nightly")
+        ip.run_line_magic("unschedule", "local")
+        assert capsys.readouterr().out == "Unscheduled 'local'\n"
+    finally:
+        service.shutdown()

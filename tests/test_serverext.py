@@ -231,6 +231,40 @@ def test_the_api_lists_durable_jobs_and_this_processs_own_and_acts_on_both(
         viewer.shutdown()
 
 
+def test_one_job_is_read_alone_and_said_as_the_list_says_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mashroom_jobs.testing import ManualClock
+
+    path = str(tmp_path / "store.sqlite")
+    clock = ManualClock("2026-03-02T12:00:00+00:00")
+    viewer = _service(path, durable_jobs=False, clock=clock)
+    host = _service(path, clock=clock)
+    try:
+        assert viewer.durable is not None and host.durable is not None
+        viewer.durable.define(JobDefinition.make("nightly", "0 3 * * *",
+                                                 Command(["true"]), timezone="UTC"))
+        host.durable.host.follow_now()  # type: ignore[union-attr]
+        viewer.schedule_job("local", "@daily", lambda: None)
+        listed = {(id(s), job["name"]): job for s in (viewer, host) for job in api.jobs_data(s)}
+        assert len(listed) == 3 and listed[id(host), "nightly"]["here"] is not None
+        for service in (viewer, host):  # one job: its definition, not every one
+            monkeypatch.setattr(service.durable.control, "definitions",  # type: ignore[union-attr]
+                                lambda: pytest.fail("read every durable job for one"))
+        for (key, name), job in listed.items():
+            service = viewer if key == id(viewer) else host
+            assert api.job_data(service, name) == job
+        for service in (viewer, host):
+            with pytest.raises(JobNotScheduledError,
+                               match="no job named 'nope' in the store or in this server"):
+                api.job_data(service, "nope")
+        with pytest.raises(JobNotScheduledError, match="no job named 'local'"):
+            api.job_data(host, "local")
+    finally:
+        host.shutdown()
+        viewer.shutdown()
+
+
 def test_a_run_as_json_says_its_outcome_and_times(tmp_path: Path) -> None:
     service = _service(str(tmp_path / "store.sqlite"))
     try:

@@ -38,7 +38,8 @@ def start_alerts(*, urls: Sequence[str], per_job: Mapping[str, Sequence[str]],
     ``store`` (a :class:`~mashroom_jobs.store.SQLiteStore`) claims the alerts and keeps
     the fires no host ran; ``durable()`` (the service's
     :class:`~mashroom_jobs.durable.facade.DurableJobs`, asked when needed: the alerts
-    subscribe before the host's first catch-up) says which jobs this host parked and lets
+    subscribe before the host's first catch-up) says which jobs this host parked (and
+    hosts: a parked job removed from the store is no recovery) and lets
     the alerts look for fires no live host hosted.
     """
     if not urls and not any(per_job.values()):
@@ -48,6 +49,11 @@ def start_alerts(*, urls: Sequence[str], per_job: Mapping[str, Sequence[str]],
         facade = durable()
         host = facade.host if facade is not None else None
         return {name: p.error for name, p in host.parked().items()} if host else {}
+
+    def hosted() -> set[str]:
+        facade = durable()
+        host = facade.host if facade is not None else None
+        return set(host.hosted()) if host else set()
 
     watch = None
     record_missed = None
@@ -65,7 +71,7 @@ def start_alerts(*, urls: Sequence[str], per_job: Mapping[str, Sequence[str]],
 
     alerts = JobAlerts(urls=urls, per_job=per_job, summary_interval=summary_interval,
                        clock=clock, where=where, claims=store, channel=channel,
-                       parked=parked, watch=watch, record_missed=record_missed)
+                       parked=parked, hosted=hosted, watch=watch, record_missed=record_missed)
     subscribe(alerts.on_run, RunFinished)
     alerts.start()
     return alerts

@@ -24,7 +24,7 @@ import fnmatch
 import logging
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
@@ -73,6 +73,10 @@ class JobAlerts:
         How an alert is sent (default: apprise).
     parked : callable, optional
         ``parked()``: this host's parked durable jobs, ``{name: error}``.
+    hosted : callable, optional
+        ``hosted()``: the names of the durable jobs this host hosts.  A job that leaves
+        the parked set and is not hosted was removed: its episode is forgotten, with no
+        recovery alert.  Without it, every job that leaves the parked set recovered.
     watch : optional
         The unclaimed-fires watch; its fires are recorded with ``record_missed``.
     record_missed : callable, optional
@@ -85,6 +89,7 @@ class JobAlerts:
                  summary_interval: float, clock: Clock, where: str,
                  claims: Claims | None = None, channel: Channel | None = None,
                  parked: Callable[[], Mapping[str, str]] | None = None,
+                 hosted: Callable[[], Collection[str]] | None = None,
                  watch: Watch | None = None,
                  record_missed: Callable[[str, datetime, str], None] | None = None,
                  poll_interval: float = 5.0, watch_interval: float = 30.0) -> None:
@@ -95,6 +100,7 @@ class JobAlerts:
         self._claims = claims
         self._channel: Channel = channel if channel is not None else AppriseChannel()
         self._parked_source = parked
+        self._hosted_source = hosted
         self._watch = watch
         self._record_missed = record_missed
         self.poll_interval = poll_interval
@@ -217,11 +223,21 @@ class JobAlerts:
         except Exception:
             log.exception("mashroom-jobs: could not read the parked durable jobs")
             return
+        left = [name for name in self._parked if name not in parked]
+        hosted: Collection[str] | None = None
+        if left and self._hosted_source is not None:
+            try:
+                hosted = set(self._hosted_source())
+            except Exception:
+                log.exception("mashroom-jobs: could not read the hosted durable jobs")
+                return
         for name, error in parked.items():
             if name not in self._parked and self.urls_for(name):
                 self._send(self.policy.problem(name, "parked", now, error))
-        for name in self._parked:
-            if name not in parked and self.urls_for(name):
+        for name in left:
+            if hosted is not None and name not in hosted:  # removed: nothing recovered
+                self.policy.forget(name)
+            elif self.urls_for(name):
                 self._send(self.policy.ok(name, now, "is hosted again"))
         self._parked = parked
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import shlex
 from collections.abc import Callable, Iterable, Mapping
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as widgets
 
 from ..core.cron import CronSchedule, resolve_zone, zone_name
-from ..core.errors import MashroomJobsError
+from ..core.errors import MashroomJobsError, TargetError
+from ..targets import Command, FunctionRef
 from . import format as fmt
 from .notebook_fields import NotebookFields
 
@@ -130,7 +130,8 @@ class AddJobForm:
                 widget.layout.display = display
 
     def _target(self) -> Any:
-        """What the job runs, from the form; raises ValueError saying what is missing."""
+        """What the job runs, from the form (the targets check what is typed); raises
+        ValueError saying what is missing or wrong."""
         kind = self.runs.value
         if kind == "function":
             fn = self.callable.value
@@ -142,20 +143,19 @@ class AddJobForm:
             return fn
         if kind == "reference":
             text = self.reference.value.strip()
-            if ":" not in text or text.startswith(":") or text.endswith(":"):
+            try:
+                return FunctionRef(text)
+            except TargetError:
                 raise ValueError("Give the function as 'package.module:function' (a function "
-                                 f"of an importable module), got {text!r}.")
-            return text
+                                 f"of an importable module), got {text!r}.") from None
         if kind == "command":
             text = self.command.value.strip()
             if not text:
                 raise ValueError("Give the command line to run (e.g. 'rsync -a src/ dst/').")
-            from ..targets import Command
-
             try:
-                return Command(shlex.split(text))
-            except ValueError as exc:
-                raise ValueError(f"Cannot read the command {text!r}: {exc}") from None
+                return Command(text)
+            except TargetError as exc:
+                raise ValueError(f"Cannot read the command: {exc}") from None
         return self.notebook.target()
 
     def _parsed(self) -> tuple[CronSchedule | None, tzinfo]:
@@ -235,12 +235,10 @@ class AddJobForm:
         self._on_scheduled()
 
     def _stored(self, name: str) -> bool:
-        """Whether the job store has a durable job named ``name``."""
-        durable = self._service.durable
-        if durable is None:
-            return False
+        """Whether ``name`` is a durable job (False when the store cannot be read: the
+        scheduling that follows says why)."""
         try:
-            return durable.control.definition(name) is not None
+            return self._service.is_durable(name)
         except MashroomJobsError:
             return False
 

@@ -16,7 +16,7 @@ from ..durable.facade import DurableInfo, HostInfo
 from ..job import BackgroundJob
 from ..service import BackgroundJobService
 
-__all__ = ["ACTIONS", "act", "host_data", "jobs_data", "run_data", "runs_data"]
+__all__ = ["ACTIONS", "act", "host_data", "job_data", "jobs_data", "run_data", "runs_data"]
 
 #: what POST /mashroom-jobs/api/jobs/NAME/ACTION does
 ACTIONS = ("run", "pause", "resume", "stop")
@@ -111,6 +111,24 @@ def jobs_data(service: BackgroundJobService) -> list[dict[str, Any]]:
     return data
 
 
+def job_data(service: BackgroundJobService, name: str) -> dict[str, Any]:
+    """The job ``name`` as :func:`jobs_data` lists it (the store's durable job of that
+    name, else this process's job), reading only that job.  Raises
+    :class:`JobNotScheduledError` for an unknown name."""
+    durable = service.durable
+    if durable is not None:
+        try:
+            info = durable.get(name)
+        except JobNotScheduledError:
+            pass
+        else:
+            return durable_data(service, info, service.now())
+    job = service.get_job(name)
+    if job is None or job.durable or not job.active:
+        raise JobNotScheduledError(f"no job named {name!r} in the store or in this server")
+    return local_data(service, job)
+
+
 def runs_data(service: BackgroundJobService, name: str | None, limit: int
               ) -> list[dict[str, Any]]:
     """The latest runs (of ``name``, or of every job), newest first."""
@@ -122,13 +140,7 @@ def act(service: BackgroundJobService, name: str, action: str) -> dict[str, Any]
     a durable job through the store (its hosts obey within about a second), a job of this
     process here.  Raises :class:`JobNotScheduledError` for an unknown name."""
     durable = service.durable
-    is_durable = False
-    if durable is not None:
-        try:
-            durable.get(name)
-            is_durable = True
-        except JobNotScheduledError:
-            pass
+    is_durable = service.is_durable(name)
     job = service.get_job(name)
     if not is_durable and (job is None or not job.active):
         raise JobNotScheduledError(f"no job named {name!r} in the store or in this server")

@@ -78,10 +78,7 @@ class JobHandler(_Base):
     @authorized
     async def get(self, name: str) -> None:
         def one(service: BackgroundJobService) -> dict[str, Any]:
-            for job in api.jobs_data(service):
-                if job["name"] == name:
-                    return {**job, "recent_runs": api.runs_data(service, name, 20)}
-            raise JobNotScheduledError(f"no job named {name!r} in the store or in this server")
+            return {**api.job_data(service, name), "recent_runs": api.runs_data(service, name, 20)}
 
         self._send(await self._call(one))
 
