@@ -227,3 +227,11 @@ def test_history_says_skipped_and_missed_fires_are_not_failures(
     runs = json.loads(capsys.readouterr().out)
     assert [(r["outcome"], r["success"]) for r in runs] == [
         ("ok", True), ("skipped", False), ("missed", False)]
+    # `jobs show --json` says a run in the same words (less its output and traceback)
+    assert main(["jobs", "add", "report", "0 7 * * *", "--call", "json:dumps",
+                 "--store", path]) == 0
+    capsys.readouterr()
+    assert main(["jobs", "show", "report", "--json", "--store", path]) == 0
+    shown = json.loads(capsys.readouterr().out)["runs"]
+    assert shown == [{k: v for k, v in run.items() if k not in ("output", "traceback")}
+                     for run in runs]

@@ -93,15 +93,7 @@ def history_command(args: argparse.Namespace) -> int:
 
 
 def _run_json(job: str, run: Any) -> dict[str, Any]:
-    return {
-        "job": job, "started": run.timestamp.isoformat(),
-        "scheduled_for": None if run.scheduled_for is None else run.scheduled_for.isoformat(),
-        "trigger": run.trigger, "attempt": run.attempt, "duration_ms": run.execution_time_ms,
-        "outcome": run.outcome.value, "success": run.success, "error": run.error_message,
-        "traceback": run.traceback,
-        "output": run.output, "worker": run.worker, "origin": run.origin,
-        "artifact": run.artifact, "revision": run.revision,
-    }
+    return {**run.to_json(), "job": job}
 
 
 def store_command(args: argparse.Namespace) -> int:

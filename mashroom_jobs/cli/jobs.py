@@ -212,7 +212,7 @@ def _show(args: argparse.Namespace, durable: DurableJobs, store: SQLiteStore) ->
     runs = store.history(args.name, 10)
     if args.json:
         print(json.dumps({**_info_json(info),
-                          "runs": [_run_json(run) for run in runs]}, indent=1))
+                          "runs": [run.to_json(texts=False) for run in runs]}, indent=1))
         return 0
     definition = info.definition
     print(f"{info.name}: {_state(info)}, version {info.version}, changed "
@@ -326,9 +326,3 @@ def _info_json(info: DurableInfo) -> dict[str, Any]:
     return data
 
 
-def _run_json(run: Any) -> dict[str, Any]:
-    return {"timestamp": run.timestamp.isoformat(),
-            "scheduled_for": run.scheduled_for.isoformat() if run.scheduled_for else None,
-            "trigger": run.trigger, "outcome": run.outcome.value,
-            "error_message": run.error_message, "origin": run.origin,
-            "artifact": run.artifact}

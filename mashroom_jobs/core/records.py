@@ -18,7 +18,7 @@ import enum
 import sys
 import traceback as _traceback
 from datetime import datetime
-from typing import Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 __all__ = ["MAX_LOG_CHARS", "MAX_TEXT_CHARS", "TRIGGERS", "HistorySource", "JobInvocation",
            "JobState", "Outcome", "Trigger", "bounded", "bounded_traceback", "error_text",
@@ -142,6 +142,24 @@ class JobInvocation(NamedTuple):
         """True when another process claimed this fire and ran it (``origin`` says who);
         nothing ran here.  Not a failure and not counted in ``run_count``."""
         return self.outcome is Outcome.ELSEWHERE
+
+    def to_json(self, *, texts: bool = True) -> dict[str, Any]:
+        """The record as JSON data, as ``mashroom-jobs history --json``, ``jobs show
+        --json`` and the server's API give it; ``texts=False`` leaves out the longest
+        fields (``output``, ``traceback``), for lists of many runs."""
+        data: dict[str, Any] = {
+            "job": self.job, "started": self.timestamp.isoformat(),
+            "scheduled_for": None if self.scheduled_for is None
+            else self.scheduled_for.isoformat(),
+            "trigger": self.trigger, "attempt": self.attempt,
+            "duration_ms": self.execution_time_ms, "outcome": self.outcome.value,
+            "success": self.success, "error": self.error_message, "worker": self.worker,
+            "origin": self.origin, "artifact": self.artifact, "revision": self.revision,
+        }
+        if texts:
+            data["output"] = self.output
+            data["traceback"] = self.traceback
+        return data
 
     def __repr__(self) -> str:
         outcome = self.outcome

@@ -29,13 +29,9 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def run_data(run: JobInvocation) -> dict[str, Any]:
-    """One run (or a fire recorded without a run) as JSON."""
-    return {
-        "job": run.job, "started": iso(run.timestamp), "scheduled_for": iso(run.scheduled_for),
-        "trigger": run.trigger, "attempt": run.attempt, "outcome": run.outcome.value,
-        "duration_ms": run.execution_time_ms, "error": run.error_message,
-        "origin": run.origin, "worker": run.worker, "artifact": run.artifact,
-    }
+    """One run (or a fire recorded without a run) as JSON (its output and traceback
+    aside: the API lists many)."""
+    return run.to_json(texts=False)
 
 
 def host_data(host: HostInfo) -> dict[str, Any]:

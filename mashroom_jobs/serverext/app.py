@@ -27,13 +27,12 @@ from traitlets import Bool, Float
 from ..core.errors import MashroomJobsError
 from ..core.events import RunFinished
 from ..service import BackgroundJobService
+from ..settings import store_configured
 from ..store import default_store_path
 from .handlers import handlers
 
 __all__ = ["JobsServerExtension"]
 
-#: the config sections the service reads its settings from
-_SECTIONS = ("BackgroundJobService", "ServiceSettings")
 #: the key of the server's activity the jobs' runs update (``last_activity_times``)
 ACTIVITY_KEY = "mashroom_jobs"
 
@@ -131,7 +130,7 @@ class JobsServerExtension(ExtensionApp):
 
     def _make_service(self) -> BackgroundJobService:
         kwargs: dict[str, Any] = {"parent": self, "host_kind": "server"}
-        if not any(f"{section}.store" in self.config for section in _SECTIONS):
+        if not store_configured(self.config):
             kwargs["store"] = default_store_path()  # the kernels' store
         server = self.serverapp
         if server is not None:
