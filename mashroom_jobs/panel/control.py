@@ -17,6 +17,7 @@ widget: the panel's flush asks and renders.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -98,15 +99,22 @@ class StoredJob:  # (Listed, below, is what a panel lists: this or a BackgroundJ
                 next_fire = self.schedule.next_fire_time(now)
         runs_tuple = tuple(reversed(runs))  # oldest first, as a job's history
         last = runs_tuple[-1] if runs_tuple else None
-        ran = [r for r in runs_tuple if r.outcome.ran]
+        run_count, failure_count = run_counts(runs_tuple)
         state = JobState(paused=info.paused, next_invocation=next_fire, last_invocation=last,
-                         run_count=len(ran), failure_count=sum(r.outcome.failed for r in ran))
+                         run_count=run_count, failure_count=failure_count)
         changed = (state != self._state or info != self.info or runs_tuple != self.runs)
         self.info, self._state, self.runs = info, state, runs_tuple
         return changed
 
     def __repr__(self) -> str:
         return f"<StoredJob {self.name!r}>"
+
+
+def run_counts(runs: Iterable[JobInvocation]) -> tuple[int, int]:
+    """How many of ``runs`` ran (not skipped, missed or run elsewhere), and how many of
+    those failed: a row's counts when its runs come from the store."""
+    ran = [run.outcome for run in runs if run.outcome.ran]
+    return len(ran), sum(outcome.failed for outcome in ran)
 
 
 #: what a panel lists: a job of this process, or a durable job of the store hosted elsewhere

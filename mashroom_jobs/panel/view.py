@@ -36,7 +36,7 @@ from ..core.errors import MashroomJobsError
 from ..core.records import JobInvocation, JobState
 from ..service import BackgroundJobService
 from . import format as fmt
-from .control import Listed, StoredJob, StoreView
+from .control import Listed, StoredJob, StoreView, run_counts
 from .executed import JupyterServer, find_server, notebook_link, render_notebook
 from .form import AddJobForm
 from .header import Header
@@ -377,9 +377,9 @@ class JobsPanel(widgets.VBox):
         last = state.last_invocation
         if last is None or last.timestamp <= stored[-1].timestamp:
             last = stored[-1]
-        ran = [r for r in stored if r.outcome.ran]
-        return state._replace(last_invocation=last, run_count=len(ran),
-                              failure_count=sum(r.outcome.failed for r in ran)), stored
+        run_count, failure_count = run_counts(stored)
+        return state._replace(last_invocation=last, run_count=run_count,
+                              failure_count=failure_count), stored
 
     def _detail(self, job: Listed, now: datetime, zone: tzinfo, version: object,
                 changed: bool) -> str:
